@@ -1,0 +1,39 @@
+"""Every error ondevice raises on bad input: one base class, each message says what to do."""
+
+from __future__ import annotations
+
+
+class OndeviceError(Exception):
+    """Base class: the CLI prints these as `ondevice: error: <message>` and exits 2."""
+
+
+class ToolSchemaError(OndeviceError, ValueError):
+    """A tool definition is malformed or uses a JSON Schema keyword we cannot enforce."""
+
+
+class ModelNotFoundError(OndeviceError, FileNotFoundError):
+    """A model spec names no file, alias or cached hub repo."""
+
+
+class ModelFileError(OndeviceError, ValueError):
+    """A model file exists but is not a loadable GGUF (corrupt, truncated, wrong format)."""
+
+
+class ContextOverflowError(OndeviceError, ValueError):
+    """The prompt does not fit in the context window."""
+
+
+class EmptyQueryError(OndeviceError, ValueError):
+    """The query is empty or only whitespace."""
+
+
+class BudgetExhaustedError(OndeviceError, RuntimeError):
+    """The token budget ran out before the structure could be closed; carries the partial text."""
+
+    def __init__(self, message: str, partial_text: str):
+        super().__init__(message)
+        self.partial_text = partial_text
+
+
+class AssetError(OndeviceError, RuntimeError):
+    """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""

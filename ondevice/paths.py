@@ -1,0 +1,56 @@
+"""Where ondevice keeps its files: one cache directory, overridable with ONDEVICE_HOME."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_DIR = REPO_ROOT / "models"
+
+
+def home() -> Path:
+    """The cache root: $ONDEVICE_HOME, else $XDG_CACHE_HOME/ondevice, else ~/.cache/ondevice."""
+    env = os.environ.get("ONDEVICE_HOME")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "ondevice"
+
+
+def models_dir() -> Path:
+    """Converted models live here: models_dir()/<alias>/<alias>.<QUANT>.gguf."""
+    return home() / "models"
+
+
+def assets_dir() -> Path:
+    """Downloaded test/bench assets (tokenizers, random checkpoints) live here."""
+    return home() / "assets"
+
+
+def converted_model_path(alias: str, quant: str) -> Path:
+    """The path `ondevice pull ALIAS` writes and `ondevice call --model ALIAS` reads."""
+    return models_dir() / alias / f"{alias}.{quant.upper()}.gguf"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temp path beside `final`; rename it into place only if the block succeeds.
+
+    Nothing half-written is ever left under the final name, and the temp file is removed on error.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
