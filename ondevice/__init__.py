@@ -1,0 +1,25 @@
+"""ondevice: offline tool calling with guaranteed-valid ``<tool_call>[...]</tool_call>`` output on llama.cpp."""
+
+from .api import CallResult, Conversation, ToolCaller, validate_calls
+from .errors import (
+    BudgetExhaustedError,
+    ContextOverflowError,
+    EmptyQueryError,
+    ModelFileError,
+    ModelNotFoundError,
+    OndeviceError,
+    ToolSchemaError,
+)
+from .parse import ToolCall, parse_response, parse_tool_calls
+from .prompt import SYSTEM_PROMPT, prepare_messages
+from .settings import Settings
+from .tools import Tool, normalize_tools, to_json_schema
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallResult", "Conversation", "ToolCaller", "validate_calls", "ToolCall", "parse_response",
+    "parse_tool_calls", "SYSTEM_PROMPT", "prepare_messages", "Settings", "Tool", "normalize_tools",
+    "to_json_schema", "OndeviceError", "ToolSchemaError", "ModelNotFoundError", "ModelFileError",
+    "ContextOverflowError", "EmptyQueryError", "BudgetExhaustedError",
+]

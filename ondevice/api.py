@@ -1,0 +1,252 @@
+"""The Python API: load a model once, then ask for tool calls.
+
+    from ondevice import ToolCaller, Settings
+    caller = ToolCaller.load()                      # the fine-tune if pulled, else the stand-in
+    result = caller.call("What's the weather in Paris?", tools)
+    result.calls   # [ToolCall(name='get_weather', arguments={'location': 'Paris'})]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import jsonschema
+from llguidance import LLMatcher, LLTokenizer
+from llguidance.llamacpp import lltokenizer_from_vocab
+
+from .chat_template import ChatTemplate, ChatTemplateError
+from .decode import GrammarStateError, Generation, decode, lcp
+from .errors import ContextOverflowError
+from .grammar import compile_grammar
+from .llama import LlamaModel
+from .models import ResolvedModel, resolve
+from .parse import ToolCall, parse_tool_calls
+from .prefix_cache import PrefixCache
+from .prompt import Message, check_query, prepare_messages
+from .sampling import Sampler
+from .settings import Settings
+from .tools import Tool, normalize_tools
+
+_QUERY_MARK = "\x00ondevice-query\x00"
+
+
+@dataclass
+class CallResult:
+    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text."""
+
+    calls: Optional[list[ToolCall]]
+    text: str
+    finish_reason: str
+    truncated: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
+        return None if self.calls is None else [c.to_dict() for c in self.calls]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls_as_dicts(),
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
+            "timings": self.timings,
+        }
+
+
+def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
+    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
+    by_name = {t.name: t for t in tools}
+    problems = []
+    for i, call in enumerate(calls):
+        tool = by_name.get(call.name)
+        if tool is None:
+            problems.append(f"call #{i}: unknown tool {call.name!r}")
+            continue
+        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
+            problems.append(f"call #{i} ({call.name}): {error.message}")
+    return problems
+
+
+class ToolCaller:
+    """A loaded model that answers queries with tool calls."""
+
+    def __init__(self, model: LlamaModel, settings: Settings, resolved: Optional[ResolvedModel] = None,
+                 load_seconds: float = 0.0):
+        self.model = model
+        self.settings = settings
+        self.resolved = resolved
+        self.load_seconds = load_seconds
+        source = settings.chat_template or model.chat_template()
+        if not source:
+            raise ChatTemplateError(
+                f"{model.path.name} carries no chat template: pass one with Settings(chat_template=...) "
+                "or --chat-template FILE"
+            )
+        if settings.chat_template and Path(settings.chat_template).is_file():
+            source = Path(settings.chat_template).read_text()
+        self.template = ChatTemplate(
+            source,
+            bos_token=model.token_text(llama_bos(model)),
+            eos_token=model.token_text(llama_eos(model)),
+        )
+        self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20)
+        self._lltokenizer: Optional[LLTokenizer] = None
+        self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
+        self._first_call = True
+
+    @classmethod
+    def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
+        """Load a model: a .gguf path, an alias from models/, a hub repo id, or None for the default."""
+        settings = settings or Settings()
+        resolved = resolve(None if model is None else str(model))
+        start = time.perf_counter()
+        llama = LlamaModel(resolved.path, settings)
+        return cls(llama, settings, resolved, time.perf_counter() - start)
+
+    # --- prompt -------------------------------------------------------------------------------------
+    def render(self, messages: list[Message]) -> str:
+        """The prompt text for `messages`, as the model's chat template renders it."""
+        return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
+
+    def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
+        key = json.dumps(tools, sort_keys=True, default=str)
+        hit = self._grammars.get(key)
+        if hit is None:
+            normalized = normalize_tools(tools)
+            hit = (normalized, compile_grammar(normalized))
+            self._grammars[key] = hit
+            while len(self._grammars) > 32:
+                self._grammars.popitem(last=False)
+        else:
+            self._grammars.move_to_end(key)
+        return hit
+
+    def lltokenizer(self) -> LLTokenizer:
+        if self._lltokenizer is None:  # ~1 s for a 128k vocabulary: built once, on first use
+            self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
+        return self._lltokenizer
+
+    # --- evaluation with prefix reuse ---------------------------------------------------------------
+    def _evaluate(self, prompt: list[int], prefix_len: int) -> int:
+        """Bring the KV cache to `prompt`, reusing what is cached; returns how many tokens were reused."""
+        model = self.model
+        if len(prompt) + 1 > model.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(prompt)} tokens but the context holds {model.n_ctx}: raise n_ctx "
+                f"(--n-ctx; the model was trained on {model.n_ctx_train}), or pass fewer tools or less history"
+            )
+        common = lcp(model.tokens, prompt)
+        if common < prefix_len:
+            entry = self.prefix_cache.get(prompt[:prefix_len])
+            if entry is not None and model.restore(entry.state, entry.tokens):
+                common = prefix_len
+        model.truncate(min(common, len(prompt) - 1))  # at least one token is evaluated, for fresh logits
+        reused = len(model.tokens)
+        if reused < prefix_len:
+            model.eval(prompt[reused:prefix_len])
+            self.prefix_cache.put(prompt[:prefix_len], model.snapshot())
+        model.eval(prompt[len(model.tokens):])
+        return reused
+
+    # --- the call ------------------------------------------------------------------------------------
+    def call(
+        self,
+        query: str,
+        tools: Optional[Sequence[Any]] = None,
+        history: Optional[list[Message]] = None,
+        settings: Optional[Settings] = None,
+    ) -> CallResult:
+        """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
+
+        `history` is the conversation so far (from `Conversation`, or the card's messages). With
+        `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
+        tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
+        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`.
+        """
+        s = settings or self.settings
+        check_query(query)
+        normalized, grammar = self._tools(tools)
+        messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+        prompt_text = self.render(messages)
+        marked = list(messages)
+        marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
+        prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+
+        t0 = time.perf_counter()
+        prompt = self.model.tokenize(prompt_text)
+        prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
+        reused = self._evaluate(prompt, prefix_len)
+        t1 = time.perf_counter()
+
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
+        if matcher is not None and matcher.is_error():
+            raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
+        gen = decode(self.model, Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher)
+        calls = parse_tool_calls(gen.text)
+        if s.constrained:
+            problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
+            if problems:  # the grammar guarantees this never happens; if it does, say so loudly
+                raise GrammarStateError(f"constrained output failed validation: {problems}; text: {gen.text!r}")
+        timings = _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0)
+        if self._first_call:
+            timings["load_s"] = round(self.load_seconds, 4)
+            self._first_call = False
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings)
+
+    def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
+        """A multi-turn helper bound to these tools."""
+        return Conversation(self, tools)
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __enter__(self) -> "ToolCaller":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Conversation:
+    """Multi-turn tool calling as in the card: each answer goes back as ``json.dumps(calls)``."""
+
+    def __init__(self, caller: ToolCaller, tools: Optional[Sequence[Any]] = None):
+        self.caller = caller
+        self.tools = list(tools) if tools is not None else []
+        self.messages: list[Message] = []
+
+    def ask(self, query: str, settings: Optional[Settings] = None) -> CallResult:
+        result = self.caller.call(query, self.tools, self.messages or None, settings)
+        self.messages = prepare_messages(query, self.tools, self.messages or None)
+        answer = result.calls_as_dicts() if result.calls is not None else result.text
+        self.messages.append({"role": "assistant", "content": json.dumps(answer) if result.calls is not None else answer})
+        return result
+
+
+def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
+    return {
+        "prompt_tokens": len(prompt),
+        "prompt_reused": reused,
+        "prompt_eval_s": round(prompt_s, 4),
+        "sampled_tokens": gen.sampled,
+        "forced_tokens": gen.forced,
+        "decode_s": round(gen.seconds, 4),
+        "total_s": round(total_s, 4),
+    }
+
+
+def llama_bos(model: LlamaModel) -> int:
+    import llama_cpp
+
+    return llama_cpp.llama_vocab_bos(model.vocab)
+
+
+def llama_eos(model: LlamaModel) -> int:
+    import llama_cpp
+
+    return llama_cpp.llama_vocab_eos(model.vocab)

@@ -1,0 +1,131 @@
+"""The decode loop: constrained by the tool-call grammar, with forced tokens appended in one batch.
+
+At each step:
+1. If the grammar allows exactly one continuation, llguidance returns its tokens (``compute_ff_tokens``,
+   in the canonical tokenization); they are appended and evaluated in one batch, without sampling.
+2. Otherwise a token is picked from the raw logits and checked against the grammar alone
+   (``validate_tokens``); only when it is refused is the full mask computed and the pick redone under
+   it. Greedy picks are thereby identical to masking first; sampled picks follow the same
+   distribution (an accepted first draw is a draw from the masked distribution, renormalized).
+When the budget runs out inside a call, the grammar is rolled back to the end of the last complete
+call and the structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>``,
+flagged ``truncated``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from llguidance import LLMatcher
+from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
+
+from .errors import OndeviceError
+from .grammar import CLOSE, OPEN
+from .llama import LlamaModel
+from .sampling import Sampler, mask_to_bool
+
+
+class GrammarStateError(OndeviceError, RuntimeError):
+    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""
+
+
+@dataclass
+class Generation:
+    """What one decode produced."""
+
+    tokens: list[int]
+    text: str
+    finish_reason: str  # "stop" (grammar complete), "eog" (end of turn), "budget" (max tokens or context)
+    truncated: bool  # the budget ran out and the structure was closed early
+    sampled: int
+    forced: int
+    seconds: float
+
+
+def decode(
+    model: LlamaModel,
+    sampler: Sampler,
+    budget: int,
+    matcher: Optional[LLMatcher] = None,
+    fast_forward: bool = True,
+) -> Generation:
+    """Generate after the prompt already evaluated in `model`, under `matcher` when given."""
+    start = time.perf_counter()
+    budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
+    out: list[int] = []
+    sampled = forced = 0
+    bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
+    finish = "budget"
+
+    while True:
+        if matcher is not None:
+            if matcher.is_error():
+                raise GrammarStateError(f"grammar error after {model.detokenize(out)!r}: {matcher.get_error()}")
+            if matcher.is_stopped():
+                finish = "stop"
+                break
+            if fast_forward:
+                ff = matcher.compute_ff_tokens()[: budget - len(out)]
+                if ff:
+                    if not matcher.consume_tokens(ff):
+                        raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
+                    out.extend(ff)
+                    forced += len(ff)
+                    if matcher.is_stopped():
+                        finish = "stop"
+                        break
+                    if len(out) >= budget:
+                        break
+                    model.eval(ff)
+                    continue
+        if len(out) >= budget:
+            break
+        logits = model.logits()
+        token = sampler.pick(logits)
+        if matcher is not None and matcher.validate_tokens([token]) != 1:
+            fill_next_token_bitmask(matcher, bitmask)
+            token = sampler.pick(logits, mask_to_bool(bitmask[0], model.n_vocab))
+        if matcher is None and token in model.eog_tokens:
+            finish = "eog"
+            break
+        if matcher is not None and not matcher.consume_token(token):
+            raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
+        out.append(token)
+        sampled += 1
+        if matcher is not None and matcher.is_stopped():
+            finish = "stop"
+            break
+        model.eval([token])
+
+    truncated = False
+    if matcher is not None and finish == "budget":
+        out = _close(model, matcher, out)
+        truncated = True
+    text = model.detokenize(out).decode("utf-8", errors="replace")
+    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
+
+
+def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
+    """Roll back to the last point where ``]</tool_call>`` may follow, and append it."""
+    close = model.tokenize(CLOSE, special=False)
+    keep = len(out)
+    while matcher.validate_tokens(close) != len(close):
+        if keep == 0 or not matcher.rollback(1):
+            # Not even "<tool_call>[" fitted in the budget: the empty list is the valid answer.
+            return model.tokenize(OPEN + CLOSE, special=False)
+        keep -= 1
+    return out[:keep] + close
+
+
+def lcp(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    x = np.asarray(a[:n])
+    y = np.asarray(b[:n])
+    diff = np.flatnonzero(x != y)
+    return int(diff[0]) if diff.size else n

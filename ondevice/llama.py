@@ -1,0 +1,238 @@
+"""The engine's view of llama.cpp: a model + one context + one batch, over llama-cpp-python's ctypes binding.
+
+We use the binding (``llama_cpp.llama_*``) rather than ``llama_cpp.Llama`` because the decode loop
+needs the KV cache (truncate, snapshot, restore) and raw logits, and ``Llama`` keeps an
+n_batch x n_vocab float buffer (260 MB for Llama 3's 128k vocabulary) that an edge device can spare.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import struct
+import threading
+from pathlib import Path
+from typing import Optional, Sequence
+
+import llama_cpp
+import numpy as np
+
+from .errors import ContextOverflowError, ModelFileError, OndeviceError
+from .settings import Settings
+
+GGUF_MAGIC = b"GGUF"
+GGUF_VERSIONS = (2, 3)
+
+_LOG_LINES: collections.deque[str] = collections.deque(maxlen=50)
+_LOG_LOCK = threading.Lock()
+_BACKEND_READY = False
+
+
+@llama_cpp.llama_log_callback
+def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    # Keep llama.cpp quiet but remember what it said, so a load failure can say why.
+    with _LOG_LOCK:
+        _LOG_LINES.append(text.decode("utf-8", errors="replace"))
+
+
+def _init_backend() -> None:
+    global _BACKEND_READY
+    if not _BACKEND_READY:
+        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _BACKEND_READY = True
+
+
+def _recent_log(containing: Sequence[str] = ("error", "failed", "invalid", "corrupt", "out of bounds", "not within")) -> str:
+    with _LOG_LOCK:
+        lines = [line.strip() for line in _LOG_LINES if any(word in line.lower() for word in containing)]
+        _LOG_LINES.clear()
+    return "; ".join(dict.fromkeys(lines))[-600:]
+
+
+def check_gguf_header(path: Path) -> None:
+    """Refuse files that are not GGUF before llama.cpp sees them, with a message saying what was found."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {path}: {exc.strerror}") from None
+    if len(head) < 24:
+        raise ModelFileError(f"{path} is not a GGUF model: only {size} bytes (truncated or empty); re-download or re-convert it")
+    if head[:4] != GGUF_MAGIC:
+        raise ModelFileError(
+            f"{path} is not a GGUF model: expected magic {GGUF_MAGIC!r}, got {head[:4]!r}; "
+            "convert safetensors checkpoints with `ondevice convert`"
+        )
+    (version,) = struct.unpack("<I", head[4:8])
+    if version not in GGUF_VERSIONS:
+        raise ModelFileError(f"{path}: unsupported GGUF version, expected one of {GGUF_VERSIONS}, got {version}")
+
+
+class LlamaModel:
+    """A loaded GGUF model with one inference context (sequence 0) and a token batch."""
+
+    def __init__(self, path: Path, settings: Settings):
+        _init_backend()
+        self.path = Path(path)
+        self.settings = settings
+        check_gguf_header(self.path)
+        if settings.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
+            raise OndeviceError(
+                f"n_gpu_layers={settings.n_gpu_layers} but this llama-cpp-python build has no GPU backend: "
+                "reinstall it with CMAKE_ARGS=\"-DGGML_METAL=on\" (macOS) or \"-DGGML_CUDA=on\" (NVIDIA), "
+                "or use n_gpu_layers=0"
+            )
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = settings.n_gpu_layers if settings.n_gpu_layers >= 0 else 2**31 - 1
+        self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        if not self.model:
+            reason = _recent_log()
+            raise ModelFileError(
+                f"llama.cpp could not load {self.path} ({self.path.stat().st_size} bytes): the file is truncated or "
+                f"corrupt, or its architecture is not supported by this build; re-download or re-convert it"
+                + (f" (llama.cpp: {reason})" if reason else "")
+            )
+        self.vocab = llama_cpp.llama_model_get_vocab(self.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
+
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = settings.n_ctx
+        cparams.n_batch = settings.n_batch
+        cparams.n_ubatch = settings.n_batch
+        cparams.n_seq_max = 1
+        cparams.n_threads = settings.threads
+        cparams.n_threads_batch = settings.threads
+        self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+            raise OndeviceError(
+                f"llama.cpp could not create a context of {settings.n_ctx} tokens for {self.path}: "
+                f"lower n_ctx (the model was trained on {self.n_ctx_train}) or free memory"
+                + (f" (llama.cpp: {_recent_log()})" if _LOG_LINES else "")
+            )
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.memory = llama_cpp.llama_get_memory(self.ctx)
+        self.batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
+        self.tokens: list[int] = []  # what the KV cache of sequence 0 holds, in order
+        self.eog_tokens = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
+
+    # --- metadata -------------------------------------------------------------------------------
+    def meta(self, key: str) -> Optional[str]:
+        size = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), None, 0)
+        if size < 0:
+            return None
+        buf = ctypes.create_string_buffer(size + 1)
+        llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, size + 1)
+        return buf.value.decode("utf-8", errors="replace")
+
+    def chat_template(self) -> Optional[str]:
+        raw = llama_cpp.llama_model_chat_template(self.model, None)
+        return raw.decode("utf-8") if raw else None
+
+    def token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    # --- text <-> tokens --------------------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Tokens of `text` with special tokens parsed (no BOS added: chat templates write it)."""
+        data = text.encode("utf-8")
+        n_max = len(data) + 8
+        buf = (llama_cpp.llama_token * n_max)()
+        n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, False, special)
+        if n < 0:
+            n_max = -n
+            buf = (llama_cpp.llama_token * n_max)()
+            n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, False, special)
+        return list(buf[:n])
+
+    def detokenize(self, tokens: Sequence[int], special: bool = True) -> bytes:
+        out = bytearray()
+        buf = ctypes.create_string_buffer(256)
+        for token in tokens:
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 256, 0, special)
+            if n < 0:
+                big = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self.vocab, token, big, -n, 0, special)
+                out += big.raw[:n]
+            else:
+                out += buf.raw[:n]
+        return bytes(out)
+
+    # --- the KV cache -----------------------------------------------------------------------------
+    def truncate(self, n: int) -> None:
+        """Forget every cached token from position n on."""
+        if n < len(self.tokens):
+            llama_cpp.llama_memory_seq_rm(self.memory, 0, n, -1)
+            del self.tokens[n:]
+
+    def eval(self, tokens: Sequence[int]) -> None:
+        """Append `tokens` to the KV cache; afterwards `logits()` is the next-token distribution."""
+        if not tokens:
+            return
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ContextOverflowError(
+                f"{len(self.tokens) + len(tokens)} tokens do not fit the context of {self.n_ctx}: "
+                f"raise n_ctx (--n-ctx; the model was trained on {self.n_ctx_train}) or shorten the tools or history"
+            )
+        step = self.settings.n_batch
+        batch = self.batch
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start:start + step]
+            pos0 = len(self.tokens)
+            batch.n_tokens = len(chunk)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = pos0 + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = 0
+            batch.logits[len(chunk) - 1] = 1
+            rc = llama_cpp.llama_decode(self.ctx, batch)
+            if rc != 0:
+                raise OndeviceError(f"llama_decode failed with code {rc} at position {pos0}")
+            self.tokens.extend(chunk)
+
+    def logits(self) -> np.ndarray:
+        """Logits after the last evaluated token (a view into llama.cpp's buffer: copy to keep)."""
+        ptr = llama_cpp.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def snapshot(self) -> bytes:
+        """The state (KV cache) of sequence 0, to restore later with `restore`."""
+        size = llama_cpp.llama_state_seq_get_size(self.ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, 0)
+        return bytes(buf[:written])
+
+    def restore(self, state: bytes, tokens: Sequence[int]) -> bool:
+        """Replace sequence 0 with a snapshot holding `tokens`; False if llama.cpp refused it."""
+        llama_cpp.llama_memory_seq_rm(self.memory, 0, 0, -1)
+        self.tokens = []
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if llama_cpp.llama_state_seq_set_data(self.ctx, buf, len(state), 0) == 0:
+            return False
+        self.tokens = list(tokens)
+        return True
+
+    def close(self) -> None:
+        if getattr(self, "batch", None) is not None:
+            llama_cpp.llama_batch_free(self.batch)
+            self.batch = None
+        if getattr(self, "ctx", None):
+            llama_cpp.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

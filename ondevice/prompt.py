@@ -1,0 +1,76 @@
+"""The prompt layer: the model card's system prompt, user template and `prepare_messages`.
+
+These strings are the fine-tune's trained interface and are reproduced verbatim from the model card
+(including the trailing spaces at the end of its first three lines).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from .errors import EmptyQueryError
+
+SYSTEM_PROMPT = """
+You are an expert in composing functions. You are given a question and a set of possible functions. 
+Based on the question, you will need to make one or more function/tool calls to achieve the purpose. 
+If none of the functions can be used, point it out and refuse to answer. 
+If the given question lacks the parameters required by the function, also point it out.
+
+The output MUST strictly adhere to the following format, and NO other text MUST be included.
+The example format is as follows. Please make sure the parameter type is correct. If no function call is needed, please make the tool calls an empty list '[]'.
+```
+<tool_call>[
+{"name": "func_name1", "arguments": {"argument1": "value1", "argument2": "value2"}},
+... (more tool calls as required)
+]</tool_call>
+```
+""".strip()
+
+# The card writes this template with a trailing newline, but renders it with jinja2's Template, which
+# drops one trailing newline by default; the chat template trims the content anyway. So the user turn
+# ends with the query itself.
+USER_TEMPLATE = "You have access to the following tools:\n<tools>{tools}</tools>\n\nPlease answer the following query:\n{query}"
+
+Message = dict[str, str]
+
+
+def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
+    """The first user turn: the tools exactly as passed (``json.dumps`` of the raw list), then the query."""
+    return USER_TEMPLATE.format(tools=json.dumps(tools if tools is not None else []), query=query)
+
+
+def tools_prefix(tools: Optional[list[Any]] = None) -> str:
+    """The part of the first user turn that depends only on the tools (shared by every query)."""
+    return render_user_prompt("\0", tools).split("\0", 1)[0]
+
+
+def check_query(query: str) -> str:
+    """Reject an empty or non-string query with a message that says what to pass."""
+    if not isinstance(query, str):
+        raise EmptyQueryError(f"expected the query to be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise EmptyQueryError("the query is empty: pass the question to answer, e.g. \"What's the weather in Paris?\"")
+    return query
+
+
+def prepare_messages(
+    query: str,
+    tools: Optional[list[Any]] = None,
+    conversation_history: Optional[list[Message]] = None,
+) -> list[Message]:
+    """Prepare the messages for a query, as the model card does.
+
+    A first query gets the system prompt and a user turn carrying the tools. A follow-up query
+    (``conversation_history`` given, starting with that system prompt) is appended as a plain user
+    turn: the tools stay in the first user turn, exactly as the model was trained.
+    """
+    check_query(query)
+    if conversation_history:
+        messages = list(conversation_history)
+        messages.append({"role": "user", "content": query})
+        return messages
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": render_user_prompt(query, tools)},
+    ]
