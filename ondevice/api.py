@@ -186,7 +186,7 @@ class ToolCaller:
         matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
         if matcher is not None and matcher.is_error():
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
-        gen = decode(self.model, Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher)
+        gen = decode(self.model, Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher, s.fast_forward)
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)

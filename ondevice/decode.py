@@ -7,13 +7,14 @@ At each step:
    (``validate_tokens``); only when it is refused is the full mask computed and the pick redone under
    it. Greedy picks are thereby identical to masking first; sampled picks follow the same
    distribution (an accepted first draw is a draw from the masked distribution, renormalized).
-When the budget runs out inside a call, the grammar is rolled back to the end of the last complete
-call and the structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>``,
+When the budget runs out inside a call, the output is cut after the last complete call and the
+structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>``,
 flagged ``truncated``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -108,16 +109,38 @@ def decode(
     return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
 
 
+def close_text(text: str) -> str:
+    """The valid tool-call text made of every complete call in a truncated `text`.
+
+    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
+    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
+    """
+    if not text.startswith(OPEN):
+        return OPEN + CLOSE
+    decoder = json.JSONDecoder()
+    end = i = len(OPEN)
+    if text[i:i + 1] == "\n":
+        i += 1
+    while text[i:i + 1] == "{":
+        try:
+            _, j = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        end = j
+        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
+            break
+        i = j + 2
+    return text[:end] + CLOSE
+
+
 def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
-    """Roll back to the last point where ``]</tool_call>`` may follow, and append it."""
-    close = model.tokenize(CLOSE, special=False)
-    keep = len(out)
-    while matcher.validate_tokens(close) != len(close):
-        if keep == 0 or not matcher.rollback(1):
-            # Not even "<tool_call>[" fitted in the budget: the empty list is the valid answer.
-            return model.tokenize(OPEN + CLOSE, special=False)
-        keep -= 1
-    return out[:keep] + close
+    """Close a truncated output validly; the grammar re-checks the result from its start."""
+    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"))
+    tokens = model.tokenize(text, special=False)
+    matcher.reset()
+    if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
+        raise GrammarStateError(f"could not close the truncated output validly: {text!r}")
+    return tokens
 
 
 def lcp(a: list[int], b: list[int]) -> int:

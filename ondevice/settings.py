@@ -21,7 +21,8 @@ class Settings:
     to offload to Metal/CUDA when llama-cpp-python was built with it (0: CPU only, -1: all).
     temperature: 0 is greedy (the default, reproducible); above 0 samples with `seed` and `top_p`.
     max_tokens: the budget of generated tokens per call. constrained: decode under the tool-call
-    grammar (False: free generation, for comparisons). date_string: pins the "Today Date" line of
+    grammar (False: free generation, for comparisons). fast_forward: append the tokens the grammar
+    forces without sampling them (False: sample every token, for comparisons). date_string: pins the "Today Date" line of
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first.
     """
@@ -35,6 +36,7 @@ class Settings:
     top_p: float = 1.0
     max_tokens: int = 512
     constrained: bool = True
+    fast_forward: bool = True
     date_string: Optional[str] = None
     prefix_cache_entries: int = 8
     prefix_cache_mb: int = 512

@@ -1,0 +1,51 @@
+"""`ondevice call`: one query, tool calls on stdout as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..api import ToolCaller
+from ..prompt import check_query
+from .options import add_model_options, load_tools, settings_from_args
+
+EXAMPLES = """\
+examples:
+  ondevice call "What's the weather like in New York in fahrenheit?" --tools examples/simple/tools.json
+  ondevice call "What is the capital of Brazil?" --tools examples/multiple/tools.json --json
+  cat tools.json | ondevice call "Find flights to Oslo" --tools - --model ./model.Q4_K_M.gguf
+  ondevice call "Hello" --tools tools.json --temperature 0.8 --seed 7
+
+Prints the calls as a JSON array ([] when no tool fits); --json prints the whole result
+(calls, raw text, finish reason, timings). Exit status 2 on bad input, with a message on stderr.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("call", help="answer one query with tool calls", description=__doc__,
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("query", help="the question to answer")
+    p.add_argument("--tools", "-t", help="JSON file with the list of tools ('-' for stdin); none: answers []")
+    p.add_argument("--json", action="store_true", help="print the whole result as JSON, not only the calls")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_query(args.query)  # before the model loads
+    tools = load_tools(args.tools)
+    caller = ToolCaller.load(args.model, settings_from_args(args))
+    if caller.resolved is not None and caller.resolved.note:
+        print(caller.resolved.note, file=sys.stderr)
+    result = caller.call(args.query, tools)
+    if result.truncated:
+        print(f"ondevice: the budget of {args.max_tokens} tokens ran out; the list was closed after the last "
+              "complete call (raise --max-tokens)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif result.calls is not None:
+        print(json.dumps(result.calls_as_dicts(), ensure_ascii=False))
+    else:
+        print(result.text)
+    return 0

@@ -1,0 +1,45 @@
+"""Shared fixtures: a temp ONDEVICE_HOME per test session and one loaded stand-in model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ondevice import Settings, ToolCaller
+from ondevice.assets import standin_gguf_path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SHARED = REPO.parent / "shared"
+PINNED_DATE = "26 Jul 2024"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ondevice_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("ondevice-home")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ONDEVICE_HOME", str(home))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    yield home
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def standin_path(ondevice_home: Path) -> Path:
+    return standin_gguf_path()
+
+
+@pytest.fixture(scope="session")
+def caller(standin_path: Path) -> ToolCaller:
+    with ToolCaller.load(str(standin_path), Settings(date_string=PINNED_DATE, n_ctx=4096)) as c:
+        yield c
+
+
+def load_example(name: str) -> tuple[list, dict]:
+    folder = EXAMPLES / name
+    return json.loads((folder / "tools.json").read_text()), json.loads((folder / "case.json").read_text())
+
+
+EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "case.json").is_file())
