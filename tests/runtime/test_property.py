@@ -1,0 +1,84 @@
+"""Property: for random tool schemas, random seeds and high temperatures, every output is valid.
+
+Each case really decodes on the stand-in under the grammar, then checks the text with the parse layer
+and the arguments with the `jsonschema` library. ONDEVICE_PROPERTY_EXAMPLES sets the number of cases
+(300 in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ondevice.grammar import CLOSE, OPEN
+from ondevice.tools import normalize_tools
+
+EXAMPLES = int(os.environ.get("ONDEVICE_PROPERTY_EXAMPLES", "40"))
+NAMES = st.text(string.ascii_lowercase + "_", min_size=1, max_size=10).filter(lambda s: s[0] != "_")
+SCALARS = st.sampled_from(["string", "integer", "number", "boolean", "null", "float", "any"])
+
+
+@st.composite
+def schemas(draw, depth: int = 0):
+    kind = draw(st.sampled_from(
+        ["scalar", "scalar", "enum", "const", "array", "object", "anyof", "typelist", "bounded_string"]
+        if depth < 2 else ["scalar", "enum", "bounded_string"]))
+    if kind == "scalar":
+        return {"type": draw(SCALARS)}
+    if kind == "enum":
+        return {"type": "string", "enum": draw(st.lists(st.text(string.ascii_letters + " ", min_size=1, max_size=8), min_size=1, max_size=4, unique=True))}
+    if kind == "const":
+        return {"const": draw(st.one_of(st.integers(-5, 5), st.sampled_from(["a", "b c"]), st.booleans()))}
+    if kind == "bounded_string":
+        lo = draw(st.integers(0, 3))
+        return {"type": "string", "minLength": lo, "maxLength": lo + draw(st.integers(0, 6))}
+    if kind == "array":
+        lo = draw(st.integers(0, 2))
+        schema = {"type": draw(st.sampled_from(["array", "tuple"])), "items": draw(schemas(depth + 1))}
+        if draw(st.booleans()):
+            schema.update(minItems=lo, maxItems=lo + draw(st.integers(0, 3)))
+        return schema
+    if kind == "anyof":
+        return {"anyOf": draw(st.lists(schemas(depth + 1), min_size=1, max_size=3))}
+    if kind == "typelist":
+        return {"type": draw(st.lists(st.sampled_from(["string", "integer", "null", "boolean"]), min_size=1, max_size=3, unique=True))}
+    return objects_(draw, depth + 1)
+
+
+def objects_(draw, depth: int) -> dict:
+    names = draw(st.lists(NAMES, min_size=0, max_size=4, unique=True))
+    props = {n: draw(schemas(depth)) for n in names}
+    if not names and draw(st.booleans()):
+        return {"type": "object"}  # free-form
+    return {"type": draw(st.sampled_from(["object", "dict"])), "properties": props,
+            "required": draw(st.lists(st.sampled_from(names), unique=True)) if names else []}
+
+
+@st.composite
+def toolsets(draw):
+    names = draw(st.lists(NAMES, min_size=1, max_size=3, unique=True))
+    return [{"name": n, "description": f"Tool {n}", "parameters": objects_(draw, 1)} for n in names]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tools=toolsets(), seed=st.integers(0, 2**31 - 1), temperature=st.floats(0.7, 2.0),
+       budget=st.integers(8, 96), query=st.sampled_from([
+           "What's the weather like in New York in fahrenheit?", "Do it twice, with different values.",
+           "Call every tool you have.", "Nothing to do here, thanks."]))
+def test_every_output_is_valid(caller, tools, seed, temperature, budget, query):
+    normalized = {t.name: t for t in normalize_tools(tools)}
+    s = caller.settings.with_(temperature=temperature, seed=seed, max_tokens=budget)
+    result = caller.call(query, tools, settings=s)
+    assert result.text.startswith(OPEN) and result.text.endswith(CLOSE), result.text
+    parsed = json.loads(result.text[len("<tool_call>"):-len("</tool_call>")])
+    assert isinstance(parsed, list)
+    for call in parsed:
+        assert set(call) == {"name", "arguments"}
+        assert call["name"] in normalized
+        jsonschema.validate(call["arguments"], normalized[call["name"]].parameters)
