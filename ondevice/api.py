@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,10 @@ class ToolCaller:
             bos_token=model.token_text(llama_bos(model)),
             eos_token=model.token_text(llama_eos(model)),
         )
-        self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20)
+        stat = model.path.stat()
+        identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
+        self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
+                                        settings.prefix_cache_dir, namespace=identity)
         self._lltokenizer: Optional[LLTokenizer] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         self._first_call = True
@@ -128,7 +132,9 @@ class ToolCaller:
 
     def lltokenizer(self) -> LLTokenizer:
         if self._lltokenizer is None:  # ~1 s for a 128k vocabulary: built once, on first use
-            self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
+            with warnings.catch_warnings():  # it calls a binding deprecated once per token
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
         return self._lltokenizer
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------

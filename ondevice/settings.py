@@ -24,7 +24,8 @@ class Settings:
     grammar (False: free generation, for comparisons). fast_forward: append the tokens the grammar
     forces without sampling them (False: sample every token, for comparisons). date_string: pins the "Today Date" line of
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
-    prefixes (KV snapshots) to keep in RAM, least recently used evicted first.
+    prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
+    keeps them on disk, so that a new process skips evaluating a known tools prefix.
     """
 
     n_ctx: int = 4096
@@ -40,6 +41,7 @@ class Settings:
     date_string: Optional[str] = None
     prefix_cache_entries: int = 8
     prefix_cache_mb: int = 512
+    prefix_cache_dir: Optional[str] = None
     chat_template: Optional[str] = None
     verbose: bool = False
 

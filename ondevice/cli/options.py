@@ -26,6 +26,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
+    g.add_argument("--prefix-cache-dir", help="keep evaluated tool prefixes (KV snapshots) here, so the next "
+                   "process with the same model and tools skips evaluating them")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
 
 
@@ -40,6 +42,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         constrained=not args.no_grammar,
         date_string=args.date_string,
         chat_template=args.chat_template,
+        prefix_cache_dir=args.prefix_cache_dir,
     )
 
 

@@ -76,7 +76,7 @@ def test_consecutive_calls_reuse_the_tools_prefix_and_match_a_cold_run(caller):
     assert caller.prefix_cache.hits == hits + 1  # restored from the snapshot, not re-evaluated
     assert again.text == warm.text
     caller.model.truncate(0)
-    caller.prefix_cache._entries.clear()
+    caller.prefix_cache.clear()
     cold = caller.call("What's the weather like in Lima in celsius?", tools)
     assert cold.timings["prompt_reused"] == 0
     assert cold.text == warm.text
@@ -132,3 +132,17 @@ def test_prompt_longer_than_the_context(standin_path):
 def test_empty_query(caller, query):
     with pytest.raises(EmptyQueryError):
         caller.call(query, [])
+
+
+def test_prefix_snapshots_on_disk_serve_a_new_process(standin_path, tmp_path):
+    tools, case = load_example("simple")
+    settings = Settings(date_string=PINNED_DATE, prefix_cache_dir=str(tmp_path / "kv"))
+    with ToolCaller.load(str(standin_path), settings) as first:
+        a = first.call(case["queries"][0], tools)
+    assert len(list((tmp_path / "kv").glob("*.kv"))) == 1
+    assert not list((tmp_path / "kv").glob("*.part"))
+    with ToolCaller.load(str(standin_path), settings) as second:
+        b = second.call(case["queries"][0], tools)
+        assert second.prefix_cache.hits == 1
+    assert b.timings["prompt_tokens"] - b.timings["prompt_reused"] < 30  # only the query was evaluated
+    assert a.text == b.text
