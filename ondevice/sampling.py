@@ -29,15 +29,34 @@ class Sampler:
             logits = np.where(allowed, logits, -np.inf)
         if self.greedy:
             return int(np.argmax(logits))
-        scaled = logits.astype(np.float64) / self.temperature
-        scaled -= scaled.max()
-        probs = np.exp(scaled)
+        probs = np.exp((logits - np.max(logits)) / self.temperature, dtype=np.float64)
         if self.top_p < 1.0:
-            order = np.argsort(-probs)
-            cumulative = np.cumsum(probs[order]) / probs.sum()
-            keep = order[: int(np.searchsorted(cumulative, self.top_p)) + 1]
-            trimmed = np.zeros_like(probs)
-            trimmed[keep] = probs[keep]
-            probs = trimmed
-        probs /= probs.sum()
-        return int(self.rng.choice(probs.shape[0], p=probs))
+            candidates = _nucleus(probs, self.top_p)
+            return int(candidates[_draw(probs[candidates], self.rng)])
+        return _draw(probs, self.rng)
+
+
+def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
+    """Index drawn with probability proportional to `weights` (inverse CDF; zero weights never drawn)."""
+    cumulative = np.cumsum(weights)
+    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+    return min(index, weights.shape[0] - 1)
+
+
+def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The smallest set of most likely tokens whose mass reaches top_p, most likely first.
+
+    Exact without sorting the whole vocabulary: the top k are partitioned out, k growing until their
+    mass reaches top_p (the nucleus is then inside them).
+    """
+    n = probs.shape[0]
+    target = top_p * probs.sum()
+    k = 64
+    while True:
+        top = np.argpartition(-probs, k - 1)[:k] if k < n else np.arange(n)
+        if k >= n or probs[top].sum() >= target:
+            break
+        k *= 4
+    order = top[np.argsort(-probs[top], kind="stable")]
+    cut = int(np.searchsorted(np.cumsum(probs[order]), target)) + 1
+    return order[:cut]
