@@ -37,8 +37,9 @@ def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
 
 def _init_backend() -> None:
     global _BACKEND_READY
+    # Set at every load: other code in the process (the quantizer) may have swapped the global callback.
+    llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     if not _BACKEND_READY:
-        llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         _BACKEND_READY = True
 
