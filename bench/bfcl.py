@@ -1,0 +1,640 @@
+"""BFCL accuracy with and without the grammar, on the Berkeley Function Calling Leaderboard's own data
+and its own AST checker, from the pinned PyPI package ``bfcl-eval``.
+
+The data is read from the installed package (``bfcl_eval/data``); nothing is downloaded. BFCL's AST
+checker imports ``bfcl_eval.constants.model_config``, which imports every provider SDK (OpenAI,
+Anthropic, Mistral, ...). The checker uses it only to look up, by model name, whether dotted tool
+names were rewritten with underscores; ``load_checker`` puts a stand-in module in place for that one
+import (ondevice passes dotted names through unchanged), so no provider SDK is needed.
+
+Two numbers per category and mode (grammar / no grammar), on the same model and prompts:
+
+- accuracy: BFCL's own verdict. AST categories go through ``ast_checker`` with the category's ground
+  truth; the irrelevance categories count a case as correct when the output holds no call (BFCL's
+  ``is_empty_output``: no parse, ``[]`` or ``[{}]``).
+- validity: the share of outputs that parse as a list of tool calls, each naming one of the given
+  tools, with arguments valid (``jsonschema``) against ``ondevice.tools.to_json_schema`` of that
+  tool's parameters. ``[]`` is a valid list of calls.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+import types
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+BFCL_DIST = "bfcl-eval"
+BFCL_VERSION = "2026.3.23"  # pinned: the counts below are this release's
+DATA_PREFIX = "BFCL_v4_"
+
+CATEGORIES = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "irrelevance",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+    "live_irrelevance",
+)
+EXPECTED_COUNTS = {
+    "simple_python": 400,
+    "multiple": 200,
+    "parallel": 200,
+    "parallel_multiple": 200,
+    "irrelevance": 240,
+    "live_simple": 258,
+    "live_multiple": 1053,
+    "live_parallel": 16,
+    "live_parallel_multiple": 24,
+    "live_irrelevance": 884,
+}
+# The name under which results are checked; the checker's stand-in mapping knows it.
+CHECKER_MODEL_NAME = "ondevice"
+
+
+class BfclUnavailable(RuntimeError):
+    """bfcl-eval is missing or not the pinned version."""
+
+
+def is_irrelevance(category: str) -> bool:
+    return "irrelevance" in category
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Case:
+    """One BFCL test case: the first turn's messages, the tools, and the ground truth (None for
+    irrelevance categories, where the right answer is no call)."""
+
+    id: str
+    category: str
+    messages: tuple[dict[str, str], ...]
+    functions: tuple[dict[str, Any], ...]
+    ground_truth: Optional[tuple[dict[str, Any], ...]]
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return [dict(f) for f in self.functions]
+
+
+def data_dir() -> Path:
+    """The installed bfcl-eval data folder; raises BfclUnavailable saying how to install it."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    try:
+        version = metadata.version(BFCL_DIST)
+    except metadata.PackageNotFoundError:
+        raise BfclUnavailable(
+            f"bfcl-eval is not installed: run `pip install --no-deps {BFCL_DIST}=={BFCL_VERSION}`"
+        ) from None
+    if version != BFCL_VERSION:
+        raise BfclUnavailable(
+            f"bfcl-eval {version} is installed, the benchmark is pinned to {BFCL_VERSION}: "
+            f"run `pip install --no-deps {BFCL_DIST}=={BFCL_VERSION}`"
+        )
+    spec = find_spec("bfcl_eval")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@lru_cache(maxsize=None)
+def load_category(category: str) -> tuple[Case, ...]:
+    """Every case of one category, in BFCL's order, with its ground truth."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown BFCL category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    folder = data_dir()
+    rows = _read_jsonl(folder / f"{DATA_PREFIX}{category}.json")
+    truth: dict[str, Any] = {}
+    if not is_irrelevance(category):
+        truth = {row["id"]: row["ground_truth"] for row in _read_jsonl(folder / "possible_answer" / f"{DATA_PREFIX}{category}.json")}
+    cases = []
+    for row in rows:
+        turns = row["question"]
+        if len(turns) != 1:
+            raise ValueError(f"{row['id']}: expected a single-turn question, got {len(turns)} turns")
+        gt = None
+        if not is_irrelevance(category):
+            if row["id"] not in truth:
+                raise ValueError(f"{row['id']}: no ground truth in possible_answer")
+            gt = tuple(truth[row["id"]])
+        cases.append(
+            Case(
+                id=row["id"],
+                category=category,
+                messages=tuple(dict(m) for m in turns[0]),
+                functions=tuple(row["function"]),
+                ground_truth=gt,
+            )
+        )
+    return tuple(cases)
+
+
+def parse_categories(spec: Optional[str]) -> list[str]:
+    """`None`/"all" -> every category; else a comma-separated list of category names."""
+    if spec is None or spec.strip() in ("", "all"):
+        return list(CATEGORIES)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in CATEGORIES]
+    if unknown:
+        raise ValueError(f"unknown BFCL categories {unknown}: expected some of {', '.join(CATEGORIES)}")
+    return names
+
+
+def sample_cases(
+    categories: Iterable[str], limit: Optional[int] = None, seed: int = 0
+) -> list[Case]:
+    """The cases to run: every case, or `limit` per category (stratified by category), drawn with a
+    generator seeded by (seed, category) so one category's draw does not depend on which others run.
+    Within a category the drawn cases keep BFCL's order."""
+    chosen: list[Case] = []
+    for category in categories:
+        cases = load_category(category)
+        if limit is None or limit >= len(cases):
+            chosen.extend(cases)
+            continue
+        if limit < 0:
+            raise ValueError(f"--limit must be >= 0, got {limit}")
+        rng = random.Random(f"bfcl:{seed}:{category}")
+        picked = sorted(rng.sample(range(len(cases)), limit))
+        chosen.extend(cases[i] for i in picked)
+    return chosen
+
+
+def interleave_categories(cases: list[Case]) -> list[Case]:
+    """The same cases, ordered round-robin over their categories (first of each, second of each, ...)."""
+    queues: dict[str, list[Case]] = {}
+    for case in cases:
+        queues.setdefault(case.category, []).append(case)
+    out: list[Case] = []
+    i = 0
+    while len(out) < len(cases):
+        for queue in queues.values():
+            if i < len(queue):
+                out.append(queue[i])
+        i += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------- checker
+
+
+class _DottedNamesUnchanged(dict):
+    """Stand-in for bfcl's MODEL_CONFIG_MAPPING: every model keeps dotted tool names as they are."""
+
+    def __missing__(self, key: str) -> Any:
+        return types.SimpleNamespace(underscore_to_dot=False, model_name=key)
+
+
+@dataclass(frozen=True)
+class Checker:
+    ast_checker: Callable[..., dict[str, Any]]
+    language_python: Any
+    is_empty_output: Callable[[Any], bool]
+    is_function_calling_format_output: Callable[[Any], bool]
+
+
+@lru_cache(maxsize=1)
+def load_checker() -> Checker:
+    """BFCL's AST checker and output helpers, loaded without any provider SDK."""
+    data_dir()  # version check, with the install hint
+    name = "bfcl_eval.constants.model_config"
+    previous = sys.modules.get(name)
+    stand_in = types.ModuleType(name)
+    stand_in.__doc__ = "ondevice stand-in: only MODEL_CONFIG_MAPPING[...].underscore_to_dot is read"
+    stand_in.MODEL_CONFIG_MAPPING = _DottedNamesUnchanged()  # type: ignore[attr-defined]
+    if previous is None:
+        sys.modules[name] = stand_in
+    try:
+        from bfcl_eval.constants.enums import Language
+        from bfcl_eval.eval_checker.ast_eval import ast_checker as module
+        from bfcl_eval.utils import is_empty_output, is_function_calling_format_output
+    finally:
+        if previous is None and sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+    return Checker(module.ast_checker, Language.PYTHON, is_empty_output, is_function_calling_format_output)
+
+
+def to_bfcl_output(calls: Optional[list[Any]]) -> Optional[list[dict[str, Any]]]:
+    """Our calls in BFCL's decoded model-output format: ``[{func_name: {arg: value}}, ...]``."""
+    if calls is None:
+        return None
+    out = []
+    for call in calls:
+        name = call.name if hasattr(call, "name") else call["name"]
+        args = call.arguments if hasattr(call, "arguments") else call.get("arguments", {})
+        out.append({name: args})
+    return out
+
+
+def bfcl_verdict(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional[str], Optional[str]]:
+    """BFCL's verdict on our output: (correct, error_type, first error message)."""
+    checker = load_checker()
+    output = to_bfcl_output(calls)
+    if is_irrelevance(case.category):
+        contains_call = output is not None and not checker.is_empty_output(output)
+        if contains_call:
+            return False, "irrelevance_error:decoder_success", "made a call where none was wanted"
+        return True, None, None
+    if output is None:
+        return False, "ast_decoder:decoder_failed", "the output is not a list of tool calls"
+    if not checker.is_function_calling_format_output(output):
+        return False, "ast_decoder:decoder_wrong_output_format", "not in function-calling format"
+    result = checker.ast_checker(
+        list(case.functions),
+        output,
+        list(case.ground_truth or []),
+        checker.language_python,
+        case.category,
+        CHECKER_MODEL_NAME,
+    )
+    if result.get("valid"):
+        return True, None, None
+    errors = result.get("error") or []
+    return False, result.get("error_type"), (str(errors[0]) if errors else None)
+
+
+# ------------------------------------------------------------------------------------------ validity
+
+
+@lru_cache(maxsize=4096)
+def _validator_for(parameters_json: str, name: str) -> Any:
+    import jsonschema
+    from ondevice.tools import to_json_schema
+
+    schema = to_json_schema(json.loads(parameters_json), name)
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    return cls(schema)
+
+
+def format_validity(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional[str]]:
+    """(valid, reason): a list of calls naming given tools with schema-valid arguments."""
+    if calls is None:
+        return False, "not a <tool_call> list"
+    tools = {f["name"]: f for f in case.functions}
+    for call in calls:
+        name = call.name if hasattr(call, "name") else call.get("name")
+        args = call.arguments if hasattr(call, "arguments") else call.get("arguments")
+        if name not in tools:
+            return False, f"unknown tool {name!r}"
+        if not isinstance(args, dict):
+            return False, f"{name}: arguments are not an object"
+        params = tools[name].get("parameters") or {"type": "object", "properties": {}}
+        validator = _validator_for(json.dumps(params, sort_keys=True), name)
+        error = next(iter(validator.iter_errors(args)), None)
+        if error is not None:
+            return False, f"{name}: {error.message[:200]}"
+    return True, None
+
+
+# ----------------------------------------------------------------------------------------- prompting
+
+
+def to_query_and_history(case: Case) -> tuple[str, Optional[list[dict[str, str]]]]:
+    """Map a BFCL first turn onto the model card's interface.
+
+    A system message (live categories) is prepended to the first user message, since the card's own
+    system prompt must stay as trained. Consecutive same-role messages are joined. A turn with several
+    user messages becomes the card's multi-turn form: the first user message carries the tools, the
+    last is the query, the ones between are history.
+    """
+    from ondevice.prompt import prepare_messages
+
+    system = "\n\n".join(m["content"] for m in case.messages if m["role"] == "system" and m["content"])
+    merged: list[dict[str, str]] = []
+    for m in case.messages:
+        if m["role"] == "system":
+            continue
+        role = "assistant" if m["role"] == "assistant" else "user"
+        if merged and merged[-1]["role"] == role:
+            merged[-1]["content"] += "\n" + m["content"]
+        else:
+            merged.append({"role": role, "content": m["content"]})
+    if not merged or merged[0]["role"] != "user":
+        merged.insert(0, {"role": "user", "content": ""})
+    if system:
+        merged[0]["content"] = (system + "\n\n" + merged[0]["content"]).strip()
+    if merged[-1]["role"] != "user":
+        raise ValueError(f"{case.id}: the turn does not end with a user message")
+    if len(merged) == 1:
+        return merged[0]["content"], None
+    history = prepare_messages(merged[0]["content"], case.tools) + merged[1:-1]
+    return merged[-1]["content"], history
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+MODES = {"grammar": True, "free": False}
+
+
+@dataclass
+class CaseResult:
+    id: str
+    category: str
+    mode: str
+    correct: bool
+    valid: bool
+    error_type: Optional[str] = None
+    error: Optional[str] = None
+    invalid_reason: Optional[str] = None
+    text: str = ""
+    calls: Optional[list[dict[str, Any]]] = None
+    wall_s: float = 0.0
+    prompt_tokens: Optional[int] = None
+    sampled_tokens: Optional[int] = None
+    forced_tokens: Optional[int] = None
+    exception: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score(case: Case, mode: str, calls: Optional[list[Any]], text: str, **timing: Any) -> CaseResult:
+    correct, error_type, error = bfcl_verdict(case, calls)
+    valid, reason = format_validity(case, calls)
+    return CaseResult(
+        id=case.id,
+        category=case.category,
+        mode=mode,
+        correct=correct,
+        valid=valid,
+        error_type=error_type,
+        error=error,
+        invalid_reason=reason,
+        text=text,
+        calls=[{"name": k, "arguments": v} for d in (to_bfcl_output(calls) or []) for k, v in d.items()]
+        if calls is not None
+        else None,
+        **timing,
+    )
+
+
+def run_case(caller: Any, case: Case, mode: str) -> CaseResult:
+    """One case through the runtime; runtime errors (context overflow, budget) count as wrong and
+    invalid, with the exception recorded."""
+    from ondevice.errors import OndeviceError
+
+    query, history = to_query_and_history(case)
+    start = time.perf_counter()
+    try:
+        res = caller.call(query, case.tools, history=history)
+    except OndeviceError as exc:
+        wall = time.perf_counter() - start
+        partial = getattr(exc, "partial_text", "") or ""
+        result = score(case, mode, None, partial, wall_s=round(wall, 3))
+        result.exception = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if is_irrelevance(case.category):
+            # No output at all is not a refusal the model made: count it as wrong.
+            result.correct = False
+            result.error_type = "runtime_error"
+        return result
+    wall = time.perf_counter() - start
+    t = res.timings or {}
+    return score(
+        case,
+        mode,
+        res.calls,
+        res.text,
+        wall_s=round(wall, 3),
+        prompt_tokens=t.get("prompt_tokens"),
+        sampled_tokens=t.get("sampled_tokens"),
+        forced_tokens=t.get("forced_tokens"),
+        extra={k: t[k] for k in ("prompt_reused", "prompt_eval_s", "decode_s") if k in t}
+        | {"finish_reason": getattr(res, "finish_reason", None), "truncated": getattr(res, "truncated", None)},
+    )
+
+
+def summarize(results: Iterable[CaseResult], categories: Iterable[str]) -> dict[str, Any]:
+    """Per category: n, accuracy, validity, mean wall time, error types; plus an overall row
+    (unweighted mean over categories, as BFCL averages, and the pooled share)."""
+    by_cat: dict[str, list[CaseResult]] = {c: [] for c in categories}
+    for r in results:
+        by_cat.setdefault(r.category, []).append(r)
+    out: dict[str, Any] = {}
+    for cat, rows in by_cat.items():
+        n = len(rows)
+        if n == 0:
+            continue
+        errors: dict[str, int] = {}
+        for r in rows:
+            if not r.correct:
+                key = r.error_type or "wrong"
+                errors[key] = errors.get(key, 0) + 1
+        out[cat] = {
+            "n": n,
+            "correct": sum(r.correct for r in rows),
+            "valid": sum(r.valid for r in rows),
+            "accuracy": round(sum(r.correct for r in rows) / n, 4),
+            "validity": round(sum(r.valid for r in rows) / n, 4),
+            "runtime_errors": sum(1 for r in rows if r.exception),
+            "mean_wall_s": round(sum(r.wall_s for r in rows) / n, 3),
+            "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
+        }
+    cats = [c for c in out]
+    if cats:
+        n_all = sum(out[c]["n"] for c in cats)
+        out["overall"] = {
+            "n": n_all,
+            "accuracy": round(sum(out[c]["accuracy"] for c in cats) / len(cats), 4),
+            "validity": round(sum(out[c]["validity"] for c in cats) / len(cats), 4),
+            "accuracy_pooled": round(sum(out[c]["correct"] for c in cats) / n_all, 4),
+            "validity_pooled": round(sum(out[c]["valid"] for c in cats) / n_all, 4),
+            "mean_wall_s": round(sum(out[c]["mean_wall_s"] * out[c]["n"] for c in cats) / n_all, 3),
+        }
+    return out
+
+
+def read_raw(path: Path) -> list[CaseResult]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                rows.append(CaseResult(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue  # a line cut by an interrupted run
+    return rows
+
+
+def append_raw(path: Path, result: CaseResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(asdict(result), ensure_ascii=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------- command
+
+
+def results_name(alias: str, limit: Optional[int], seed: int, categories: list[str]) -> str:
+    tag = "full" if limit is None else f"limit{limit}-seed{seed}"
+    if list(categories) != list(CATEGORIES):
+        tag += "-" + "+".join(categories)
+    return f"bfcl-{alias}-{tag}"
+
+
+def run(args: Any) -> int:
+    """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON."""
+    from ondevice import Settings, ToolCaller
+    from ondevice.models import resolve
+
+    from . import RAW_DIR, RESULTS_DIR
+    from .common import Progress, command_line, file_mib, git_commit, log, machine_info, utc_now, version_of, write_json
+
+    categories = parse_categories(args.categories)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise SystemExit(f"ondevice bench bfcl: --modes expects some of {','.join(MODES)}, got {args.modes!r}")
+    limit = None if args.limit is None or args.limit <= 0 else args.limit
+    load_checker()  # fail early, before loading a model, if bfcl-eval is missing
+    cases = sample_cases(categories, limit, args.seed)
+
+    resolved = resolve(args.model)
+    alias = resolved.alias or Path(resolved.path).stem
+    name = results_name(alias, limit, args.seed, categories)
+    out = Path(args.out) if args.out else RESULTS_DIR / f"{name}.json"
+    raw_dir = RAW_DIR if not args.out else out.parent / "raw"  # per-case records, not committed
+    raw_paths = {m: raw_dir / f"{out.stem}.{m}.jsonl" for m in modes}
+
+    done: dict[str, dict[str, CaseResult]] = {m: {} for m in modes}
+    for m in modes:
+        if args.resume:
+            done[m] = {r.id: r for r in read_raw(raw_paths[m])}
+        elif raw_paths[m].exists():
+            raw_paths[m].unlink()
+    base = Settings(
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        seed=args.seed,
+        temperature=0.0,
+        max_tokens=args.max_tokens,
+        constrained=True,
+        date_string=DATE_STRING,
+    )
+    mode_settings = {
+        "grammar": base,
+        "free": base.with_(constrained=False, max_tokens=args.free_max_tokens),
+    }
+    log(
+        f"[bfcl] {len(cases)} cases x {len(modes)} modes ({', '.join(modes)}) on {resolved.path.name}; "
+        f"{'limit ' + str(limit) + ' per category, seed ' + str(args.seed) if limit else 'full set'}"
+    )
+    callers = {}
+    load_s = {}
+    for m in modes:
+        t0 = time.perf_counter()
+        callers[m] = ToolCaller.load(str(resolved.path), mode_settings[m])
+        load_s[m] = round(time.perf_counter() - t0, 3)
+
+    # Round-robin over categories, so that an interrupted run still covers every category evenly.
+    todo = [(c, m) for c in interleave_categories(cases) for m in modes if c.id not in done[m]]
+    progress = Progress("bfcl", len(todo), every_s=args.progress_every)
+    started = time.perf_counter()
+    budget_s = None if args.time_budget_min is None else 60.0 * args.time_budget_min
+    stopped_early = False
+    for case, mode in todo:
+        if budget_s is not None and time.perf_counter() - started >= budget_s and mode == modes[0]:
+            stopped_early = True
+            log(f"[bfcl] time budget of {args.time_budget_min} min reached: stopping; "
+                "the summary covers the cases finished in every mode (continue with --resume)")
+            break
+        result = run_case(callers[mode], case, mode)
+        done[mode][case.id] = result
+        append_raw(raw_paths[mode], result)
+        stats = []
+        for m in modes:
+            rows = list(done[m].values())
+            if rows:
+                acc = sum(r.correct for r in rows) / len(rows)
+                val = sum(r.valid for r in rows) / len(rows)
+                stats.append(f"{m}: acc {acc:.2f} valid {val:.2f}")
+        progress.step(f"{case.category:<22} | " + " | ".join(stats))
+    elapsed = time.perf_counter() - started
+
+    # Only cases answered in every mode are summarized, so the columns compare the same prompts.
+    wanted = {c.id for c in cases if all(c.id in done[m] for m in modes)}
+    partial = len(wanted) < len(cases)
+    if partial:
+        log(f"[bfcl] partial run: {len(wanted)} of {len(cases)} planned cases finished in every mode")
+    summary = {
+        "benchmark": "bfcl",
+        "date": utc_now(),
+        "command": command_line(args),
+        "git_commit": git_commit(),
+        "machine": machine_info(),
+        "model": {"spec": args.model, "alias": alias, "file": resolved.path.name, "size_mib": file_mib(resolved.path)},
+        "bfcl_eval": version_of(BFCL_DIST),
+        "categories": categories,
+        "limit_per_category": limit,
+        "seed": args.seed,
+        "cases_planned": len(cases),
+        "cases_done": len(wanted),
+        "partial": partial,
+        "settings": {
+            m: {
+                "constrained": mode_settings[m].constrained,
+                "max_tokens": mode_settings[m].max_tokens,
+                "n_ctx": mode_settings[m].n_ctx,
+                "threads": mode_settings[m].threads,
+                "temperature": mode_settings[m].temperature,
+                "date_string": DATE_STRING,
+            }
+            for m in modes
+        },
+        "load_s": load_s,
+        "elapsed_s": round(elapsed, 1),
+        "modes": {
+            m: summarize([r for r in done[m].values() if r.id in wanted], categories) for m in modes
+        },
+        "raw": {m: _display_path(raw_paths[m]) for m in modes},
+    }
+    write_json(out, summary)
+    print(format_table(summary))
+    log(f"[bfcl] wrote {out} ({elapsed:.0f}s)")
+    return 0
+
+
+def _display_path(path: Path) -> str:
+    from ondevice.paths import REPO_ROOT
+
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+DATE_STRING = "26 Jul 2024"  # pins Llama 3.2's "Today Date" line, so prompts are the same every run
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """A markdown table: per category, accuracy and validity in each mode."""
+    modes = list(summary["modes"])
+    header = "| category | n | " + " | ".join(f"acc ({m}) | valid ({m})" for m in modes) + " |"
+    sep = "|---|---:|" + "---:|---:|" * len(modes)
+    lines = [header, sep]
+    rows = list(summary["categories"]) + ["overall"]
+    for cat in rows:
+        first = summary["modes"][modes[0]].get(cat)
+        if first is None:
+            continue
+        cells = []
+        for m in modes:
+            s = summary["modes"][m].get(cat, {})
+            cells.append(f"{100 * s.get('accuracy', 0):.1f}% | {100 * s.get('validity', 0):.1f}%")
+        label = f"**{cat}**" if cat == "overall" else cat
+        lines.append(f"| {label} | {first['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

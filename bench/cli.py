@@ -1,0 +1,189 @@
+"""`ondevice bench`: bfcl, speed, quant, report (and convert, from bench/convert_bench.py).
+
+Only argparse wiring lives here; each benchmark module is imported when its subcommand runs, so a
+missing bench-only dependency (bfcl-eval, matplotlib) never breaks `ondevice --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+
+from ondevice.errors import OndeviceError
+
+STANDIN = "smollm2-135m-instruct"
+
+BENCH_EPILOG = """\
+examples:
+  ondevice bench bfcl --limit 20                 # 20 cases per category, grammar and no grammar
+  ondevice bench bfcl                            # the full BFCL set (3,475 cases x 2 modes; hours on 2 cores)
+  ondevice bench speed                           # 1B-shape random GGUFs, Q4_K_M and Q8_0
+  ondevice bench quant                           # KL divergence / top-1 agreement vs F16
+  ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
+"""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+class BenchDependencyError(OndeviceError, RuntimeError):
+    """A bench-only dependency is missing."""
+
+
+def _lazy(module: str, function: str = "run"):
+    def call(args: argparse.Namespace) -> int:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and not exc.name.startswith(("bench", "ondevice", "convert")):
+                raise BenchDependencyError(
+                    f"{exc.name} is missing: install the bench extras: "
+                    "pip install matplotlib && pip install --no-deps bfcl-eval==2026.3.23"
+                ) from None
+            raise
+        try:
+            return getattr(mod, function)(args)
+        except RuntimeError as exc:
+            if type(exc).__name__ == "BfclUnavailable":
+                raise BenchDependencyError(str(exc)) from None
+            raise
+
+    return call
+
+
+def _common(p: argparse.ArgumentParser, *, model_default, model_help: str, limit_help: str) -> None:
+    p.add_argument("--model", default=model_default, help=model_help)
+    p.add_argument("--limit", type=int, default=None, metavar="N", help=limit_help)
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsample and of the runtime")
+    p.add_argument("--out", default=None, help="where to write the result (default under bench/results/)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser(
+        "bench",
+        help="benchmarks: BFCL accuracy, speed and memory, quantization quality, report",
+        description="Benchmarks, measured the same way each time; results land in bench/results/.",
+        epilog=BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK")
+    bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
+
+    # --- bfcl ---------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "bfcl",
+        help="BFCL accuracy and format validity, with and without the grammar",
+        description=(
+            "Berkeley Function Calling Leaderboard (bfcl-eval 2026.3.23, its data and AST checker): "
+            "accuracy and format-validity per category, each with and without the grammar, on the same "
+            "model and prompts. Greedy decoding."
+        ),
+        epilog="""\
+examples:
+  ondevice bench bfcl --limit 20                       # stratified: 20 per category, seed 0 (minutes)
+  ondevice bench bfcl --limit 2 --categories simple_python,irrelevance
+  ondevice bench bfcl --model ~/models/llama-3.2-1b-apigen-fc.Q4_K_M.gguf
+  ondevice bench bfcl --resume                         # continue an interrupted run of the same set
+""",
+        formatter_class=_Formatter,
+    )
+    _common(
+        p,
+        model_default=STANDIN,
+        model_help="model: alias, hub repo or .gguf path",
+        limit_help="run N cases per category (a stratified subsample, fixed by --seed); default: all",
+    )
+    p.add_argument("--categories", default="all", help="comma-separated BFCL categories, or 'all'")
+    p.add_argument("--modes", default="grammar,free", help="grammar (constrained), free (no grammar), or both")
+    p.add_argument("--max-tokens", type=int, default=512, help="token budget with the grammar")
+    p.add_argument("--free-max-tokens", type=int, default=256, help="token budget without the grammar")
+    p.add_argument("--n-ctx", type=int, default=8192, help="context window (BFCL's largest tool lists need ~7k)")
+    p.add_argument("--resume", action="store_true", help="skip cases already in bench/results/raw/ for this set")
+    p.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    p.add_argument("--time-budget-min", type=float, default=None, metavar="MIN",
+                   help="start no new case after MIN minutes; the summary then covers the finished cases "
+                        "(marked partial; cases run round-robin over categories, so each is covered evenly)")
+    p.set_defaults(func=_lazy("bench.bfcl"), _bench_parser=p, _bench_name="bfcl")
+
+    # --- speed --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "speed",
+        help="load time, prompt and decode tok/s, warm latency, peak RSS (1B shape)",
+        description=(
+            "Speed and memory on random-weight GGUFs with the exact Llama-3.2-1B shape and the real Llama 3 "
+            "tokenizer: load time, cold prompt evaluation tok/s on the card's examples, warm latency with the "
+            "tools prefix cached, decode tok/s with and without the grammar, native llama.cpp decode "
+            "(a raw llama_decode loop with llama.cpp's greedy sampler) on the same file, peak RSS. "
+            "Each quant type runs in its own process."
+        ),
+        epilog="""\
+examples:
+  ondevice bench speed                               # Q4_K_M and Q8_0
+  ondevice bench speed --quants Q4_K_M --limit 1     # one example, quick
+  ondevice bench speed --model ./my.Q4_K_M.gguf      # any GGUF instead of the random 1B shape
+""",
+        formatter_class=_Formatter,
+    )
+    _common(
+        p,
+        model_default=None,
+        model_help="a .gguf to measure instead of the random-weight 1B-shape files",
+        limit_help="use only the first N of the card's examples",
+    )
+    p.add_argument("--quants", default="Q4_K_M,Q8_0", help="quant types of the random 1B-shape GGUF")
+    p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode-speed measurement")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per timing (the median is reported)")
+    p.add_argument("--n-ctx", type=int, default=4096, help="context window")
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_lazy("bench.speed"), _bench_parser=p, _bench_name="speed")
+
+    # --- quant --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "quant",
+        help="quantization quality: KL divergence and top-1 agreement vs F16, file size",
+        description=(
+            "For the stand-in rebuilt as a full-precision checkpoint and converted to F16 GGUF, each quant "
+            "type against F16 on a fixed text set: mean KL divergence of the next-token distributions, "
+            "top-1 agreement, file size, decode tok/s."
+        ),
+        epilog="""\
+examples:
+  ondevice bench quant
+  ondevice bench quant --quants Q8_0,Q4_K_M --limit 4
+""",
+        formatter_class=_Formatter,
+    )
+    _common(
+        p,
+        model_default=STANDIN,
+        model_help="the model to rebuild at full precision (the stand-in)",
+        limit_help="use only the first N texts of the fixed set",
+    )
+    p.add_argument("--quants", default="Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0", help="quant types to compare with F16")
+    p.add_argument("--n-ctx", type=int, default=2048, help="context window")
+    p.set_defaults(func=_lazy("bench.quant"), _bench_parser=p, _bench_name="quant")
+
+    # --- report -------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "report",
+        help="markdown report and PNG plots from bench/results/",
+        description="Write docs/benchmarks.md and PNG plots (docs/img/) from the JSON results in bench/results/.",
+        epilog="""\
+examples:
+  ondevice bench report
+  ondevice bench report --results bench/results --out docs
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--results", default=None, help="folder of result JSON files (default bench/results)")
+    p.add_argument("--out", default=None, help="output folder (default docs/)")
+    p.add_argument("--bfcl", default=None, help="the BFCL result to report (default: the full run, else the largest)")
+    p.set_defaults(func=_lazy("bench.report"), _bench_parser=p, _bench_name="report")
+
+    # --- convert (the converter's benchmark, owned by convert) --------------------------------
+    if importlib.util.find_spec("bench.convert_bench") is not None:
+        convert_bench = importlib.import_module("bench.convert_bench")
+        convert_bench.register(sub)

@@ -1,0 +1,344 @@
+"""Speed and memory on the Llama-3.2-1B shape: `ondevice bench speed`.
+
+Measured on random-weight GGUFs with the exact Llama-3.2-1B shape and the real Llama 3 tokenizer
+(``convert.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
+peak RSS is that file's alone:
+
+- load: ``ToolCaller.load`` wall time (the file is in the page cache: it was just built or read).
+- cold: for each of the card's examples (``examples/*/``), a freshly loaded model answers it: prompt
+  evaluation tok/s (tokens evaluated / prompt_eval_s) and the whole call's wall time, which includes
+  building the grammar tokenizer on first use.
+- warm: the tools prefix already evaluated (a call with the same tools answered just before), the
+  wall time of the card's query; median of the repeats.
+- decode: tokens per second of the decode loop, with the grammar (per sampled token, the forced
+  tokens' evaluation charged to them) and without (free generation), and llama.cpp's own decode
+  (``bench.native``: a raw llama_decode loop with llama.cpp's greedy sampler) on the same file, prompt
+  and thread count, interleaved repeat by repeat so that machine load affects all three alike.
+- get_weather: warm wall time of the card's complete get_weather call under the grammar against
+  free generation of the same number of output tokens.
+- peak RSS of the process (``ru_maxrss``) before llama.cpp's native loop loads a second copy.
+
+A random-weight model's sampled values are noise: inside a JSON string it rarely closes the string, so
+the grammar's budget, not the model, may end a call (reported as ``finish_reason``/``truncated``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+DATE_STRING = "26 Jul 2024"
+WARM_UP_QUERY = "Hello"
+
+
+def card_examples(limit: Optional[int] = None) -> list[dict[str, Any]]:
+    """The card's examples (examples/<name>/tools.json + case.json), get_weather ("simple") first."""
+    from ondevice.paths import REPO_ROOT
+
+    root = REPO_ROOT / "examples"
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        case, tools = folder / "case.json", folder / "tools.json"
+        if not (case.is_file() and tools.is_file()):
+            continue
+        data = json.loads(case.read_text())
+        queries = data.get("queries") or []
+        if not queries:
+            continue
+        answers = data.get("card_answers") or [None]
+        found.append({"name": folder.name, "query": queries[0], "tools": json.loads(tools.read_text()),
+                      "answer": answers[0]})
+    if not found:
+        raise FileNotFoundError(f"no examples under {root}: expected examples/<name>/case.json and tools.json")
+    found.sort(key=lambda e: (e["name"] != "simple", e["name"]))
+    return found[:limit] if limit else found
+
+
+def _median(values: list[float]) -> Optional[float]:
+    return round(statistics.median(values), 4) if values else None
+
+
+def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    return round(a / b, 3) if a and b else None
+
+
+# --------------------------------------------------------------------------------------------- worker
+
+
+def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: int, repeats: int,
+            limit: Optional[int], native: bool = True) -> dict[str, Any]:
+    """Everything for one GGUF, in this process."""
+    from ondevice import Settings, ToolCaller
+    from ondevice.prompt import prepare_messages
+
+    from .common import log, peak_rss_mib
+
+    from .quant import answer_text
+
+    settings = Settings(n_ctx=n_ctx, n_threads=threads, max_tokens=512, constrained=True, date_string=DATE_STRING)
+    examples = card_examples(limit)
+    # A random-weight model's output length is arbitrary: each call gets the budget the card's own answer
+    # needs (its token count + 4), so latencies are those of a call of the real answer's length.
+    probe = ToolCaller.load(str(path), settings)
+    for ex in examples:
+        text = answer_text(ex["answer"])
+        ex["budget"] = len(probe.model.tokenize(text, special=False)) + 4 if text else 32
+    probe.close()
+    del probe
+    out: dict[str, Any] = {"file": path.name, "size_mib": round(path.stat().st_size / 2**20, 1), "threads": settings.threads,
+                           "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+
+    # --- cold: a fresh load per example -------------------------------------------------------
+    cold = []
+    load_times = []
+    for ex in examples:
+        t0 = time.perf_counter()
+        caller = ToolCaller.load(str(path), settings)
+        load_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        res = caller.call(ex["query"], ex["tools"], settings=settings.with_(max_tokens=ex["budget"]))
+        wall = time.perf_counter() - t0
+        t = res.timings
+        evaluated = t["prompt_tokens"] - t.get("prompt_reused", 0)
+        cold.append({
+            "example": ex["name"],
+            "prompt_tokens": t["prompt_tokens"],
+            "prompt_eval_s": t["prompt_eval_s"],
+            "prompt_tok_s": round(evaluated / t["prompt_eval_s"], 1) if t["prompt_eval_s"] else None,
+            "wall_s": round(wall, 3),
+            "sampled_tokens": t["sampled_tokens"],
+            "forced_tokens": t["forced_tokens"],
+            "budget": ex["budget"],
+        })
+        log(f"[speed] {path.name}: cold {ex['name']}: {t['prompt_tokens']} prompt tokens at "
+            f"{cold[-1]['prompt_tok_s']} tok/s, call {wall:.2f}s")
+        caller.close()
+        del caller
+    out["load_s"] = _median(load_times)
+    out["cold"] = cold
+    out["cold_prompt_tok_s"] = _median([c["prompt_tok_s"] for c in cold if c["prompt_tok_s"]])
+
+    # --- one caller for the warm measurements -------------------------------------------------
+    caller = ToolCaller.load(str(path), settings)
+    warm = []
+    for ex in examples:
+        walls, prompt_s = [], []
+        budget = settings.with_(max_tokens=ex["budget"])
+        for _ in range(repeats):
+            # the tools prefix is now evaluated and cached
+            caller.call(WARM_UP_QUERY, ex["tools"], settings=settings.with_(max_tokens=1))
+            t0 = time.perf_counter()
+            res = caller.call(ex["query"], ex["tools"], settings=budget)
+            walls.append(time.perf_counter() - t0)
+            prompt_s.append(res.timings["prompt_eval_s"])
+        warm.append({
+            "example": ex["name"],
+            "wall_s": _median(walls),
+            "prompt_eval_s": _median(prompt_s),
+            "prompt_reused": res.timings["prompt_reused"],
+            "prompt_tokens": res.timings["prompt_tokens"],
+            "output_tokens": res.timings["sampled_tokens"] + res.timings["forced_tokens"],
+            "budget": ex["budget"],
+        })
+        log(f"[speed] {path.name}: warm {ex['name']}: {warm[-1]['wall_s']:.3f}s "
+            f"({res.timings['prompt_reused']}/{res.timings['prompt_tokens']} prompt tokens cached)")
+    out["warm"] = warm
+
+    # --- get_weather: complete call under the grammar vs free generation of as many tokens -----
+    ex = examples[0]
+    g_walls, f_walls, g_info = [], [], {}
+    gw_budget = settings.with_(max_tokens=ex["budget"])
+    for _ in range(repeats):
+        caller.call(ex["query"], ex["tools"], settings=settings.with_(max_tokens=1))  # both equally warm
+        t0 = time.perf_counter()
+        res = caller.call(ex["query"], ex["tools"], settings=gw_budget)
+        g_walls.append(time.perf_counter() - t0)
+        n_out = res.timings["sampled_tokens"] + res.timings["forced_tokens"]
+        g_info = {"output_tokens": n_out, "sampled_tokens": res.timings["sampled_tokens"],
+                  "forced_tokens": res.timings["forced_tokens"], "finish_reason": res.finish_reason,
+                  "truncated": res.truncated, "text": res.text[:300]}
+        t0 = time.perf_counter()
+        free = caller.call(ex["query"], ex["tools"], settings=settings.with_(constrained=False, max_tokens=n_out))
+        f_walls.append(time.perf_counter() - t0)
+        g_info["free_tokens"] = free.timings["sampled_tokens"]
+    out["get_weather"] = dict(
+        g_info,
+        example=ex["name"],
+        grammar_wall_s=_median(g_walls),
+        free_wall_s=_median(f_walls),
+        ratio=_ratio(_median(g_walls), _median(f_walls)),
+    )
+    log(f"[speed] {path.name}: get_weather call {out['get_weather']['grammar_wall_s']}s vs free "
+        f"{out['get_weather']['free_wall_s']}s for {g_info['output_tokens']} tokens")
+
+    # --- decode speed: grammar, free, native, interleaved ------------------------------------
+    # The tool-call grammar allows the empty list, and a random-weight model may take that exit at once.
+    # So all three decodes start after the same opening of a get_weather call, appended to the prompt
+    # (and consumed by the grammar): ``<tool_call>[\n{"name": "get_weather", "arguments": {"location": "``.
+    # From there the engine's own decode loop (ondevice.decode.decode, which `call` runs) samples the
+    # argument value token by token under the grammar's mask, until the budget ends it.
+    from llguidance import LLMatcher
+
+    from ondevice.decode import decode
+    from ondevice.sampling import Sampler
+
+    ex = examples[0]
+    call_name = ex["tools"][0]["name"]
+    first_arg = next(iter(ex["tools"][0]["parameters"]["properties"]))
+    opening = '<tool_call>[\n{"name": "%s", "arguments": {"%s": "' % (call_name, first_arg)
+    prompt_text = caller.render(prepare_messages(ex["query"], ex["tools"]))
+    prompt_tokens = caller.model.tokenize(prompt_text)
+    opening_tokens = caller.model.tokenize(opening, special=False)
+    _, grammar = caller._tools(ex["tools"])  # the exact grammar `call` uses for these tools
+    lltok = caller.lltokenizer()
+    model = caller.model
+
+    def engine_decode(constrained: bool) -> Any:
+        model.truncate(0)
+        model.eval(prompt_tokens + opening_tokens)
+        matcher = None
+        if constrained:
+            matcher = LLMatcher(lltok, grammar, log_level=0)
+            if not matcher.consume_tokens(opening_tokens):
+                raise RuntimeError(f"the grammar refused the opening {opening!r}: {matcher.get_error()}")
+        return decode(model, Sampler(0.0, 1.0, 0), decode_tokens, matcher)
+
+    g_rates, g_rates_out, f_rates, runs = [], [], [], []
+    native_runs: list[dict[str, Any]] = []
+    rss_before_native = None
+    engine_decode(True)  # warm-up
+    for rep in range(repeats):
+        gen = engine_decode(True)
+        if gen.sampled:
+            g_rates.append(gen.sampled / gen.seconds)
+            g_rates_out.append((gen.sampled + gen.forced) / gen.seconds)
+        gen_f = engine_decode(False)
+        if gen_f.sampled:
+            f_rates.append(gen_f.sampled / gen_f.seconds)
+        runs.append({"grammar": {"sampled": gen.sampled, "forced": gen.forced, "seconds": round(gen.seconds, 4),
+                                 "finish": gen.finish_reason, "text": gen.text[:120]},
+                     "free": {"sampled": gen_f.sampled, "seconds": round(gen_f.seconds, 4), "finish": gen_f.finish_reason}})
+        if native:
+            if rss_before_native is None:
+                rss_before_native = peak_rss_mib()
+            from .native import native_decode
+
+            native_runs.append(native_decode(path, prompt_tokens + opening_tokens, decode_tokens, n_ctx=n_ctx,
+                                             n_batch=settings.n_batch, threads=settings.threads, repeats=1))
+        log(f"[speed] {path.name}: decode repeat {rep + 1}/{repeats}: grammar "
+            f"{g_rates[-1] if g_rates else float('nan'):.2f} tok/s ({gen.sampled} sampled, {gen.forced} forced), "
+            f"free {f_rates[-1] if f_rates else float('nan'):.2f} tok/s"
+            + (f", native {native_runs[-1]['decode_tok_s']:.2f} tok/s" if native_runs else ""))
+    caller.close()
+    out["decode"] = {
+        "prompt_tokens": len(prompt_tokens),
+        "budget_tokens": decode_tokens,
+        "opening": opening,
+        "grammar_tok_s": _median(g_rates),
+        "grammar_output_tok_s": _median(g_rates_out),
+        "free_tok_s": _median(f_rates),
+        "native_tok_s": _median([r["decode_tok_s"] for r in native_runs]),
+        "native_llama_perf_tok_s": _median([r["llama_perf_eval_tok_s"] for r in native_runs if r["llama_perf_eval_tok_s"]]),
+        "native_prompt_tok_s": _median([r["prompt_tok_s"] for r in native_runs]),
+        "native_method": native_runs[0]["method"] if native_runs else None,
+        "runs": runs,
+    }
+    d = out["decode"]
+    d["grammar_vs_free"] = _ratio(d["grammar_tok_s"], d["free_tok_s"])
+    d["grammar_vs_native"] = _ratio(d["grammar_tok_s"], d["native_tok_s"])
+    d["free_vs_native"] = _ratio(d["free_tok_s"], d["native_tok_s"])
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["peak_rss_mib"] = round(rss_before_native if rss_before_native is not None else peak_rss_mib(), 1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- parent
+
+
+def _targets(args: Any) -> list[tuple[str, Path]]:
+    from .common import log
+
+    if args.model:
+        from ondevice.models import resolve
+
+        resolved = resolve(args.model)
+        return [(resolved.alias or resolved.path.stem, resolved.path)]
+    from convert.synthetic import ensure_random_llama_1b_gguf
+
+    targets = []
+    for quant in [q.strip().upper() for q in args.quants.split(",") if q.strip()]:
+        log(f"[speed] random-weight Llama-3.2-1B-shape GGUF, {quant} (built once, then cached)...")
+        t0 = time.perf_counter()
+        path = ensure_random_llama_1b_gguf(quant)
+        log(f"[speed] {path} ({time.perf_counter() - t0:.0f}s)")
+        targets.append((quant, path))
+    return targets
+
+
+def run(args: Any) -> int:
+    from . import RESULTS_DIR
+    from .common import command_line, git_commit, log, machine_info, utc_now, write_json
+
+    if args.worker:
+        params = json.loads(args.worker)
+        result = measure(Path(params["path"]), threads=params["threads"], n_ctx=params["n_ctx"],
+                         decode_tokens=params["decode_tokens"], repeats=params["repeats"], limit=params["limit"])
+        print(json.dumps(result))
+        return 0
+
+    targets = _targets(args)
+    results = {}
+    for label, path in targets:
+        params = {"path": str(path), "threads": args.threads, "n_ctx": args.n_ctx,
+                  "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit}
+        log(f"[speed] measuring {label} ({path.name}) in a fresh process...")
+        proc = subprocess.run(
+            [sys.executable, "-m", "ondevice", "bench", "speed", "--worker", json.dumps(params)],
+            stdout=subprocess.PIPE, text=True, env=dict(os.environ),
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"the speed worker for {path.name} failed (exit {proc.returncode})")
+        results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    summary = {
+        "benchmark": "speed",
+        "date": utc_now(),
+        "command": command_line(args),
+        "git_commit": git_commit(),
+        "machine": machine_info(),
+        "model": "random-weight Llama-3.2-1B shape, Llama 3 tokenizer" if not args.model else args.model,
+        "settings": {"n_ctx": args.n_ctx, "threads": args.threads, "decode_tokens": args.decode_tokens,
+                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": DATE_STRING},
+        "native_method": "raw llama_decode loop with llama.cpp's greedy sampler (bench/native.py); "
+                         "llama-bench is not shipped in the llama-cpp-python wheel",
+        "results": results,
+    }
+    name = "speed-1b" if not args.model else f"speed-{targets[0][0]}"
+    out = Path(args.out) if args.out else RESULTS_DIR / f"{name}.json"
+    write_json(out, summary)
+    print(format_table(summary))
+    log(f"[speed] wrote {out}")
+    return 0
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    lines = [
+        "| quant | size MiB | load s | cold prompt tok/s | warm get_weather s | decode tok/s grammar | free | native llama.cpp "
+        "| grammar/native | grammar/free | get_weather grammar/free wall | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in summary["results"].items():
+        d = r["decode"]
+        warm = r["warm"][0]["wall_s"] if r.get("warm") else None
+        lines.append(
+            f"| {label} | {r['size_mib']} | {r['load_s']:.2f} | {r['cold_prompt_tok_s']} | {warm:.3f} | "
+            f"{d['grammar_tok_s']:.1f} | {d['free_tok_s']:.1f} | {d['native_tok_s'] or float('nan'):.1f} | "
+            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {r['peak_rss_mib']} |"
+        )
+    return "\n".join(lines)
