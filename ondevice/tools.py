@@ -2,7 +2,8 @@
 
 Accepted tool shapes: ``{"name", "description", "parameters"}`` (the model card's and BFCL's) and
 OpenAI-style ``{"type": "function", "function": {...}}``. Parameters may use the BFCL dialect
-(``"dict"``, ``"float"``, ``"tuple"``, ``"any"``, a per-property ``"optional"``), which is rewritten
+(``"dict"``, ``"float"``, ``"tuple"``, ``"any"``, a per-property ``"optional"``, an array's item values
+given as an ``"enum"`` of scalars on the array), which is rewritten
 to standard JSON Schema here, so that the grammar and the validator see one language.
 
 What the grammar enforces is exactly the normalized schema. Keywords it cannot enforce are refused
@@ -238,8 +239,19 @@ class _Normalizer:
             out["required"] = list(dict.fromkeys(out.get("required", []) + extra_required))
         if optional_props and "required" in out:
             out["required"] = [r for r in out["required"] if r not in optional_props]
+        self.array_enum(out)
         self.check_object(out, path)
         return out
+
+    @staticmethod
+    def array_enum(out: dict[str, Any]) -> None:
+        # BFCL writes an array's allowed item values as an "enum" of scalars on the array itself,
+        # which no array satisfies in standard JSON Schema: it means the items' enum.
+        values = out.get("enum")
+        if out.get("type") == "array" and isinstance(values, list) and not any(isinstance(v, (list, dict)) for v in values):
+            items = dict(out.get("items") or {})
+            items["enum"] = out.pop("enum")
+            out["items"] = items
 
     def check_object(self, out: dict[str, Any], path: str) -> None:
         props = out.get("properties")

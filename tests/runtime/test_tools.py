@@ -106,3 +106,16 @@ def test_malformed_tools_get_a_clear_error(tools, message):
 def test_relaxed_keywords_are_accepted_and_documented():
     schema = to_json_schema({"type": "object", "properties": {"when": {"type": "string", "format": "date-time"}}})
     assert schema["properties"]["when"] == {"type": "string"}
+
+
+def test_bfcl_enum_on_an_array_means_the_items_enum():
+    # As in BFCL's live_simple_71-35-0: a scalar enum written on the array itself.
+    schema = to_json_schema({"type": "dict", "properties": {
+        "days": {"type": "array", "items": {"type": "string"}, "enum": ["mon", "tue"]},
+        "pairs": {"type": "array", "enum": [[1, 2], [3]]},  # an enum of arrays is standard: kept
+    }})
+    assert schema["properties"]["days"] == {"type": "array", "items": {"type": "string", "enum": ["mon", "tue"]}}
+    assert schema["properties"]["pairs"]["enum"] == [[1, 2], [3]]
+    jsonschema.validate({"days": ["tue", "mon"]}, schema)
+    (t,) = normalize_tools([tool({"type": "dict", "properties": {"days": {"type": "array", "enum": ["mon"]}}})])
+    assert compile_grammar([t])
