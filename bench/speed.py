@@ -71,6 +71,33 @@ def _ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
 # --------------------------------------------------------------------------------------------- worker
 
 
+def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
+    """A token chooser that replays `answer` (the card's reported answer for the fine-tune).
+
+    A random-weight model's own choices are noise (it rarely closes a string), so the timings of a call
+    would not be those of a real one. This sampler pays for the usual greedy pick, then returns the next
+    token of `answer` instead (when the grammar allows it): sampled and forced steps are then exactly
+    those of the fine-tune producing its answer, on the real 1B shape.
+    """
+    from ondevice.prompt import prepare_messages
+    from ondevice.sampling import Sampler
+
+    model = caller.model
+    prompt_len = len(model.tokenize(caller.render(prepare_messages(ex["query"], ex["tools"]))))
+
+    class Replay(Sampler):
+        def pick(self, logits, allowed=None):  # type: ignore[no-untyped-def]
+            greedy = super().pick(logits, allowed)
+            done = model.detokenize(model.tokens[prompt_len:]).decode("utf-8", errors="replace")
+            if answer.startswith(done) and len(answer) > len(done):
+                token = model.tokenize(answer[len(done):], special=False)[0]
+                if allowed is None or allowed[token]:
+                    return token
+            return greedy
+
+    return Replay()
+
+
 def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: int, repeats: int,
             limit: Optional[int], native: bool = True) -> dict[str, Any]:
     """Everything for one GGUF, in this process."""
@@ -133,8 +160,9 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
         for _ in range(repeats):
             # the tools prefix is now evaluated and cached
             caller.call(WARM_UP_QUERY, ex["tools"], settings=settings.with_(max_tokens=1))
+            replay = replay_sampler(caller, ex, answer_text(ex["answer"]))
             t0 = time.perf_counter()
-            res = caller.call(ex["query"], ex["tools"], settings=budget)
+            res = caller.call(ex["query"], ex["tools"], settings=budget, sampler=replay)
             walls.append(time.perf_counter() - t0)
             prompt_s.append(res.timings["prompt_eval_s"])
         warm.append({
@@ -144,6 +172,9 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
             "prompt_reused": res.timings["prompt_reused"],
             "prompt_tokens": res.timings["prompt_tokens"],
             "output_tokens": res.timings["sampled_tokens"] + res.timings["forced_tokens"],
+            "sampled_tokens": res.timings["sampled_tokens"],
+            "forced_tokens": res.timings["forced_tokens"],
+            "text": res.text[:300],
             "budget": ex["budget"],
         })
         log(f"[speed] {path.name}: warm {ex['name']}: {warm[-1]['wall_s']:.3f}s "
@@ -156,15 +187,17 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     gw_budget = settings.with_(max_tokens=ex["budget"])
     for _ in range(repeats):
         caller.call(ex["query"], ex["tools"], settings=settings.with_(max_tokens=1))  # both equally warm
+        answer = answer_text(ex["answer"])
         t0 = time.perf_counter()
-        res = caller.call(ex["query"], ex["tools"], settings=gw_budget)
+        res = caller.call(ex["query"], ex["tools"], settings=gw_budget, sampler=replay_sampler(caller, ex, answer))
         g_walls.append(time.perf_counter() - t0)
         n_out = res.timings["sampled_tokens"] + res.timings["forced_tokens"]
         g_info = {"output_tokens": n_out, "sampled_tokens": res.timings["sampled_tokens"],
                   "forced_tokens": res.timings["forced_tokens"], "finish_reason": res.finish_reason,
                   "truncated": res.truncated, "text": res.text[:300]}
         t0 = time.perf_counter()
-        free = caller.call(ex["query"], ex["tools"], settings=settings.with_(constrained=False, max_tokens=n_out))
+        free = caller.call(ex["query"], ex["tools"], settings=settings.with_(constrained=False, max_tokens=n_out),
+                           sampler=replay_sampler(caller, ex, answer))
         f_walls.append(time.perf_counter() - t0)
         g_info["free_tokens"] = free.timings["sampled_tokens"]
     out["get_weather"] = dict(

@@ -166,13 +166,16 @@ class ToolCaller:
         tools: Optional[Sequence[Any]] = None,
         history: Optional[list[Message]] = None,
         settings: Optional[Settings] = None,
+        *,
+        sampler: Optional[Sampler] = None,
     ) -> CallResult:
         """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
 
         `history` is the conversation so far (from `Conversation`, or the card's messages). With
         `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
-        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`.
+        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
+        replaces the token chooser built from the settings (the grammar still restricts its choices).
         """
         s = settings or self.settings
         check_query(query)
@@ -192,7 +195,8 @@ class ToolCaller:
         matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
         if matcher is not None and matcher.is_error():
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
-        gen = decode(self.model, Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher, s.fast_forward)
+        chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward)
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)

@@ -14,16 +14,6 @@ from convert.synthetic import tiny_config, write_random_checkpoint
 TINY_SEED = 1
 
 
-@pytest.fixture(scope="session", autouse=True)
-def convert_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("ondevice-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ONDEVICE_HOME", str(home))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    yield home
-    mp.undo()
-
-
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = os.environ.get(CACHE_ENV)

@@ -1,4 +1,4 @@
-"""Shared fixtures: a temp ONDEVICE_HOME per test session and one loaded stand-in model."""
+"""Shared fixtures: one loaded stand-in model (tests/conftest.py sets a temp ONDEVICE_HOME)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 SHARED = REPO.parent / "shared"
 PINNED_DATE = "26 Jul 2024"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def ondevice_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("ondevice-home")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ONDEVICE_HOME", str(home))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    yield home
-    mp.undo()
 
 
 @pytest.fixture(scope="session")
