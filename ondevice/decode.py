@@ -2,7 +2,8 @@
 
 At each step:
 1. If the grammar allows exactly one continuation, llguidance returns its tokens (``compute_ff_tokens``,
-   in the canonical tokenization); they are appended and evaluated in one batch, without sampling.
+   in the canonical tokenization); they are appended without sampling, and evaluated in one batch
+   together with the sampled token before them (one llama_decode per sampled token, not two).
 2. Otherwise a token is picked from the raw logits and checked against the grammar alone
    (``validate_tokens``); only when it is refused is the full mask computed and the pick redone under
    it. Greedy picks are thereby identical to masking first; sampled picks follow the same
@@ -57,6 +58,7 @@ def decode(
     start = time.perf_counter()
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
     out: list[int] = []
+    pending: list[int] = []  # appended to `out` but not yet evaluated: evaluated together, in one batch
     sampled = forced = 0
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
@@ -74,16 +76,14 @@ def decode(
                     if not matcher.consume_tokens(ff):
                         raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
                     out.extend(ff)
+                    pending.extend(ff)
                     forced += len(ff)
-                    if matcher.is_stopped():
-                        finish = "stop"
-                        break
-                    if len(out) >= budget:
-                        break
-                    model.eval(ff)
                     continue
         if len(out) >= budget:
             break
+        if pending:  # the last sampled token and the forced run after it: one llama_decode
+            model.eval(pending)
+            pending = []
         logits = model.logits()
         token = sampler.pick(logits)
         if matcher is not None and matcher.validate_tokens([token]) != 1:
@@ -95,11 +95,8 @@ def decode(
         if matcher is not None and not matcher.consume_token(token):
             raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
         out.append(token)
+        pending.append(token)
         sampled += 1
-        if matcher is not None and matcher.is_stopped():
-            finish = "stop"
-            break
-        model.eval([token])
 
     truncated = False
     if matcher is not None and finish == "budget":
