@@ -325,6 +325,11 @@ def headline(found: dict[str, Any]) -> list[str]:
             warm = r["warm"][0]["wall_s"] if r.get("warm") else None
             rows.append(f"| 1B {label}: get_weather call, cold / warm (prefix cached) | {_num(r['cold'][0]['wall_s'], '{:.2f}')} s / "
                         f"{_num(warm, '{:.2f}')} s; load {_num(r['load_s'], '{:.2f}')} s; peak RSS {r['peak_rss_mib']:.0f} MiB | `{s['command']}` |")
+            gw = r.get("get_weather") or {}
+            if gw.get("ratio") is not None:
+                rows.append(f"| 1B {label}: warm get_weather call under the grammar / free generation of as many tokens "
+                            f"({gw.get('sampled_tokens')} sampled + {gw.get('forced_tokens')} forced) | "
+                            f"{_num(gw['grammar_wall_s'], '{:.2f}')} s / {_num(gw['free_wall_s'], '{:.2f}')} s = {gw['ratio']} | `{s['command']}` |")
     if "quant" in found:
         _, q = found["quant"]
         for name in ("Q8_0", "Q4_K_M"):
