@@ -225,6 +225,9 @@ def speed_section(path: Path, data: dict[str, Any]) -> list[str]:
         "## Speed and memory, Llama-3.2-1B shape",
         "",
         "Random-weight GGUFs with the exact Llama-3.2-1B shape and the real Llama 3 tokenizer. "
+        "Warm and get_weather calls replay the answer the card reports for the fine-tune (the sampler pays "
+        "for its greedy pick, then returns the answer's next token), so their sampled and forced steps are "
+        "those of a real call; a random model's own choices are noise. "
         f"Decode: {data['settings']['decode_tokens']} tokens after the card's get_weather prompt, median of "
         f"{data['settings']['repeats']} interleaved repeats; *grammar* counts sampled tokens only (forced "
         "tokens' evaluation is charged to them). *native llama.cpp* is "
