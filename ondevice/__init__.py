@@ -2,7 +2,6 @@
 
 from .api import CallResult, Conversation, ToolCaller, validate_calls
 from .errors import (
-    BudgetExhaustedError,
     ContextOverflowError,
     EmptyQueryError,
     ModelFileError,
@@ -21,5 +20,5 @@ __all__ = [
     "CallResult", "Conversation", "ToolCaller", "validate_calls", "ToolCall", "parse_response",
     "parse_tool_calls", "SYSTEM_PROMPT", "prepare_messages", "Settings", "Tool", "normalize_tools",
     "to_json_schema", "OndeviceError", "ToolSchemaError", "ModelNotFoundError", "ModelFileError",
-    "ContextOverflowError", "EmptyQueryError", "BudgetExhaustedError",
+    "ContextOverflowError", "EmptyQueryError"
 ]

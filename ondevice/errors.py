@@ -27,13 +27,5 @@ class EmptyQueryError(OndeviceError, ValueError):
     """The query is empty or only whitespace."""
 
 
-class BudgetExhaustedError(OndeviceError, RuntimeError):
-    """The token budget ran out before the structure could be closed; carries the partial text."""
-
-    def __init__(self, message: str, partial_text: str):
-        super().__init__(message)
-        self.partial_text = partial_text
-
-
 class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
