@@ -88,13 +88,7 @@ class ToolCaller:
                 f"{model.path.name} carries no chat template: pass one with Settings(chat_template=...) "
                 "or --chat-template FILE"
             )
-        if settings.chat_template and Path(settings.chat_template).is_file():
-            source = Path(settings.chat_template).read_text()
-        self.template = ChatTemplate(
-            source,
-            bos_token=model.token_text(llama_bos(model)),
-            eos_token=model.token_text(llama_eos(model)),
-        )
+        self.template = ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text)
         stat = model.path.stat()
         identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
@@ -249,14 +243,3 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "total_s": round(total_s, 4),
     }
 
-
-def llama_bos(model: LlamaModel) -> int:
-    import llama_cpp
-
-    return llama_cpp.llama_vocab_bos(model.vocab)
-
-
-def llama_eos(model: LlamaModel) -> int:
-    import llama_cpp
-
-    return llama_cpp.llama_vocab_eos(model.vocab)

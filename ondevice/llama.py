@@ -134,6 +134,14 @@ class LlamaModel:
         raw = llama_cpp.llama_model_chat_template(self.model, None)
         return raw.decode("utf-8") if raw else None
 
+    @property
+    def bos_text(self) -> str:
+        return self.token_text(llama_cpp.llama_vocab_bos(self.vocab))
+
+    @property
+    def eos_text(self) -> str:
+        return self.token_text(llama_cpp.llama_vocab_eos(self.vocab))
+
     def token_text(self, token: int) -> str:
         if token < 0:
             return ""

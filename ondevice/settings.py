@@ -25,7 +25,8 @@ class Settings:
     forces without sampling them (False: sample every token, for comparisons). date_string: pins the "Today Date" line of
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
-    keeps them on disk, so that a new process skips evaluating a known tools prefix.
+    keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
+    source to use instead of the GGUF's own template.
     """
 
     n_ctx: int = 4096

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from ..chat_template import ChatTemplateError
 from ..errors import ToolSchemaError
 from ..settings import Settings
 
@@ -41,9 +42,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_tokens=args.max_tokens,
         constrained=not args.no_grammar,
         date_string=args.date_string,
-        chat_template=args.chat_template,
+        chat_template=read_chat_template(args.chat_template),
         prefix_cache_dir=args.prefix_cache_dir,
     )
+
+
+def read_chat_template(source: Optional[str]) -> Optional[str]:
+    """The Jinja source of a --chat-template file; None when not given."""
+    if source is None:
+        return None
+    path = Path(source)
+    if not path.is_file():
+        raise ChatTemplateError(f"chat template file not found: {path} (pass a Jinja file, e.g. the model's chat_template)")
+    return path.read_text(encoding="utf-8")
 
 
 def load_tools(source: Optional[str]) -> Optional[list[Any]]:

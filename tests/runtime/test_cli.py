@@ -65,6 +65,7 @@ def test_help_has_examples(command):
     (["call", "hi", "--model", "no-such-model"], "unknown model 'no-such-model'"),
     (["call", "hi", "--max-tokens", "0"], "setting max_tokens: expected an integer >= 1, got 0"),
     (["call", "hi", "--tools", "-"], "missing 'name'"),
+    (["call", "hi", "--chat-template", "nope.jinja"], "chat template file not found: nope.jinja"),
 ])
 def test_bad_input_exits_2_with_a_message(args, message, ondevice_home):
     r = ondevice(*args, stdin='[{"description": "nameless"}]', home=ondevice_home)
