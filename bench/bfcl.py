@@ -382,15 +382,15 @@ def score(case: Case, mode: str, calls: Optional[list[Any]], text: str, **timing
     )
 
 
-def run_case(caller: Any, case: Case, mode: str) -> CaseResult:
-    """One case through the runtime; runtime errors (context overflow, budget) count as wrong and
-    invalid, with the exception recorded."""
+def run_case(caller: Any, case: Case, mode: str, settings: Any = None) -> CaseResult:
+    """One case through the runtime (with `settings` for this mode); runtime errors (context
+    overflow) count as wrong and invalid, with the exception recorded."""
     from ondevice.errors import OndeviceError
 
     query, history = to_query_and_history(case)
     start = time.perf_counter()
     try:
-        res = caller.call(query, case.tools, history=history)
+        res = caller.call(query, case.tools, history=history, settings=settings)
     except OndeviceError as exc:
         wall = time.perf_counter() - start
         partial = getattr(exc, "partial_text", "") or ""
@@ -533,12 +533,11 @@ def run(args: Any) -> int:
         f"[bfcl] {len(cases)} cases x {len(modes)} modes ({', '.join(modes)}) on {resolved.path.name}; "
         f"{'limit ' + str(limit) + ' per category, seed ' + str(args.seed) if limit else 'full set'}"
     )
-    callers = {}
-    load_s = {}
-    for m in modes:
-        t0 = time.perf_counter()
-        callers[m] = ToolCaller.load(str(resolved.path), mode_settings[m])
-        load_s[m] = round(time.perf_counter() - t0, 3)
+    # One model for both modes: a case's modes run back to back, so the second finds the prompt
+    # already in the KV cache (the prompts are identical) and pays only for its own decoding.
+    t0 = time.perf_counter()
+    caller = ToolCaller.load(str(resolved.path), base)
+    load_s = round(time.perf_counter() - t0, 3)
 
     # Round-robin over categories, so that an interrupted run still covers every category evenly.
     todo = [(c, m) for c in interleave_categories(cases) for m in modes if c.id not in done[m]]
@@ -552,7 +551,7 @@ def run(args: Any) -> int:
             log(f"[bfcl] time budget of {args.time_budget_min} min reached: stopping; "
                 "the summary covers the cases finished in every mode (continue with --resume)")
             break
-        result = run_case(callers[mode], case, mode)
+        result = run_case(caller, case, mode, mode_settings[mode])
         done[mode][case.id] = result
         append_raw(raw_paths[mode], result)
         stats = []

@@ -77,18 +77,17 @@ def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
     A random-weight model's own choices are noise (it rarely closes a string), so the timings of a call
     would not be those of a real one. This sampler pays for the usual greedy pick, then returns the next
     token of `answer` instead (when the grammar allows it): sampled and forced steps are then exactly
-    those of the fine-tune producing its answer, on the real 1B shape.
+    those of the fine-tune producing its answer, on the real 1B shape. The decode loop asks it about
+    forced tokens too (to confirm them); it answers from the tokens generated before that point.
     """
-    from ondevice.prompt import prepare_messages
     from ondevice.sampling import Sampler
 
     model = caller.model
-    prompt_len = len(model.tokenize(caller.render(prepare_messages(ex["query"], ex["tools"]))))
 
     class Replay(Sampler):
-        def pick(self, logits, allowed=None):  # type: ignore[no-untyped-def]
+        def pick(self, logits, allowed=None, generated=()):  # type: ignore[no-untyped-def]
             greedy = super().pick(logits, allowed)
-            done = model.detokenize(model.tokens[prompt_len:]).decode("utf-8", errors="replace")
+            done = model.detokenize(list(generated)).decode("utf-8", errors="replace")
             if answer.startswith(done) and len(answer) > len(done):
                 token = model.tokenize(answer[len(done):], special=False)[0]
                 if allowed is None or allowed[token]:

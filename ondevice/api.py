@@ -26,7 +26,7 @@ from .errors import ContextOverflowError
 from .grammar import compile_grammar
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import ToolCall, parse_tool_calls
+from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
@@ -145,7 +145,10 @@ class ToolCaller:
             entry = self.prefix_cache.get(prompt[:prefix_len])
             if entry is not None and model.restore(entry.state, entry.tokens):
                 common = prefix_len
-        model.truncate(min(common, len(prompt) - 1))  # at least one token is evaluated, for fresh logits
+        # The query and what follows it are always evaluated anew, in one batch, even when cached:
+        # llama.cpp rounds a batch and its tokens one by one differently (multi-threaded attention),
+        # so this keeps one prompt's answer the same whatever the cache held before.
+        model.truncate(min(common, prefix_len, len(prompt) - 1))
         reused = len(model.tokens)
         if reused < prefix_len:
             model.eval(prompt[reused:prefix_len])
@@ -190,7 +193,8 @@ class ToolCaller:
         if matcher is not None and matcher.is_error():
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward)
+        # Free text stops after the first list: parse_response reads only that one.
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -24,7 +24,9 @@ class Sampler:
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
-    def pick(self, logits: np.ndarray, allowed: Optional[np.ndarray] = None) -> int:
+    def pick(self, logits: np.ndarray, allowed: Optional[np.ndarray] = None, generated: Sequence[int] = ()) -> int:
+        """A token from `logits`, within `allowed` when given. `generated` is the answer's tokens so
+        far, for choosers that depend on them (this one does not)."""
         if allowed is not None:
             logits = np.where(allowed, logits, -np.inf)
         if self.greedy:

@@ -9,6 +9,7 @@ import pytest
 from ondevice import Settings, ToolCaller, validate_calls
 from ondevice.errors import ContextOverflowError, EmptyQueryError
 from ondevice.grammar import CLOSE, OPEN
+from ondevice.sampling import Sampler
 from ondevice.tools import normalize_tools
 
 from .conftest import EXAMPLE_NAMES, PINNED_DATE, load_example
@@ -119,6 +120,28 @@ def test_unconstrained_generation_is_available_for_comparison(caller):
     result = caller.call(case["queries"][0], tools, settings=caller.settings.with_(constrained=False, max_tokens=40))
     assert result.finish_reason in ("eog", "budget")
     assert result.timings["forced_tokens"] == 0
+
+
+class _Scripted(Sampler):
+    """Chooses the tokens of `text` in order (the model's logits are computed but not used)."""
+
+    def __init__(self, model, text):
+        super().__init__()
+        self.tokens = model.tokenize(text, special=False)
+
+    def pick(self, logits, allowed=None, generated=()):
+        return self.tokens[len(generated)]
+
+
+def test_free_text_stops_after_the_first_tool_call_list(caller):
+    tools, case = load_example("simple")
+    answer = '<tool_call>[{"name": "get_weather", "arguments": {"location": "Paris"}}]</tool_call>'
+    script = _Scripted(caller.model, answer + " and then some more words that are never read")
+    free = caller.settings.with_(constrained=False, max_tokens=60)
+    result = caller.call(case["queries"][0], tools, settings=free, sampler=script)
+    assert result.text == answer
+    assert result.finish_reason == "stop"
+    assert result.calls_as_dicts() == [{"name": "get_weather", "arguments": {"location": "Paris"}}]
 
 
 def test_prompt_longer_than_the_context(standin_path):

@@ -1,4 +1,5 @@
-"""Property: for random tool schemas, random seeds and high temperatures, every output is valid.
+"""Properties on random tool schemas: every output is valid (random seeds, high temperatures), and
+greedy decoding with fast-forward equals step-by-step masked decoding.
 
 Each case really decodes on the stand-in under the grammar, then checks the text with the parse layer
 and the arguments with the `jsonschema` library. ONDEVICE_PROPERTY_EXAMPLES sets the number of cases
@@ -12,11 +13,15 @@ import os
 import string
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ondevice import Settings, ToolCaller
 from ondevice.grammar import CLOSE, OPEN
 from ondevice.tools import normalize_tools
+
+from .conftest import PINNED_DATE
 
 EXAMPLES = int(os.environ.get("ONDEVICE_PROPERTY_EXAMPLES", "40"))
 NAMES = st.text(string.ascii_lowercase + "_", min_size=1, max_size=10).filter(lambda s: s[0] != "_")
@@ -83,3 +88,25 @@ def test_every_output_is_valid(caller, tools, seed, temperature, budget, query):
         assert call["name"] in normalized
         jsonschema.validate(call["arguments"], normalized[call["name"]].parameters)
 
+
+
+@pytest.fixture(scope="module")
+def one_thread_caller(standin_path):
+    # One thread: llama.cpp rounds batched and single-token evaluation identically (see test_decode).
+    with ToolCaller.load(str(standin_path), Settings(date_string=PINNED_DATE, n_threads=1)) as c:
+        yield c
+
+
+@settings(max_examples=max(10, EXAMPLES // 6), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tools=toolsets(), budget=st.integers(16, 120), query=st.sampled_from([
+    "What's the weather like in New York in fahrenheit?", "Call every tool you have."]))
+def test_fast_forward_equals_step_by_step_on_random_schemas(one_thread_caller, tools, budget, query):
+    # Forced tokens are the only token llguidance's mask allows at their position, so the two paths
+    # pick the same tokens, and a budget cuts both at the same place.
+    caller = one_thread_caller
+    slow = caller.call(query, tools, settings=caller.settings.with_(max_tokens=budget, fast_forward=False))
+    fast = caller.call(query, tools, settings=caller.settings.with_(max_tokens=budget))
+    assert fast.text == slow.text
+    assert fast.truncated == slow.truncated
+    assert fast.timings["sampled_tokens"] + fast.timings["forced_tokens"] == slow.timings["sampled_tokens"]
