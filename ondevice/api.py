@@ -145,10 +145,7 @@ class ToolCaller:
             entry = self.prefix_cache.get(prompt[:prefix_len])
             if entry is not None and model.restore(entry.state, entry.tokens):
                 common = prefix_len
-        # The query and what follows it are always evaluated anew, in one batch, even when cached:
-        # llama.cpp rounds a batch and its tokens one by one differently (multi-threaded attention),
-        # so this keeps one prompt's answer the same whatever the cache held before.
-        model.truncate(min(common, prefix_len, len(prompt) - 1))
+        model.truncate(min(common, len(prompt) - 1))  # at least one token is evaluated, for fresh logits
         reused = len(model.tokens)
         if reused < prefix_len:
             model.eval(prompt[reused:prefix_len])
