@@ -113,6 +113,25 @@ def compare(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[np.ndarray, n
     return kl, agree
 
 
+def weight_error(f16: Path, quant: Path) -> dict[str, Any]:
+    """What the file holds: the share of weights in each ggml type (llama.cpp falls back from k-quants
+    to Q5_0/Q5_1/Q8_0 for rows not a multiple of 256 wide, as SmolLM2's 576 are), and the RMS error
+    of all weights against the F16 file, relative to their RMS."""
+    from convert.report import quantization_errors
+
+    errors = quantization_errors(f16, quant)
+    n = sum(e.n_elements for e in errors)
+    by_type: dict[str, int] = {}
+    for e in errors:
+        by_type[e.qtype] = by_type.get(e.qtype, 0) + e.n_elements
+    se = sum(e.rms_err ** 2 * e.n_elements for e in errors)
+    sr = sum((e.rms_err / e.rel_rms_err) ** 2 * e.n_elements for e in errors if e.rel_rms_err > 0)
+    return {
+        "tensor_types": {k: round(v / n, 3) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])},
+        "weight_rel_rms_err": round((se / sr) ** 0.5, 5) if sr else 0.0,
+    }
+
+
 def run(args: Any) -> int:
     from llama_cpp import Llama
 
@@ -163,6 +182,7 @@ def run(args: Any) -> int:
             "decode_tok_s": speed["decode_tok_s"],
             "prompt_tok_s": speed["prompt_tok_s"],
         }
+        row.update(weight_error(paths["F16"], path))
         if kls:
             kl_all = np.concatenate(kls)
             agree_all = np.concatenate(agrees)
@@ -198,9 +218,12 @@ def run(args: Any) -> int:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    lines = ["| quant | size MiB | KL mean (nats) | KL p99 | top-1 agreement | decode tok/s |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| quant | size MiB | KL mean (nats) | KL p99 | top-1 agreement | weight rel. RMS error | weights by type | decode tok/s |",
+             "|---|---:|---:|---:|---:|---:|---|---:|"]
     for quant, r in summary["results"].items():
+        types = ", ".join(f"{k} {100 * v:.0f}%" for k, v in r.get("tensor_types", {}).items() if v >= 0.005)
+        err = r.get("weight_rel_rms_err")
         lines.append(f"| {quant} | {r['size_mib']} | {r['kl_mean']:.4f} | {r['kl_p99']:.4f} | "
-                     f"{100 * r['top1_agreement']:.1f}% | {r['decode_tok_s']} |")
+                     f"{100 * r['top1_agreement']:.1f}% | {'' if err is None else f'{100 * err:.2f}%'} | {types} | "
+                     f"{r['decode_tok_s']} |")
     return "\n".join(lines)

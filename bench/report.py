@@ -294,6 +294,14 @@ def quant_section(path: Path, data: dict[str, Any], img: Optional[str]) -> list[
         "",
         format_table(data),
         "",
+        "Reading it: SmolLM2's hidden size (576) is not a multiple of 256, the k-quant block, so llama.cpp "
+        "stores most of its matrices in a fallback type (the *weights by type* column): Q4_K_M is mostly "
+        "Q5_0 and Q5_K_M mostly Q5_1, and the two end up with nearly the same bits per weight. On these "
+        "weights, which already sit on Q4_1's grid, Q5_1 happens to land a little further from them than "
+        "Q5_0 (the weight error column), hence Q5_K_M's slightly higher KL. The F16 row is the control: "
+        "the same file measured against itself gives exactly 0. Top-1 agreement counts every position, "
+        "near-ties included, so even Q8_0, with the smallest weight error, flips a few percent of them on this small model.",
+        "",
         provenance(data),
         "",
     ]

@@ -101,3 +101,13 @@ def test_quantizer_failure_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="llama.cpp could not quantize"):
         quantize(bad, out / "x.Q4_0.gguf", "Q4_0", progress=False)
     assert list(out.iterdir()) == []
+
+
+def test_quant_benchmark_reports_the_type_mix_and_the_weight_error(quantized: dict[str, Path], tiny_f16: Path) -> None:
+    from bench.quant import weight_error
+
+    row = weight_error(tiny_f16, quantized["Q4_K_M"])
+    assert abs(sum(row["tensor_types"].values()) - 1.0) < 0.01
+    assert "Q4_K" in row["tensor_types"] and "F32" in row["tensor_types"]
+    assert 0 < row["weight_rel_rms_err"] < MAX_MEAN_REL_RMS["Q4_K_M"]
+    assert weight_error(tiny_f16, tiny_f16)["weight_rel_rms_err"] == 0.0
