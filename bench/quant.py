@@ -47,9 +47,12 @@ def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dic
         gguf_to_hf(src, ckpt, dtype="f32")
         marker.write_text(src.name)
     log(f"[quant] converting to F16 and quantizing to {', '.join(quants)} (cached after the first run)...")
-    result = convert_checkpoint(ckpt, root / "gguf", quant=quants, outtype="f16", name="standin-fp",
-                                progress=False)
-    return {k.upper(): Path(v) for k, v in result.paths.items()}
+    # The F16 file first, on its own: a quantize call whose outputs are all up to date does not list it.
+    paths = dict(convert_checkpoint(ckpt, root / "gguf", quant=None, outtype="f16", name="standin-fp",
+                                    progress=False).paths)
+    paths.update(convert_checkpoint(ckpt, root / "gguf", quant=quants, outtype="f16", name="standin-fp",
+                                    progress=False).paths)
+    return {k.upper(): Path(v) for k, v in paths.items()}
 
 
 def fixed_texts(render: Any, limit: Optional[int] = None) -> list[tuple[str, str]]:
