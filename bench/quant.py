@@ -128,7 +128,7 @@ def weight_error(f16: Path, quant: Path) -> dict[str, Any]:
     for e in errors:
         by_type[e.qtype] = by_type.get(e.qtype, 0) + e.n_elements
     se = sum(e.rms_err ** 2 * e.n_elements for e in errors)
-    sr = sum((e.rms_err / e.rel_rms_err) ** 2 * e.n_elements for e in errors if e.rel_rms_err > 0)
+    sr = sum(e.ref_rms ** 2 * e.n_elements for e in errors)
     return {
         "tensor_types": {k: round(v / n, 3) for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])},
         "weight_rel_rms_err": round((se / sr) ** 0.5, 5) if sr else 0.0,

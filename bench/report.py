@@ -53,6 +53,11 @@ def provenance(data: dict[str, Any]) -> str:
     )
 
 
+def _empty_list(get_weather: dict[str, Any]) -> bool:
+    """The get_weather measurement ended in `[]`, so it timed no complete call."""
+    return str(get_weather.get("text", "")).startswith("<tool_call>[]")
+
+
 def _pct(x: Optional[float]) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -247,7 +252,7 @@ def speed_section(path: Path, data: dict[str, Any]) -> list[str]:
             f"{', truncated by the budget' if gw.get('truncated') else ''}) vs {gw['free_wall_s']:.3f}s free "
             f"for as many tokens: ratio {gw['ratio']}"
             + (" (**the random-weight model chose the empty list `[]`, so this is not a complete get_weather call "
-               "and does not test the <= 0.6 target**)" if str(gw.get("text", "")).startswith("<tool_call>[]") else "")
+               "and does not test the <= 0.6 target**)" if _empty_list(gw) else "")
             + ". llama.cpp's own perf counters: "
             f"{_num(r['decode'].get('native_llama_perf_tok_s'))} tok/s. Cold calls: {cold}. Warm calls: {warm}.",
         ]
@@ -261,7 +266,7 @@ def speed_section(path: Path, data: dict[str, Any]) -> list[str]:
             f"| {label} | {_check(d.get('grammar_vs_native'), lambda v: v >= 0.95)} "
             f"| {_check(d.get('grammar_vs_free'), lambda v: v >= 0.97)} "
             f"| {_check(r['get_weather'].get('ratio'), lambda v: v <= 0.6)}"
-            f"{' (empty list, not a get_weather call)' if str(r['get_weather'].get('text', '')).startswith('<tool_call>[]') else ''} "
+            f"{' (empty list, not a get_weather call)' if _empty_list(r['get_weather']) else ''} "
             f"| {_check(warm, lambda v: v < 1.0, '{:.3f} s')} |"
         )
     loads = [f"{label} {r.get('load_avg_start')} -> {r.get('load_avg_end')}" for label, r in data["results"].items()

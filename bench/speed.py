@@ -77,8 +77,8 @@ def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
     A random-weight model's own choices are noise (it rarely closes a string), so the timings of a call
     would not be those of a real one. This sampler pays for the usual greedy pick, then returns the next
     token of `answer` instead (when the grammar allows it): sampled and forced steps are then exactly
-    those of the fine-tune producing its answer, on the real 1B shape. The decode loop asks it about
-    forced tokens too (to confirm them); it answers from the tokens generated before that point.
+    those of the fine-tune producing its answer, on the real 1B shape. It reads the answer so far from
+    the decode loop (`generated`).
     """
     from ondevice.sampling import Sampler
 

@@ -17,6 +17,7 @@ class TensorError:
     max_abs_err: float
     rms_err: float
     rel_rms_err: float  # rms error / rms of the original weights
+    ref_rms: float  # rms of the original weights
 
 
 def quantization_errors(float_gguf: Path, quant_gguf: Path, rows_per_chunk: int = 4096) -> list[TensorError]:
@@ -43,8 +44,8 @@ def quantization_errors(float_gguf: Path, quant_gguf: Path, rows_per_chunk: int 
             mx = max(mx, float(np.abs(d).max()))
             se += float(np.square(d, dtype=np.float64).sum())
             sr += float(np.square(w, dtype=np.float64).sum())
-        rms = (se / n) ** 0.5
-        out.append(TensorError(t.name, qtype.name, n, mx, rms, rms / max((sr / n) ** 0.5, 1e-30)))
+        rms, ref_rms = (se / n) ** 0.5, (sr / n) ** 0.5
+        out.append(TensorError(t.name, qtype.name, n, mx, rms, rms / max(ref_rms, 1e-30), ref_rms))
     out.sort(key=lambda e: e.rel_rms_err, reverse=True)
     return out
 
