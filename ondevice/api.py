@@ -24,10 +24,11 @@ from .chat_template import ChatTemplate, ChatTemplateError
 from .decode import GrammarStateError, Generation, decode, lcp
 from .errors import ContextOverflowError
 from .grammar import compile_grammar
+from .jsonvalue import check_tools_value
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
-from .prefix_cache import PrefixCache
+from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, parse_tool_calls
+from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
 from .settings import Settings
@@ -73,6 +74,14 @@ def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str
     return problems
 
 
+def check_tools(tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
+    """The tools normalized and their compiled grammar; a ToolSchemaError naming the tool and the
+    path when they are malformed or cannot be satisfied. Needs no model: check before loading one."""
+    check_tools_value(tools)
+    normalized = normalize_tools(tools)
+    return normalized, compile_grammar(normalized)
+
+
 class ToolCaller:
     """A loaded model that answers queries with tool calls."""
 
@@ -92,7 +101,8 @@ class ToolCaller:
         stat = model.path.stat()
         identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
-                                        settings.prefix_cache_dir, namespace=identity)
+                                        settings.prefix_cache_dir, namespace=identity,
+                                        disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         self._first_call = True
@@ -101,6 +111,8 @@ class ToolCaller:
     def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
         """Load a model: a .gguf path, an alias from models/, a hub repo id, or None for the default."""
         settings = settings or Settings()
+        if settings.prefix_cache_dir is not None:
+            prepare_cache_dir(settings.prefix_cache_dir)  # a bad directory fails before the model loads
         resolved = resolve(None if model is None else str(model))
         start = time.perf_counter()
         llama = LlamaModel(resolved.path, settings)
@@ -112,11 +124,11 @@ class ToolCaller:
         return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
 
     def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
+        check_tools_value(tools)
         key = json.dumps(tools, sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized))
+            hit = check_tools(tools)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -186,17 +198,20 @@ class ToolCaller:
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=1 if s.verbose else 0) if s.constrained else None
         if matcher is not None and matcher.is_error():
-            raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
+            raise GrammarStateError("the grammar did not load for this model's tokenizer (a bug: please report it "
+                                    "with the tools)", details=matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
+        # Free text stops after the first closed block: parse_response reads only that one.
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward,
+                     stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()))
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
-                raise GrammarStateError(f"constrained output failed validation: {problems}; text: {gen.text!r}")
+                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
+                                        "it with the tools)", details=f"text: {gen.text!r}")
         timings = _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0)
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)

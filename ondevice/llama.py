@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import struct
+import sys
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
@@ -17,7 +18,7 @@ from typing import Optional, Sequence
 import llama_cpp
 import numpy as np
 
-from .errors import ContextOverflowError, ModelFileError, OndeviceError
+from .errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
 from .settings import Settings
 
 GGUF_MAGIC = b"GGUF"
@@ -28,15 +29,25 @@ _LOG_LOCK = threading.Lock()
 _BACKEND_READY = False
 
 
+_ECHO_LOG = False  # Settings.verbose: llama.cpp's log also goes to stderr
+
+
 @llama_cpp.llama_log_callback
 def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     # Keep llama.cpp quiet but remember what it said, so a load failure can say why.
-    with _LOG_LOCK:
-        _LOG_LINES.append(text.decode("utf-8", errors="replace"))
+    try:
+        decoded = text.decode("utf-8", errors="replace")
+        with _LOG_LOCK:
+            _LOG_LINES.append(decoded)
+        if _ECHO_LOG:
+            sys.stderr.write(decoded)
+    except BaseException:  # never raise into C (an interrupt is seen again once llama.cpp returns)
+        pass
 
 
-def _init_backend() -> None:
-    global _BACKEND_READY
+def _init_backend(verbose: bool = False) -> None:
+    global _BACKEND_READY, _ECHO_LOG
+    _ECHO_LOG = verbose
     # Set at every load: other code in the process (the quantizer) may have swapped the global callback.
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     if not _BACKEND_READY:
@@ -75,7 +86,7 @@ class LlamaModel:
     """A loaded GGUF model with one inference context (sequence 0) and a token batch."""
 
     def __init__(self, path: Path, settings: Settings):
-        _init_backend()
+        _init_backend(settings.verbose)
         self.path = Path(path)
         self.settings = settings
         check_gguf_header(self.path)
@@ -98,6 +109,13 @@ class LlamaModel:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
+        if self.n_ctx_train > 0 and settings.n_ctx > self.n_ctx_train:
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+            raise ContextOverflowError(
+                f"n_ctx {settings.n_ctx} is more than {self.path.name} was trained on ({self.n_ctx_train} tokens): "
+                f"pass --n-ctx {self.n_ctx_train} or less"
+            )
 
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = settings.n_ctx
@@ -150,7 +168,11 @@ class LlamaModel:
     # --- text <-> tokens --------------------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Tokens of `text` with special tokens parsed (no BOS added: chat templates write it)."""
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates: undecodable bytes in a query, history or tools
+            raise QueryError(f"the prompt holds text that is not valid UTF-8 ({text[max(0, exc.start - 20):exc.end]!r}): "
+                             "pass the query, history and tools as UTF-8") from None
         n_max = len(data) + 8
         buf = (llama_cpp.llama_token * n_max)()
         n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, False, special)
