@@ -30,19 +30,31 @@ _BACKEND_READY = False
 
 
 _ECHO_LOG = False  # Settings.verbose: llama.cpp's log also goes to stderr
+_INTERRUPTED = False  # Ctrl-C landed inside the log callback
 
 
 @llama_cpp.llama_log_callback
 def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     # Keep llama.cpp quiet but remember what it said, so a load failure can say why.
+    global _INTERRUPTED
     try:
         decoded = text.decode("utf-8", errors="replace")
         with _LOG_LOCK:
             _LOG_LINES.append(decoded)
         if _ECHO_LOG:
             sys.stderr.write(decoded)
-    except BaseException:  # never raise into C (an interrupt is seen again once llama.cpp returns)
+    except KeyboardInterrupt:  # ctypes would swallow it: re-raised by check_interrupt() after the C call
+        _INTERRUPTED = True
+    except Exception:  # never raise into C
         pass
+
+
+def check_interrupt() -> None:
+    """Raise the KeyboardInterrupt that arrived while llama.cpp was calling back into Python."""
+    global _INTERRUPTED
+    if _INTERRUPTED:
+        _INTERRUPTED = False
+        raise KeyboardInterrupt
 
 
 def _init_backend(verbose: bool = False) -> None:
@@ -99,6 +111,7 @@ class LlamaModel:
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = settings.n_gpu_layers if settings.n_gpu_layers >= 0 else 2**31 - 1
         self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        check_interrupt()
         if not self.model:
             reason = _recent_log()
             raise ModelFileError(
@@ -125,6 +138,7 @@ class LlamaModel:
         cparams.n_threads = settings.threads
         cparams.n_threads_batch = settings.threads
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        check_interrupt()
         if not self.ctx:
             llama_cpp.llama_model_free(self.model)
             self.model = None
@@ -225,6 +239,7 @@ class LlamaModel:
                 batch.logits[i] = 0
             batch.logits[len(chunk) - 1] = 1
             rc = llama_cpp.llama_decode(self.ctx, batch)
+            check_interrupt()
             if rc != 0:
                 raise OndeviceError(f"llama_decode failed with code {rc} at position {pos0}")
             self.tokens.extend(chunk)
