@@ -29,6 +29,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from ondevice.examples import PINNED_DATE
+
 BFCL_DIST = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"  # pinned: the counts below are this release's
 DATA_PREFIX = "BFCL_v4_"
@@ -523,7 +525,7 @@ def run(args: Any) -> int:
         temperature=0.0,
         max_tokens=args.max_tokens,
         constrained=True,
-        date_string=DATE_STRING,
+        date_string=PINNED_DATE,
     )
     mode_settings = {
         "grammar": base,
@@ -590,7 +592,7 @@ def run(args: Any) -> int:
                 "n_ctx": mode_settings[m].n_ctx,
                 "threads": mode_settings[m].threads,
                 "temperature": mode_settings[m].temperature,
-                "date_string": DATE_STRING,
+                "date_string": PINNED_DATE,
             }
             for m in modes
         },
@@ -616,7 +618,6 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-DATE_STRING = "26 Jul 2024"  # pins Llama 3.2's "Today Date" line, so prompts are the same every run
 
 
 def format_table(summary: dict[str, Any]) -> str:

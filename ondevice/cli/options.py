@@ -10,7 +10,17 @@ from typing import Any, Optional
 
 from ..chat_template import ChatTemplateError
 from ..errors import ToolSchemaError
+from ..paths import examples_dir
 from ..settings import Settings
+
+
+def example_path() -> str:
+    """Where the card's examples are, as the help shows it: relative when under the current directory."""
+    folder = examples_dir()
+    try:
+        return str(folder.relative_to(folder.cwd()))
+    except ValueError:
+        return str(folder)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
