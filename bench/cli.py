@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ondevice.errors import OndeviceError
+from .errors import BenchDependencyError
 
 STANDIN = "smollm2-135m-instruct"
 
@@ -27,10 +27,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
-class BenchDependencyError(OndeviceError, RuntimeError):
-    """A bench-only dependency is missing."""
-
-
 def _lazy(module: str, function: str = "run"):
     def call(args: argparse.Namespace) -> int:
         try:
@@ -42,12 +38,7 @@ def _lazy(module: str, function: str = "run"):
                     "pip install matplotlib && pip install --no-deps bfcl-eval==2026.3.23"
                 ) from None
             raise
-        try:
-            return getattr(mod, function)(args)
-        except RuntimeError as exc:
-            if type(exc).__name__ == "BfclUnavailable":
-                raise BenchDependencyError(str(exc)) from None
-            raise
+        return getattr(mod, function)(args)  # BfclUnavailable is a BenchDependencyError
 
     return call
 

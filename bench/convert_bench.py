@@ -39,7 +39,7 @@ def _stage(name: str, work: Path, quant: str) -> dict:
     import llama_cpp  # noqa: F401
 
     from ondevice_convert import convert_checkpoint, quantize
-    from ondevice_convert.synthetic import RANDOM_1B_ALIAS, ensure_random_llama_1b_checkpoint
+    from ondevice_bench.fixtures.synthetic import RANDOM_1B_ALIAS, ensure_random_llama_1b_checkpoint
 
     import resource
 

@@ -1,7 +1,7 @@
 """Quantization quality: `ondevice bench quant`.
 
 The stand-in (SmolLM2-135M-Instruct, shipped as Q4_1) is rebuilt as a full-precision Hugging Face
-checkpoint (``ondevice_convert.gguf_to_hf``: dequantize every tensor to F32), converted by our converter to an F16
+checkpoint (``ondevice_bench.fixtures.gguf_to_hf``: dequantize every tensor to F32), converted by our converter to an F16
 GGUF and quantized by it to each quant type. Every quantized file is then compared with the F16 file on
 a fixed text set (the card's examples with their answers, and the first case of five BFCL categories),
 position by position:
@@ -34,7 +34,7 @@ BFCL_TEXT_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multi
 def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dict[str, Path]:
     """F16 + each quant of `model` rebuilt at full precision (cached under assets_dir())."""
     from ondevice_convert.api import convert_checkpoint
-    from ondevice_convert.gguf_to_hf import gguf_to_hf
+    from ondevice_bench.fixtures.gguf_to_hf import gguf_to_hf
     from ondevice.models import resolve
     from ondevice.paths import assets_dir
 

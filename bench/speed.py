@@ -1,7 +1,7 @@
 """Speed and memory on the Llama-3.2-1B shape: `ondevice bench speed`.
 
 Measured on random-weight GGUFs with the exact Llama-3.2-1B shape and the real Llama 3 tokenizer
-(``ondevice_convert.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
+(``ondevice_bench.fixtures.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
 peak RSS is that file's alone:
 
 - load: ``ToolCaller.load`` wall time (the file is in the page cache: it was just built or read).
@@ -279,7 +279,7 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
 
         resolved = resolve(args.model)
         return [(resolved.alias or resolved.path.stem, resolved.path)]
-    from ondevice_convert.synthetic import ensure_random_llama_1b_gguf
+    from ondevice_bench.fixtures.synthetic import ensure_random_llama_1b_gguf
 
     targets = []
     for quant in [q.strip().upper() for q in args.quants.split(",") if q.strip()]:

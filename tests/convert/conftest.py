@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ondevice_convert.assets import CACHE_ENV, llama3_tokenizer_dir
-from ondevice_convert.synthetic import tiny_config, write_random_checkpoint
+from ondevice_bench.fixtures.tokenizer_assets import CACHE_ENV, llama3_tokenizer_dir
+from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
 
 TINY_SEED = 1
 

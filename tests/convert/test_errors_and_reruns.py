@@ -133,7 +133,7 @@ def test_keep_float_false(tmp_ckpt, tmp_path: Path) -> None:
 def test_outtypes_and_sharded_source(tmp_path: Path, tokenizer_dir: Path, tiny_ckpt: Path, tiny_f16: Path,
                                      outtype: str) -> None:
     """A sharded checkpoint (index.json) gives the same weights; BF16 output is a bit copy, F32 exact."""
-    from ondevice_convert.synthetic import tiny_config, write_random_checkpoint
+    from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
     from ondevice_convert.safetensors_reader import SafetensorsCheckpoint, bf16_bits_to_f32
 
     sharded = write_random_checkpoint(tmp_path / "sharded", tiny_config(), seed=1, shard_bytes=20 * 2**20,

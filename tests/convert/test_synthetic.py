@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ondevice_convert.synthetic import (LLAMA_3_2_1B_CONFIG, _tensor_specs, llama_3_2_special_name, tiny_config,
+from ondevice_bench.fixtures.synthetic import (LLAMA_3_2_1B_CONFIG, _tensor_specs, llama_3_2_special_name, tiny_config,
                                write_random_checkpoint)
 from ondevice_convert.safetensors_reader import SafetensorsCheckpoint
 from ondevice_convert.verify import CHAT_CONVERSATIONS, render_chat
