@@ -1,8 +1,9 @@
 """The child process that runs llama.cpp's quantizer (see quantizer.quantize): its log goes to stdout.
 
-    python -m convert.quantize_worker SRC DST FTYPE NTHREAD MAX_BUF_BYTES
+    python quantize_worker.py SRC DST FTYPE NTHREAD MAX_BUF_BYTES
 
-Exit status 0 when llama.cpp succeeded, else its return code (or 1). Not imported by the package.
+Exit status 0 when llama.cpp succeeded, else its return code (or 1). Run as a script, not imported by
+the package; it imports only llama_cpp.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+
+if __name__ == "__main__" and sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    del sys.path[0]  # this folder's modules (errors.py, api.py, ...) must not shadow anything
 
 
 def main(argv: list[str]) -> int:

@@ -108,11 +108,9 @@ def quantize(src_gguf: Path, dst_gguf: Path, quant: str, nthread: Optional[int] 
 
 
 def _run_worker(argv: list[str], log: _Progress) -> int:
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    worker = __name__.rsplit(".", 1)[0] + ".quantize_worker"
-    proc = subprocess.Popen([sys.executable, "-m", worker, *argv], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    worker = Path(__file__).resolve().with_name("quantize_worker.py")  # a script: it imports no package of ours
+    proc = subprocess.Popen([sys.executable, str(worker), *argv], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)  # the terminal's Ctrl-C reaches us, not it
     try:
         assert proc.stdout is not None

@@ -48,5 +48,21 @@ class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
 
 
+class SettingsError(OndeviceError, ValueError):
+    """A setting is out of range, unknown, or cannot change per call."""
+
+
+class ChatTemplateError(OndeviceError, ValueError):
+    """A chat template is missing, does not compile, or refuses the messages."""
+
+
+class GrammarStateError(OndeviceError, RuntimeError):
+    """The grammar engine reached a state it should not (a bug: please report it with the tools).
+
+    llguidance's parser state goes to `details` (the CLI prints it with --verbose), not the message."""
+
+    is_bug = True
+
+
 class DirectoryError(OndeviceError, OSError):
     """A directory ondevice writes into cannot be created or written (it is a file, or read-only)."""

@@ -20,6 +20,7 @@ from llguidance import LLMatcher
 
 from .errors import ToolSchemaError
 from .schema_refs import check_refs
+from .parse import CLOSE, OPEN
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -27,9 +28,6 @@ JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separa
 
 _LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
 _POSITION = re.compile(r"^at \d+\(\d+\): ")
-
-OPEN = "<tool_call>["
-CLOSE = "]</tool_call>"
 
 
 def tool_call_lark(tools: Sequence[Tool]) -> str:

@@ -7,11 +7,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
-from .errors import OndeviceError
-
-
-class SettingsError(OndeviceError, ValueError):
-    """A setting is out of range."""
+from .errors import SettingsError
 
 
 INT32_MAX = 2**31 - 1
@@ -57,12 +53,16 @@ class Settings:
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
     source to use instead of the GGUF's own template. prefix_cache_disk_mb: the bound on the
     snapshots kept in prefix_cache_dir (all models together; least recently used removed first).
-    verbose: llama.cpp's log goes to stderr, and errors carry the engine's state (parser dumps,
-    log tails) in their message.
+    verbose: llama.cpp's log and llguidance's grammar diagnostics go to stderr (errors always keep
+    the engine's state, parser dumps and log tails, in `details`, out of the message).
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
     checked at load).
+
+    Fields in LOAD_TIME_FIELDS are fixed when the model loads (`ToolCaller.load`); the others
+    (PER_CALL_FIELDS) may change for one call (`call(..., settings=caller.settings.with_(...))`).
+    A per-call settings object whose load-time fields differ from the loaded ones is a SettingsError.
     """
 
     n_ctx: int = 4096
@@ -122,6 +122,16 @@ class Settings:
     def threads(self) -> int:
         return self.n_threads or max(1, os.cpu_count() or 1)
 
+    def check_per_call(self, per_call: "Settings") -> None:
+        """Raise SettingsError when `per_call` changes a field fixed at load (these are the loaded settings)."""
+        changed = [f"{name}: loaded with {getattr(self, name)!r}, got {getattr(per_call, name)!r}"
+                   for name in sorted(LOAD_TIME_FIELDS) if getattr(self, name) != getattr(per_call, name)]
+        if changed:
+            raise SettingsError(
+                f"load-time settings cannot change per call ({'; '.join(changed)}): load the model again with them; "
+                f"per call only {', '.join(sorted(PER_CALL_FIELDS))} may change"
+            )
+
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some settings changed (unknown names are an error)."""
         known = {f.name for f in fields(self)}
@@ -129,3 +139,11 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown settings {unknown}; known: {sorted(known)}")
         return replace(self, **changes)
+
+
+# Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
+LOAD_TIME_FIELDS = frozenset({
+    "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
+    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template",
+})
+PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from convert import convert_checkpoint
+from ondevice_convert import convert_checkpoint
 
 
 @pytest.mark.slow
 def test_sigint_during_quantization(tmp_path: Path, tokenizer_dir: Path) -> None:
-    from convert.synthetic import tiny_config, write_random_checkpoint
+    from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
 
     ckpt = write_random_checkpoint(tmp_path / "wide", tiny_config(hidden_size=1024, intermediate_size=4096,
                                                                    num_attention_heads=16, num_key_value_heads=4),
@@ -56,7 +56,7 @@ def test_outputs_follow_the_umask(tiny_ckpt: Path, tmp_path: Path, umask: int) -
 
 
 def test_a_foreign_file_under_the_output_name_is_not_replaced(tiny_ckpt: Path, tmp_path: Path) -> None:
-    from convert import ConversionError
+    from ondevice_convert import ConversionError
 
     theirs = tmp_path / "tiny-llama.Q4_0.gguf"
     theirs.write_bytes(b"someone else's model")
