@@ -25,7 +25,8 @@ def test_sigint_during_quantization(tmp_path: Path, tokenizer_dir: Path) -> None
     out = tmp_path / "out"
     convert_checkpoint(ckpt, out, quant=None, progress=False)  # the F16 file: the next run only quantizes
     before = sorted(p.name for p in out.iterdir())
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    repo = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "ondevice", "convert", str(ckpt), "--quant", "Q4_K_M",
                              "--out", str(out), "--threads", "1"], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -38,6 +39,7 @@ def test_sigint_during_quantization(tmp_path: Path, tokenizer_dir: Path) -> None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     took = time.monotonic() - sent
+    print(f"stopped {took:.2f} s after SIGINT")
     assert proc.returncode == 130, err
     assert err.rstrip().endswith("ondevice: interrupted")
     assert took < 3.0, f"took {took:.2f} s to stop"  # about 0.1 s on an idle machine
