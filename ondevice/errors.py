@@ -29,3 +29,11 @@ class EmptyQueryError(OndeviceError, ValueError):
 
 class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
+
+
+class InputLimitError(OndeviceError, ValueError):
+    """An input is larger or deeper than a configured limit (a `Settings` field, named in the message)."""
+
+
+class CallerClosedError(OndeviceError, RuntimeError):
+    """The ToolCaller was closed: load a new one."""

@@ -13,11 +13,13 @@ costs about 15 ms per token against about 0.1 ms, and llguidance reports the tok
 from __future__ import annotations
 
 import json
-from typing import Sequence
+import re
+from typing import Optional, Sequence
 
-from llguidance import LLMatcher
+from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
 from .errors import ToolSchemaError
+from .settings import Settings
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -43,15 +45,54 @@ def tool_call_lark(tools: Sequence[Tool]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compile_grammar(tools: Sequence[Tool]) -> str:
-    """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
+def grammar_limits(settings: Settings) -> LLParserLimits:
+    """llguidance's resource limits from the settings: building a grammar, one mask, grammar size."""
+    return LLParserLimits(initial_lexer_fuel=settings.grammar_compile_fuel, step_lexer_fuel=settings.grammar_step_fuel,
+                          max_grammar_size=settings.grammar_max_size, verbose_errors=False)
+
+
+def is_limit_error(message: str) -> bool:
+    """Whether an llguidance error says a resource limit was hit (rather than a grammar or token error)."""
+    return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
+
+
+def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = None) -> str:
+    """The serialized llguidance grammar; a schema llguidance refuses (or over `limits`) names the tool."""
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools))
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
-        for tool in tools:  # find which tool's schema was refused, to say so
-            alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
-            bad, why = LLMatcher.validate_grammar_with_warnings(alone)
-            if bad:
-                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: {'; '.join(why)}")
-        raise ToolSchemaError(f"the tool-call grammar does not compile: {'; '.join(messages)}")
+        raise _name_the_tool(tools, None, limits, "; ".join(messages))
     return grammar
+
+
+def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str) -> ToolSchemaError:
+    """The error for a grammar llguidance refused when building it for the vocabulary, naming the tool."""
+    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message)
+
+
+def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limits: Optional[LLParserLimits],
+                   message: str) -> ToolSchemaError:
+    hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
+            if is_limit_error(message) else "")
+    for tool in tools:  # find which tool's schema was refused, to say so
+        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
+        if tokenizer is None:
+            bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
+            reason = "; ".join(why)
+        else:
+            matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
+            bad, reason = matcher.is_error(), matcher.get_error()
+        if bad:
+            return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
+                                   f"{_first_line(reason)}{hint}")
+    return ToolSchemaError(f"the tool-call grammar does not compile: {_first_line(message)}{hint}")
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else message
+
+
+def tool_in_progress(text: str) -> str:
+    """The name of the last call begun in generated `text` (for errors), or '?' before any."""
+    names = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
+    return names[-1] if names else "?"

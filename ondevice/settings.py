@@ -27,6 +27,14 @@ class Settings:
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
     source to use instead of the GGUF's own template.
+
+    Limits on untrusted input (each refused with an `InputLimitError` that names the setting):
+    max_tools: tools per call. max_tools_bytes: the tools list as JSON. max_schema_depth: nesting of
+    JSON objects/arrays in one tool. max_body_bytes: a JSON document read from outside (the CLI's
+    tools file or stdin, the server's request body). grammar_compile_fuel / grammar_step_fuel /
+    grammar_max_size: llguidance's budget to build a tool's grammar (lexer fuel, ~50k a ms), to
+    compute one token's mask (~14k a ms), and its size in symbols; a tool over them is refused by name.
+    The query and history are bounded by the context (n_ctx tokens).
     """
 
     n_ctx: int = 4096
@@ -45,6 +53,13 @@ class Settings:
     prefix_cache_dir: Optional[str] = None
     chat_template: Optional[str] = None
     verbose: bool = False
+    max_tools: int = 256
+    max_tools_bytes: int = 1 << 20
+    max_schema_depth: int = 64
+    max_body_bytes: int = 8 << 20
+    grammar_compile_fuel: int = 1_000_000
+    grammar_step_fuel: int = 200_000
+    grammar_max_size: int = 500_000
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +72,13 @@ class Settings:
             (self.max_tokens >= 1, "max_tokens", "an integer >= 1"),
             (self.prefix_cache_entries >= 0, "prefix_cache_entries", "an integer >= 0"),
             (self.prefix_cache_mb >= 0, "prefix_cache_mb", "an integer >= 0"),
+            (self.max_tools >= 1, "max_tools", "an integer >= 1"),
+            (self.max_tools_bytes >= 2, "max_tools_bytes", "an integer >= 2"),
+            (self.max_schema_depth >= 2, "max_schema_depth", "an integer >= 2"),
+            (self.max_body_bytes >= 2, "max_body_bytes", "an integer >= 2"),
+            (self.grammar_compile_fuel >= 1, "grammar_compile_fuel", "an integer >= 1"),
+            (self.grammar_step_fuel >= 1, "grammar_step_fuel", "an integer >= 1"),
+            (self.grammar_max_size >= 1, "grammar_max_size", "an integer >= 1"),
         ]
         for ok, name, expected in checks:
             if not ok:

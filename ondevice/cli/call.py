@@ -34,8 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
-    tools = load_tools(args.tools)
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    settings = settings_from_args(args)
+    tools = load_tools(args.tools, settings)
+    caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     result = caller.call(args.query, tools)

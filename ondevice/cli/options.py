@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..chat_template import ChatTemplateError
-from ..errors import ToolSchemaError
+from ..errors import InputLimitError, ToolSchemaError
+from ..limits import check_body_size, parse_json_body
 from ..settings import Settings
 
 
@@ -57,19 +58,30 @@ def read_chat_template(source: Optional[str]) -> Optional[str]:
     return path.read_text(encoding="utf-8")
 
 
-def load_tools(source: Optional[str]) -> Optional[list[Any]]:
-    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent."""
+def load_tools(source: Optional[str], settings: Settings) -> Optional[list[Any]]:
+    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent.
+
+    At most `settings.max_body_bytes` are read (the tools' own limits are checked by the call).
+    """
     if source is None:
         return None
+    limit = settings.max_body_bytes
     if source == "-":
-        text, where = sys.stdin.read(), "stdin"
+        raw, where = sys.stdin.buffer.read(limit + 1), "stdin"
+        if len(raw) > limit:
+            raise InputLimitError(f"stdin holds more than {limit} bytes of tools (setting max_body_bytes): "
+                                  "send less, or raise max_body_bytes")
     else:
         path = Path(source)
         if not path.is_file():
             raise ToolSchemaError(f"tools file not found: {path} (pass a JSON file holding a list of tools)")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        where = str(path)
+        check_body_size(path.stat().st_size, settings, f"the tools file {where}")
+        raw = path.read_bytes()
     try:
-        data = json.loads(text)
+        data = parse_json_body(raw, settings, f"the tools in {where}")
+    except UnicodeDecodeError as exc:
+        raise ToolSchemaError(f"{where} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise ToolSchemaError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
