@@ -25,7 +25,7 @@ from .chat_template import ChatTemplate, ChatTemplateError
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import GrammarStateError, Generation, decode, lcp
 from .errors import CallerClosedError, ContextOverflowError, ToolSchemaError
-from .grammar import compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_in_progress
+from .grammar import compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_over_step_limit
 from .limits import check_context_bytes, check_tools
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
@@ -231,7 +231,8 @@ class ToolCaller:
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
-            name = tool_in_progress(self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace"))
+            text = self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace")
+            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s)
             raise ToolSchemaError(
                 f"tool {name!r}: computing its grammar's next-token mask went over the limit "
                 f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "

@@ -43,7 +43,11 @@ def tokenize_prompt(text: str, content: Sequence[Span], control: ControlTokens, 
     """Tokens of a rendered prompt: control tokens only from markup, every `content` span as plain text."""
     if all(_within_markup(hit, content) for hit in control.spans(text)):
         return tokenize(text, True)  # content holds none: one call, exactly as llama.cpp always did
+    return split_tokenize(text, content, control, tokenize)
 
+
+def split_tokenize(text: str, content: Sequence[Span], control: ControlTokens, tokenize: Tokenize) -> list[int]:
+    """Split at the markup's control tokens only; tokenize the text between them as plain text."""
     tokens: list[int] = []
     plain: list[str] = []  # text since the last markup control token
 

@@ -92,7 +92,23 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else message
 
 
-def tool_in_progress(text: str) -> str:
-    """The name of the last call begun in generated `text` (for errors), or '?' before any."""
-    names = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
-    return names[-1] if names else "?"
+def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings) -> str:
+    """Which tool's grammar went over the per-mask limit: the call begun in the generated `text`, else the
+    first tool whose grammar alone goes over it at its first mask (for the error message)."""
+    begun = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
+    if begun:
+        return begun[-1]
+    for tool in tools:
+        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool])), log_level=0,
+                            limits=grammar_limits(settings))
+        for _ in range(len(OPEN) + 1):  # through "<tool_call>[" to the first choice
+            if matcher.is_error() or matcher.is_stopped():
+                break
+            forced = matcher.compute_ff_tokens()
+            if not forced:
+                matcher.compute_bitmask()
+                break
+            matcher.consume_tokens(forced)
+        if matcher.is_error():
+            return tool.name
+    return tools[0].name if len(tools) == 1 else "?"

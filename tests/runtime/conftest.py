@@ -12,7 +12,8 @@ from ondevice.assets import standin_gguf_path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-SHARED = REPO.parent / "shared"
+# shared/ sits beside the checkout; a git worktree (wt/NAME) finds it one level further up
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared")
 PINNED_DATE = "26 Jul 2024"
 
 
