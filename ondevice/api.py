@@ -207,12 +207,12 @@ class ToolCaller:
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
                             self.model.max_token_bytes)
-        prompt_text, prompt = self.tokenize_prompt(messages)
         marked = list(messages)
         marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
         prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
+        _, prompt = self.tokenize_prompt(messages)
         # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
         # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)

@@ -19,7 +19,7 @@ text here, as ``transformers`` would not make it.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .chat_template import ChatTemplateError, Span
 

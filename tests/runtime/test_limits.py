@@ -13,7 +13,6 @@ from ondevice.errors import ContextOverflowError, InputLimitError, ToolSchemaErr
 from ondevice.limits import json_depth, parse_json_body
 from ondevice.settings import SettingsError
 
-from .conftest import EXAMPLES, load_example
 from .test_cli import ondevice
 
 
