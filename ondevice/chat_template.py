@@ -129,7 +129,7 @@ def _mark(value: Any, open_mark: str, close_mark: str, key: Optional[str] = None
         core = value.strip()
         if key == "role" or not core:
             return value
-        start = value.index(core)
+        start = len(value) - len(value.lstrip())
         return value[:start] + open_mark + core + close_mark + value[start + len(core):]
     if isinstance(value, dict):
         return {k: _mark(v, open_mark, close_mark, k) for k, v in value.items()}

@@ -12,8 +12,13 @@ tokenization exactly for every prompt whose content holds no control-token text,
 markup and content apart would change merges at their boundary (``"\\n\\n"`` + ``" x"``). And
 when no control token overlaps content at all (the usual case), the whole prompt is tokenized in one
 llama.cpp call with special-token parsing, exactly as before: token for token what the model was
-trained on. Prompts whose content holds control-token text differ on purpose: that text is plain
-text here, as ``transformers`` would not make it.
+trained on. Prompts whose content holds control-token text differ from ``transformers``' on purpose:
+it would parse that text into control tokens; here it stays text.
+
+Plain pieces are tokenized with llama.cpp's ``parse_special=False``, which still matches user-defined
+added tokens (not control tokens; ``transformers`` matches them in any text too). Where content is
+located comes from ChatTemplate.render_with_spans; a template that hides it gets
+`refuse_unmapped_control_text`.
 """
 
 from __future__ import annotations

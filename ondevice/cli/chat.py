@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..api import ToolCaller
+from ..errors import InputLimitError
 from .options import add_model_options, load_tools, settings_from_args
 
 EXAMPLES = """\
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
+        line = sys.stdin.readline(settings.max_body_bytes + 1)
+        if len(line) > settings.max_body_bytes:
+            raise InputLimitError(f"a query line is longer than {settings.max_body_bytes} characters "
+                                  "(setting max_body_bytes): send shorter queries")
         query = line.strip()
         if not line or not query or query in ("exit", "quit"):
             return 0

@@ -77,7 +77,7 @@ def test_json_body():
         parse_json_body("[" * 200_000 + "]" * 200_000, Settings())
 
 
-def test_cli_bounds_the_tools_file(tmp_path, ondevice_home):
+def test_cli_bounds_what_it_reads(tmp_path, ondevice_home):
     big = tmp_path / "big.json"
     big.write_text(json.dumps([tool("t", {"x": {"type": "string", "description": "z" * (9 << 20)}})]))
     r = ondevice("call", "hi", "--tools", str(big), home=ondevice_home)
@@ -88,6 +88,8 @@ def test_cli_bounds_the_tools_file(tmp_path, ondevice_home):
     many.write_text(json.dumps([tool(f"t{i}") for i in range(300)]))
     r = ondevice("call", "hi", "--tools", str(many), home=ondevice_home)
     assert r.returncode == 2 and "at most 256 tools (setting max_tools), got 300" in r.stderr
+    r = ondevice("chat", stdin="x" * (9 << 20) + "\n", home=ondevice_home)
+    assert r.returncode == 2 and "a query line is longer than 8388608 characters (setting max_body_bytes)" in r.stderr
 
 
 def test_grammar_too_big_to_build_names_the_tool(caller):
