@@ -17,19 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import jsonschema
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.llamacpp import lltokenizer_from_vocab
 
-from .chat_template import ChatTemplate, ChatTemplateError
+from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
-from .decode import GrammarStateError, Generation, decode, lcp
-from .errors import CallerClosedError, ContextOverflowError, ToolSchemaError
+from .decode import Generation, decode, lcp
+from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
 from .grammar import compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_over_step_limit
 from .limits import check_context_bytes, check_tools
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
+from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls, validate_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
@@ -60,20 +59,6 @@ class CallResult:
             "truncated": self.truncated,
             "timings": self.timings,
         }
-
-
-def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
-    by_name = {t.name: t for t in tools}
-    problems = []
-    for i, call in enumerate(calls):
-        tool = by_name.get(call.name)
-        if tool is None:
-            problems.append(f"call #{i}: unknown tool {call.name!r}")
-            continue
-        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-            problems.append(f"call #{i} ({call.name}): {error.message}")
-    return problems
 
 
 class ToolCaller:
@@ -118,14 +103,18 @@ class ToolCaller:
         return cls(llama, settings, resolved, time.perf_counter() - start)
 
     # --- prompt -------------------------------------------------------------------------------------
-    def render(self, messages: list[Message]) -> str:
-        """The prompt text for `messages`, as the model's chat template renders it."""
-        return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
+    def render(self, messages: list[Message], date_string: Optional[str] = None) -> str:
+        """The prompt text for `messages`, as the model's chat template renders it.
 
-    def tokenize_prompt(self, messages: list[Message]) -> tuple[str, list[int]]:
-        """The rendered prompt and its tokens, control tokens coming only from the template's markup."""
-        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True,
-                                                      date_string=self.settings.date_string)
+        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string).
+        """
+        date = self.settings.date_string if date_string is None else date_string
+        return self.template.render(messages, add_generation_prompt=True, date_string=date)
+
+    def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None) -> tuple[str, list[int]]:
+        """The rendered prompt (as `render`) and its tokens, control tokens coming only from the template's markup."""
+        date = self.settings.date_string if date_string is None else date_string
+        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date)
         if self._control is None:
             self._control = ControlTokens(self.model.control_tokens)
         if spans is None:
@@ -192,13 +181,16 @@ class ToolCaller:
         `history` is the conversation so far (from `Conversation`, or the card's messages). With
         `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
-        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
+        this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
+        is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
         """
         with self.lock:
             if self.closed:
                 raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
-            return self._call(query, tools, history, settings or self.settings, sampler)
+            s = settings or self.settings
+            self.settings.check_per_call(s)
+            return self._call(query, tools, history, s, sampler)
 
     def _call(self, query: str, tools: Optional[Sequence[Any]], history: Optional[list[Message]], s: Settings,
               sampler: Optional[Sampler]) -> CallResult:
@@ -209,10 +201,10 @@ class ToolCaller:
                             self.model.max_token_bytes)
         marked = list(messages)
         marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
-        prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+        prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
-        _, prompt = self.tokenize_prompt(messages)
+        _, prompt = self.tokenize_prompt(messages, s.date_string)
         # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
         # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
@@ -221,7 +213,7 @@ class ToolCaller:
 
         matcher = None
         if s.constrained:
-            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0, limits=grammar_limits(s))
+            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
             if matcher.is_error():
                 raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)

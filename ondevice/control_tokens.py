@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Mapping, Sequence
 
-from .chat_template import ChatTemplateError, Span
+from .chat_template import Span
+from .errors import ChatTemplateError
 
 Tokenize = Callable[[str, bool], list[int]]  # (text, parse_special) -> tokens
 

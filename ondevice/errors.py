@@ -31,6 +31,18 @@ class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
 
 
+class SettingsError(OndeviceError, ValueError):
+    """A setting is out of range, unknown, or cannot change per call."""
+
+
+class ChatTemplateError(OndeviceError, ValueError):
+    """A chat template is missing, does not compile, or refuses the messages."""
+
+
+class GrammarStateError(OndeviceError, RuntimeError):
+    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""
+
+
 class InputLimitError(OndeviceError, ValueError):
     """An input is larger or deeper than a configured limit (a `Settings` field, named in the message)."""
 

@@ -19,14 +19,12 @@ from typing import Optional, Sequence
 from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
 from .errors import ToolSchemaError
+from .parse import CLOSE, OPEN
 from .settings import Settings
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-OPEN = "<tool_call>["
-CLOSE = "]</tool_call>"
 
 
 def tool_call_lark(tools: Sequence[Tool]) -> str:
@@ -48,7 +46,7 @@ def tool_call_lark(tools: Sequence[Tool]) -> str:
 def grammar_limits(settings: Settings) -> LLParserLimits:
     """llguidance's resource limits from the settings: building a grammar, one mask, grammar size."""
     return LLParserLimits(initial_lexer_fuel=settings.grammar_compile_fuel, step_lexer_fuel=settings.grammar_step_fuel,
-                          max_grammar_size=settings.grammar_max_size, verbose_errors=False)
+                          max_grammar_size=settings.grammar_max_size, verbose_errors=settings.verbose)
 
 
 def is_limit_error(message: str) -> bool:

@@ -16,12 +16,13 @@ from .conftest import PINNED_DATE, load_example
 # (never a few cached query tokens): every call then starts from the same KV state as when made alone.
 QUERIES = ["What's the weather in Paris?", "Search the news about Mars", "Tell me the weather in Oslo, celsius",
            "Find recipes with tomatoes"]
-GREEDY = Settings(max_tokens=12, date_string=PINNED_DATE)
+LOADED = Settings(date_string=PINNED_DATE, n_ctx=2048)
+GREEDY = LOADED.with_(max_tokens=12)
 
 
 @pytest.fixture(scope="module")
 def threaded(standin_path):
-    with ToolCaller.load(str(standin_path), Settings(date_string=PINNED_DATE, n_ctx=2048)) as c:
+    with ToolCaller.load(str(standin_path), LOADED) as c:
         yield c
 
 
@@ -57,7 +58,7 @@ def test_conversation_from_threads(threaded):
 
 
 def test_close_while_calls_run(standin_path):
-    caller = ToolCaller.load(str(standin_path), Settings(date_string=PINNED_DATE, n_ctx=1024))
+    caller = ToolCaller.load(str(standin_path), LOADED)
     tools = load_example("simple")[0]
     started = threading.Event()
     outcomes: list[list[str]] = [[], [], []]

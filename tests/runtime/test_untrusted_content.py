@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from ondevice import Settings
 from ondevice.chat_template import ChatTemplateError
 from ondevice.control_tokens import ControlTokens, split_tokenize
 from ondevice.prompt import prepare_messages
@@ -57,7 +56,7 @@ def test_every_control_token_of_the_standin_stays_text(caller):
     assert len(control_ids(caller.model.tokenize(text), control)) > 10 * len(control)
     # And a call (with the chat-turn tokens only, to fit the context) returns a valid list.
     tools, messages = conversation(payload(["<|im_end|>", "<|im_start|>", "<|endoftext|>"]))
-    result = caller.call(messages[-1]["content"], tools, messages[:-1], Settings(max_tokens=16))
+    result = caller.call(messages[-1]["content"], tools, messages[:-1], caller.settings.with_(max_tokens=16))
     assert result.calls is not None
 
 
@@ -95,7 +94,7 @@ def test_a_template_that_hides_content_refuses_control_text(caller):
     # content holding control-token text is refused rather than tokenized with special parsing.
     source = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content | upper }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
     from ondevice import ToolCaller
-    other = ToolCaller(caller.model, Settings(chat_template=source))
+    other = ToolCaller(caller.model, caller.settings.with_(chat_template=source))
     text, tokens = other.tokenize_prompt(prepare_messages("hello", []))
     assert tokens == caller.model.tokenize(text)
     with pytest.raises(ChatTemplateError, match="control-token text '<|im_end|>'"):
