@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import jsonschema
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.llamacpp import lltokenizer_from_vocab
 
@@ -26,7 +25,7 @@ from .errors import ContextOverflowError
 from .grammar import compile_grammar
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
+from .parse import ToolCall, block_closed, parse_tool_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
@@ -60,7 +59,8 @@ class CallResult:
 
 
 def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
+    """Problems with `calls` against the caller's own schemas (unknown name, arguments not valid):
+    empty when valid. The judge is `Tool.parameters`, never the grammar's rewrite of it."""
     by_name = {t.name: t for t in tools}
     problems = []
     for i, call in enumerate(calls):
@@ -68,8 +68,7 @@ def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str
         if tool is None:
             problems.append(f"call #{i}: unknown tool {call.name!r}")
             continue
-        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-            problems.append(f"call #{i} ({call.name}): {error.message}")
+        problems.extend(f"call #{i} ({call.name}): {message}" for message in tool.problems(call.arguments))
     return problems
 
 
@@ -111,12 +110,12 @@ class ToolCaller:
         """The prompt text for `messages`, as the model's chat template renders it."""
         return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
 
-    def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
-        key = json.dumps(tools, sort_keys=True, default=str)
+    def _tools(self, tools: Optional[Sequence[Any]], max_calls: int) -> tuple[list[Tool], str]:
+        key = json.dumps([tools, max_calls], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
             normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized))
+            hit = (normalized, compile_grammar(normalized, max_calls))
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -173,7 +172,7 @@ class ToolCaller:
         """
         s = settings or self.settings
         check_query(query)
-        normalized, grammar = self._tools(tools)
+        normalized, grammar = self._tools(tools, s.max_calls)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
         prompt_text = self.render(messages)
         marked = list(messages)
@@ -191,7 +190,8 @@ class ToolCaller:
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
+                     max_identical=s.max_identical_calls)
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)

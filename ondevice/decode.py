@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from llguidance import LLMatcher
@@ -43,7 +43,7 @@ class Generation:
 
     tokens: list[int]
     text: str
-    finish_reason: str  # "stop" (grammar complete, or free text closed its list), "eog" (end of turn), "budget" (max tokens or context)
+    finish_reason: str  # "stop" (grammar complete, or free text closed its list), "eog" (end of turn), "budget" (max tokens or context), "repeat" (a call repeated, see max_identical)
     truncated: bool  # the budget ran out and the structure was closed early
     sampled: int
     forced: int
@@ -56,11 +56,15 @@ def decode(
     budget: int,
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
-    stop: Optional[bytes] = None,
+    stop: Optional[Callable[[str], bool]] = None,
+    max_identical: int = 0,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
-    Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    Without a matcher, generation also ends (finish "stop") once `stop(text so far)` holds; it is
+    asked after each token whose text holds a ``>``. Under a matcher, `max_identical` > 0 ends the
+    list (finish "repeat") when a call completes that is the same as the `max_identical` before it:
+    the extra call is dropped and the list closed.
     """
     start = time.perf_counter()
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
@@ -69,7 +73,7 @@ def decode(
     sampled = forced = 0
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
-    tail = b""  # the output's last bytes, for `stop`
+    text_bytes = b""  # the output so far, for `stop`
 
     while True:
         if matcher is not None:
@@ -83,6 +87,9 @@ def decode(
                     out.extend(ff)
                     pending.extend(ff)
                     forced += len(ff)
+                    if max_identical and _repeats(model, out, ff, max_identical):
+                        finish = "repeat"
+                        break
                     continue
         if matcher is not None and matcher.is_stopped():
             finish = "stop"
@@ -101,9 +108,13 @@ def decode(
         out.append(token)
         pending.append(token)
         sampled += 1
-        if stop and matcher is None:
-            tail = (tail + model.detokenize([token]))[-(len(stop) + 64):]
-            if stop in tail:
+        if matcher is not None and max_identical and _repeats(model, out, [token], max_identical):
+            finish = "repeat"
+            break
+        if stop is not None and matcher is None:
+            piece = model.detokenize([token])
+            text_bytes += piece
+            if b">" in piece and stop(text_bytes.decode("utf-8", errors="replace")):
                 finish = "stop"
                 break
 
@@ -111,6 +122,8 @@ def decode(
     if matcher is not None and finish == "budget":
         out = _close(model, matcher, out)
         truncated = True
+    elif finish == "repeat":
+        out = _close(model, matcher, out, keep=-1)
     text = model.detokenize(out).decode("utf-8", errors="replace")
     return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
 
@@ -124,33 +137,54 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
 
 
-def close_text(text: str) -> str:
-    """The valid tool-call text made of every complete call in a truncated `text`.
+def complete_calls(text: str) -> list[tuple[Any, int]]:
+    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+    if not text.startswith(OPEN):
+        return []
+    decoder = json.JSONDecoder()
+    calls = []
+    i = len(OPEN)
+    if text[i:i + 1] == "\n":
+        i += 1
+    while text[i:i + 1] == "{":
+        try:
+            value, j = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        calls.append((value, j))
+        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
+            break
+        i = j + 2
+    return calls
+
+
+def close_text(text: str, keep: Optional[int] = None) -> str:
+    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
 
     A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
     objects are kept, the rest dropped, and ``]</tool_call>`` appended.
     """
     if not text.startswith(OPEN):
         return OPEN + CLOSE
-    decoder = json.JSONDecoder()
-    end = i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            _, j = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        end = j
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return text[:end] + CLOSE
+    calls = complete_calls(text)[:keep]
+    return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
 
 
-def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
-    """Close a truncated output validly; the grammar re-checks the result from its start."""
-    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"))
+def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: int) -> bool:
+    """Whether the output's last `max_identical` + 1 complete calls are identical (asked when `new`
+    tokens hold a ``}``: a call ends only with one)."""
+    if b"}" not in model.detokenize(new):
+        return False
+    calls = complete_calls(model.detokenize(out).decode("utf-8", errors="replace"))
+    if len(calls) <= max_identical:
+        return False
+    last = [value for value, _ in calls[-(max_identical + 1):]]
+    return all(value == last[0] for value in last)
+
+
+def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], keep: Optional[int] = None) -> list[int]:
+    """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it."""
+    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"), keep)
     tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):

@@ -27,12 +27,16 @@ OPEN = "<tool_call>["
 CLOSE = "]</tool_call>"
 
 
-def tool_call_lark(tools: Sequence[Tool]) -> str:
-    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
+def tool_call_lark(tools: Sequence[Tool], max_calls: int = 0) -> str:
+    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``).
+
+    `max_calls` bounds the calls in one list (0: no bound).
+    """
     if not tools:
         return f"start: {json.dumps(OPEN + CLOSE)}\n"
+    more = "*" if max_calls <= 0 else f"{{0,{max_calls - 1}}}"
     lines = [
-        f"start: {json.dumps(OPEN)} (NL? call (SEP call)* NL?)? {json.dumps(CLOSE)}",
+        f"start: {json.dumps(OPEN)} (NL? call (SEP call){more} NL?)? {json.dumps(CLOSE)}",
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
         "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
@@ -43,9 +47,9 @@ def tool_call_lark(tools: Sequence[Tool]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compile_grammar(tools: Sequence[Tool]) -> str:
+def compile_grammar(tools: Sequence[Tool], max_calls: int = 0) -> str:
     """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
-    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools))
+    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, max_calls))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
         for tool in tools:  # find which tool's schema was refused, to say so

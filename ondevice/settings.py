@@ -26,7 +26,10 @@ class Settings:
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
-    source to use instead of the GGUF's own template.
+    source to use instead of the GGUF's own template. max_calls: the most calls in one answer
+    (enforced by the grammar; 0: no bound). max_identical_calls: the most identical calls back to back;
+    the next identical one ends the list, dropped (0: no check). The default 2 keeps BFCL's one
+    ground truth with two identical calls in a row (parallel_158) and stops a model that repeats itself.
     """
 
     n_ctx: int = 4096
@@ -44,6 +47,8 @@ class Settings:
     prefix_cache_mb: int = 512
     prefix_cache_dir: Optional[str] = None
     chat_template: Optional[str] = None
+    max_calls: int = 16
+    max_identical_calls: int = 2
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -57,6 +62,8 @@ class Settings:
             (self.max_tokens >= 1, "max_tokens", "an integer >= 1"),
             (self.prefix_cache_entries >= 0, "prefix_cache_entries", "an integer >= 0"),
             (self.prefix_cache_mb >= 0, "prefix_cache_mb", "an integer >= 0"),
+            (self.max_calls >= 0, "max_calls", "an integer >= 0 (0: no bound)"),
+            (self.max_identical_calls >= 0, "max_identical_calls", "an integer >= 0 (0: no check)"),
         ]
         for ok, name, expected in checks:
             if not ok:

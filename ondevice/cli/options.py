@@ -24,6 +24,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
     g.add_argument("--max-tokens", type=int, default=512, help="budget of generated tokens (default 512)")
+    g.add_argument("--max-calls", type=int, default=16, help="the most calls in one answer (0: no bound)")
+    g.add_argument("--max-identical-calls", type=int, default=2,
+                   help="the most identical calls back to back; one more ends the list (0: no check)")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
@@ -40,6 +43,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         temperature=args.temperature,
         seed=args.seed,
         max_tokens=args.max_tokens,
+        max_calls=args.max_calls,
+        max_identical_calls=args.max_identical_calls,
         constrained=not args.no_grammar,
         date_string=args.date_string,
         chat_template=read_chat_template(args.chat_template),
@@ -58,16 +63,26 @@ def read_chat_template(source: Optional[str]) -> Optional[str]:
 
 
 def load_tools(source: Optional[str]) -> Optional[list[Any]]:
-    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent."""
+    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent.
+
+    Any readable path works: a regular file, a pipe, process substitution (``<(...)``), /dev/stdin.
+    """
     if source is None:
         return None
     if source == "-":
         text, where = sys.stdin.read(), "stdin"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ToolSchemaError(f"tools file not found: {path} (pass a JSON file holding a list of tools)")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            raise ToolSchemaError(f"tools file not found: {path} (pass a JSON file holding a list of tools)") from None
+        except IsADirectoryError:
+            raise ToolSchemaError(f"tools path is a directory: {path} (pass a JSON file holding a list of tools)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ToolSchemaError(f"cannot read the tools file {path}: {exc} (pass a readable UTF-8 JSON file)") from None
+        where = str(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
