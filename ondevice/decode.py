@@ -18,7 +18,6 @@ flagged ``truncated``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -27,14 +26,10 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .errors import OndeviceError
-from .grammar import CLOSE, OPEN
+from .errors import GrammarStateError
 from .llama import LlamaModel
+from .parse import close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
-
-
-class GrammarStateError(OndeviceError, RuntimeError):
-    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""
 
 
 @dataclass
@@ -73,17 +68,19 @@ def decode(
     sampled = forced = 0
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
-    text_bytes = b""  # the output so far, for `stop`
+    text = b""  # the output so far, for `stop`
 
     while True:
         if matcher is not None:
             if matcher.is_error():
-                raise GrammarStateError(f"grammar error after {model.detokenize(out)!r}: {matcher.get_error()}")
+                raise GrammarStateError(f"the grammar engine failed after {model.detokenize(out)!r} (a bug: please "
+                                        "report it with the tools)", details=matcher.get_error())
             if fast_forward and not matcher.is_stopped():
                 ff = matcher.compute_ff_tokens()[: budget - len(out)]
                 if ff:
                     if not matcher.consume_tokens(ff):
-                        raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
+                        raise GrammarStateError("the grammar engine refused its own forced tokens (a bug: please report "
+                                                "it with the tools)", details=matcher.get_error())
                     out.extend(ff)
                     pending.extend(ff)
                     forced += len(ff)
@@ -104,7 +101,9 @@ def decode(
             finish = "eog"
             break
         if matcher is not None and not matcher.consume_token(token):
-            raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
+            raise GrammarStateError(f"the grammar engine refused token {token} from its own mask after "
+                                    f"{model.detokenize(out)!r} (a bug: please report it with the tools)",
+                                    details=matcher.get_error())
         out.append(token)
         pending.append(token)
         sampled += 1
@@ -113,8 +112,8 @@ def decode(
             break
         if stop is not None and matcher is None:
             piece = model.detokenize([token])
-            text_bytes += piece
-            if b">" in piece and stop(text_bytes.decode("utf-8", errors="replace")):
+            text += piece
+            if b">" in piece and stop(text.decode("utf-8", errors="replace")):
                 finish = "stop"
                 break
 
@@ -135,39 +134,6 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
         return sampler.pick(logits, generated=generated)
     fill_next_token_bitmask(matcher, bitmask)
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
-
-
-def complete_calls(text: str) -> list[tuple[Any, int]]:
-    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
-    if not text.startswith(OPEN):
-        return []
-    decoder = json.JSONDecoder()
-    calls = []
-    i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            value, j = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        calls.append((value, j))
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return calls
-
-
-def close_text(text: str, keep: Optional[int] = None) -> str:
-    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
-
-    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
-    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
-    """
-    if not text.startswith(OPEN):
-        return OPEN + CLOSE
-    calls = complete_calls(text)[:keep]
-    return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
 
 
 def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: int) -> bool:

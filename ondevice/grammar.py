@@ -13,18 +13,21 @@ costs about 15 ms per token against about 0.1 ms, and llguidance reports the tok
 from __future__ import annotations
 
 import json
+import re
 from typing import Sequence
 
 from llguidance import LLMatcher
 
 from .errors import ToolSchemaError
+from .schema_refs import check_refs
+from .parse import CLOSE, OPEN
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
-OPEN = "<tool_call>["
-CLOSE = "]</tool_call>"
+_LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
+_POSITION = re.compile(r"^at \d+\(\d+\): ")
 
 
 def tool_call_lark(tools: Sequence[Tool], max_calls: int = 0) -> str:
@@ -48,7 +51,10 @@ def tool_call_lark(tools: Sequence[Tool], max_calls: int = 0) -> str:
 
 
 def compile_grammar(tools: Sequence[Tool], max_calls: int = 0) -> str:
-    """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
+    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied or that
+    llguidance refuses names the tool (llguidance's grammar listing goes to the error's details)."""
+    for tool in tools:
+        check_refs(tool.name, tool.grammar_schema)
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, max_calls))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
@@ -56,6 +62,20 @@ def compile_grammar(tools: Sequence[Tool], max_calls: int = 0) -> str:
             alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
             bad, why = LLMatcher.validate_grammar_with_warnings(alone)
             if bad:
-                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: {'; '.join(why)}")
-        raise ToolSchemaError(f"the tool-call grammar does not compile: {'; '.join(messages)}")
+                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
+                                      f"{_first_lines(why)}", details="\n".join(why))
+        raise ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(messages)}",
+                              details="\n".join(messages))
     return grammar
+
+
+def _first_lines(messages: Sequence[str]) -> str:
+    """llguidance's reasons without the listing of the grammar that follows them."""
+    reasons = []
+    for message in messages:
+        for line in message.splitlines():
+            if _LISTING.match(line):
+                break
+            if line.strip() and line.strip() != "^":
+                reasons.append(_POSITION.sub("", line.strip()))
+    return "; ".join(reasons)

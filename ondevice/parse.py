@@ -1,18 +1,25 @@
-"""The parse layer: the model card's `parse_response`, made total, plus typed tool calls.
+"""The tool-call format, in one place: its markers, parsing (the model card's `parse_response`, made
+total, plus typed tool calls), closing a truncated list, and checking calls against their tools.
 
-The list is read by a JSON decoder from the opening ``<tool_call>`` (``json.JSONDecoder.raw_decode``),
-not cut at the first ``</tool_call>``: an argument whose text holds ``</tool_call>`` is an ordinary
-string. For ordinary texts the result is the card's: the parsed list, or the text itself.
+The grammar (grammar.py), the decode loop (decode.py), the facade (api.py) and the benchmarks all
+use these.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from functools import lru_cache
+from typing import Any, Optional, Sequence
+
+import jsonschema
+
+from .tools import Tool
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
+CLOSE = "]" + TOOL_CALL_CLOSE
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
@@ -31,6 +38,8 @@ class ToolCall:
 def read_block(text: str) -> Optional[tuple[Any, int]]:
     """The JSON value of the first ``<tool_call>`` block and the index just past its ``</tool_call>``.
 
+    Read by a JSON decoder from the opening tag (``json.JSONDecoder.raw_decode``), not cut at the
+    first ``</tool_call>``: an argument whose text holds ``</tool_call>`` is an ordinary string.
     None when there is no opening tag, its content is not one JSON value, or no closing tag follows it.
     """
     start = text.find(TOOL_CALL_OPEN)
@@ -41,7 +50,7 @@ def read_block(text: str) -> Optional[tuple[Any, int]]:
         i += 1
     try:
         value, end = _DECODER.raw_decode(text, i)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
@@ -51,17 +60,14 @@ def read_block(text: str) -> Optional[tuple[Any, int]]:
 
 
 def block_closed(text: str) -> bool:
-    """Whether free text has closed its first tool-call block: a ``</tool_call>`` outside any JSON string.
-
-    Generation without the grammar stops there (the parse layer reads only the first block); a
-    ``</tool_call>`` inside a string argument does not end it.
-    """
+    """Whether free text has closed its first tool-call block: a ``</tool_call>`` after the first
+    ``<tool_call>`` and outside any JSON string (one in prose before the block, or inside a string
+    argument, does not close it). Generation without the grammar stops there."""
     start = text.find(TOOL_CALL_OPEN)
     if start < 0:
         return False
     in_string = escaped = False
-    i = start + len(TOOL_CALL_OPEN)
-    while i < len(text):
+    for i in range(start + len(TOOL_CALL_OPEN), len(text)):
         ch = text[i]
         if in_string:
             if escaped:
@@ -74,7 +80,6 @@ def block_closed(text: str) -> bool:
             in_string = True
         elif ch == "<" and text.startswith(TOOL_CALL_CLOSE, i):
             return True
-        i += 1
     return False
 
 
@@ -102,3 +107,60 @@ def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
             return None
         calls.append(ToolCall(item["name"], item.get("arguments", {})))
     return calls
+
+
+def complete_calls(text: str) -> list[tuple[Any, int]]:
+    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+    if not text.startswith(OPEN):
+        return []
+    calls = []
+    i = len(OPEN)
+    if text[i:i + 1] == "\n":
+        i += 1
+    while text[i:i + 1] == "{":
+        try:
+            value, j = _DECODER.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            break
+        calls.append((value, j))
+        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
+            break
+        i = j + 2
+    return calls
+
+
+def close_text(text: str, keep: Optional[int] = None) -> str:
+    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
+
+    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
+    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
+    """
+    if not text.startswith(OPEN):
+        return OPEN + CLOSE
+    calls = complete_calls(text)[:keep]
+    return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
+
+
+@lru_cache(maxsize=4096)
+def _validator(schema_json: str) -> Any:
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+
+
+def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
+    """Problems with `calls` against the caller's own schemas (unknown name, arguments not valid):
+    empty when valid. The judge is `Tool.parameters`, never the grammar's rewrite of it."""
+    by_name = {t.name: t for t in tools}
+    problems = []
+    for i, call in enumerate(calls):
+        tool = by_name.get(call.name)
+        if tool is None:
+            problems.append(f"call #{i}: unknown tool {call.name!r}")
+            continue
+        if not isinstance(call.arguments, dict):
+            problems.append(f"call #{i} ({call.name}): arguments are not an object")
+            continue
+        validator = _validator(json.dumps(tool.parameters, sort_keys=True))
+        for error in validator.iter_errors(call.arguments):
+            problems.append(f"call #{i} ({call.name}): {error.message}")
+    return problems

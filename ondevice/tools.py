@@ -68,10 +68,6 @@ class Tool:
         schema.update(hoisted)
         return schema
 
-    def problems(self, arguments: Any) -> list[str]:
-        """What makes `arguments` invalid under the caller's schema (empty when valid)."""
-        return [error.message for error in _validator(self.parameters).iter_errors(arguments)]
-
 
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema)

@@ -1,4 +1,4 @@
-"""Options shared by the subcommands that run a model, and reading a tools file."""
+"""Options shared by the subcommands that run a model, and reading the files they name."""
 
 from __future__ import annotations
 
@@ -8,31 +8,52 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..chat_template import ChatTemplateError
-from ..errors import ToolSchemaError
+from ..errors import ChatTemplateError, OndeviceError, ToolSchemaError
+from ..jsonvalue import check_tools_value
+from ..paths import examples_dir
 from ..settings import Settings
 
 
+def example_path() -> str:
+    """Where the card's examples are, as the help shows it: relative when under the current directory."""
+    folder = examples_dir()
+    try:
+        return str(folder.relative_to(folder.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    d = Settings()  # the defaults live there, not here
     g = parser.add_argument_group("model and decoding")
     g.add_argument("--model", "-m", help="a .gguf path, an alias (see `ondevice models`) or a hub repo id "
                    "(owner/name[:QUANT]); default: the fine-tune if pulled, else the stand-in")
-    g.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    g.add_argument("--n-gpu-layers", type=int, default=0,
+    g.add_argument("--n-ctx", type=int, default=d.n_ctx,
+                   help=f"context window in tokens (default {d.n_ctx}; at most the model's training context)")
+    g.add_argument("--threads", type=int, default=d.n_threads, help="CPU threads (default: all cores; at most 512)")
+    g.add_argument("--n-gpu-layers", type=int, default=d.n_gpu_layers,
                    help="layers to offload to Metal/CUDA (-1: all; needs a GPU build of llama-cpp-python)")
-    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
-    g.add_argument("--max-tokens", type=int, default=512, help="budget of generated tokens (default 512)")
-    g.add_argument("--max-calls", type=int, default=16, help="the most calls in one answer (0: no bound)")
-    g.add_argument("--max-identical-calls", type=int, default=2,
-                   help="the most identical calls back to back; one more ends the list (0: no check)")
+    g.add_argument("--temperature", type=float, default=d.temperature,
+                   help=f"0 is greedy (default {d.temperature:g}); at most 100")
+    g.add_argument("--seed", type=int, default=d.seed,
+                   help=f"sampling seed, 0 to 2^32-1 (with --temperature > 0; default {d.seed})")
+    g.add_argument("--max-tokens", type=int, default=d.max_tokens,
+                   help=f"budget of generated tokens (default {d.max_tokens})")
+    g.add_argument("--max-calls", type=int, default=d.max_calls,
+                   help=f"the most calls in one answer (default {d.max_calls}; 0: no bound)")
+    g.add_argument("--max-identical-calls", type=int, default=d.max_identical_calls,
+                   help=f"the most identical calls back to back; one more ends the list "
+                        f"(default {d.max_identical_calls}; 0: no check)")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
     g.add_argument("--prefix-cache-dir", help="keep evaluated tool prefixes (KV snapshots) here, so the next "
-                   "process with the same model and tools skips evaluating them")
+                   "process with the same model and tools skips evaluating them (ondevice only touches "
+                   "its own ondevice-kv-* files there)")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
+    # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
+    g.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                   help="show llama.cpp's log and the engine's state in error messages")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -43,50 +64,64 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         temperature=args.temperature,
         seed=args.seed,
         max_tokens=args.max_tokens,
-        max_calls=args.max_calls,
-        max_identical_calls=args.max_identical_calls,
         constrained=not args.no_grammar,
         date_string=args.date_string,
         chat_template=read_chat_template(args.chat_template),
         prefix_cache_dir=args.prefix_cache_dir,
+        verbose=bool(getattr(args, "verbose", False)),
+        max_calls=args.max_calls,
+        max_identical_calls=args.max_identical_calls,
     )
+
+
+def read_text(source: str, what: str, error: type[OndeviceError], hint: str) -> tuple[str, str]:
+    """(text, where) of a UTF-8 file, or of stdin for '-'; `error` (saying `hint`) when it cannot be read."""
+    try:
+        if source == "-":
+            data, where = sys.stdin.buffer.read(), "stdin"
+        else:
+            path = Path(source)  # any readable path: a file, a pipe, <(...), /dev/stdin
+            with open(path, "rb") as handle:
+                data, where = handle.read(), str(path)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {source} ({hint})") from None
+    except IsADirectoryError:
+        raise error(f"{what} is a directory: {source} ({hint})") from None
+    except OSError as exc:
+        raise error(f"cannot read {what} {source}: {exc.strerror or exc} ({hint})") from None
+    try:
+        return data.decode("utf-8"), where
+    except UnicodeDecodeError as exc:
+        raise error(f"{where} is not UTF-8 text: byte {data[exc.start]:#04x} at offset {exc.start} cannot be "
+                    "decoded; save it as UTF-8") from None
 
 
 def read_chat_template(source: Optional[str]) -> Optional[str]:
     """The Jinja source of a --chat-template file; None when not given."""
     if source is None:
         return None
-    path = Path(source)
-    if not path.is_file():
-        raise ChatTemplateError(f"chat template file not found: {path} (pass a Jinja file, e.g. the model's chat_template)")
-    return path.read_text(encoding="utf-8")
+    text, _ = read_text(source, "chat template file", ChatTemplateError, "pass a Jinja file, e.g. the model's chat_template")
+    return text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_tools(source: Optional[str]) -> Optional[list[Any]]:
-    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent.
-
-    Any readable path works: a regular file, a pipe, process substitution (``<(...)``), /dev/stdin.
-    """
+    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent."""
     if source is None:
         return None
-    if source == "-":
-        text, where = sys.stdin.read(), "stdin"
-    else:
-        path = Path(source)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            raise ToolSchemaError(f"tools file not found: {path} (pass a JSON file holding a list of tools)") from None
-        except IsADirectoryError:
-            raise ToolSchemaError(f"tools path is a directory: {path} (pass a JSON file holding a list of tools)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ToolSchemaError(f"cannot read the tools file {path}: {exc} (pass a readable UTF-8 JSON file)") from None
-        where = str(path)
+    text, where = read_text(source, "tools file", ToolSchemaError, "pass a JSON file holding a list of tools")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ToolSchemaError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ToolSchemaError(f"{where} nests too deeply to read: flatten the schema") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
+        raise ToolSchemaError(f"{where} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
         data = data["tools"]
+    check_tools_value(data, where)
     return data
