@@ -19,6 +19,7 @@ examples:
   ondevice bench bfcl                            # the full BFCL set (3,475 cases x 2 modes; hours on 2 cores)
   ondevice bench speed                           # 1B-shape random GGUFs, Q4_K_M and Q8_0
   ondevice bench quant                           # KL divergence / top-1 agreement vs F16
+  ondevice bench schemas                         # JSONSchemaBench coverage and answer validity
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
 """
 
@@ -155,6 +156,36 @@ examples:
     p.add_argument("--quants", default="Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0", help="quant types to compare with F16")
     p.add_argument("--n-ctx", type=int, default=2048, help="context window")
     p.set_defaults(func=_lazy(".quant"), _bench_parser=p, _bench_name="quant")
+
+    # --- schemas ------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "schemas",
+        help="schema coverage vs llguidance, and answer validity, on JSONSchemaBench's real-world schemas",
+        description=(
+            "Per JSONSchemaBench set (../shared/fixtures/jsonschemabench/): how many object schemas llguidance "
+            "alone compiles and how many ondevice accepts as tool parameters; then, for a fixed-seed sample of "
+            "the accepted ones, a real constrained call whose arguments are validated with jsonschema against "
+            "the ORIGINAL schema."
+        ),
+        epilog="""\
+examples:
+  ondevice bench schemas                       # 25 sampled calls a set on the stand-in
+  ondevice bench schemas --limit 5             # quick
+""",
+        formatter_class=_Formatter,
+    )
+    _common(
+        p,
+        model_default=STANDIN,
+        model_help="model: alias, hub repo or .gguf path",
+        limit_help="sampled calls per set",
+    )
+    p.set_defaults(limit=25)
+    p.add_argument("--fixtures", default=None, help="the JSONSchemaBench folder (default ../shared/fixtures/jsonschemabench)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the calls (seeded)")
+    p.add_argument("--max-tokens", type=int, default=512, help="token budget per call")
+    p.add_argument("--n-ctx", type=int, default=8192, help="context window")
+    p.set_defaults(func=_lazy("bench.schemas"), _bench_parser=p, _bench_name="schemas")
 
     # --- report -------------------------------------------------------------------------------
     p = sub.add_parser(

@@ -38,7 +38,7 @@ def find_results(results_dir: Path, bfcl_choice: Optional[str] = None) -> dict[s
             return (1 if data.get("limit_per_category") is None else 0, n)
 
         found["bfcl"] = max(loaded, key=rank)
-    for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json")):
+    for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json")):
         files = sorted(results_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
         if files:
             found[key] = (files[-1], read_json(files[-1]))
@@ -315,6 +315,29 @@ def quant_section(path: Path, data: dict[str, Any], img: Optional[str]) -> list[
     return lines
 
 
+def schemas_section(path: Path, data: dict[str, Any]) -> list[str]:
+    from .schemas import format_table
+
+    lines = [
+        "## Schema coverage and answer validity on real-world schemas",
+        "",
+        "JSONSchemaBench's object schemas (GitHub, Glaive function calling): how many llguidance alone compiles, "
+        "how many ondevice accepts as a tool's parameters, and, for a fixed-seed sample of the accepted ones, "
+        f"real constrained calls on {data.get('model', '?')} (temperature {data.get('temperature', '?')}) whose "
+        "arguments are validated with `jsonschema` against the original schema.",
+        "",
+        format_table(data),
+        "",
+        provenance(data),
+        "",
+    ]
+    refusals = {name: s.get("refusals", {}) for name, s in data["sets"].items()}
+    if any(refusals.values()):
+        lines += ["Refusals by keyword: " + "; ".join(
+            f"{name}: " + ", ".join(f"{k} {n}" for k, n in r.items()) for name, r in refusals.items() if r), ""]
+    return lines
+
+
 def headline(found: dict[str, Any]) -> list[str]:
     """The README's short table: the numbers people choose a runtime by, each with its command."""
     rows = ["| what | number | measured with |", "|---|---|---|"]
@@ -407,6 +430,8 @@ def write_report(results_dir: Path, out_dir: Path, bfcl_choice: Optional[str] = 
             lines += quant_section(found["quant"][0], found["quant"][1], img)
         elif img:
             lines += [f"![size vs speed per quant type]({img})", ""]
+    if "schemas" in found:
+        lines += schemas_section(*found["schemas"])
     report = out_dir / REPORT_NAME
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

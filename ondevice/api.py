@@ -29,7 +29,7 @@ from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, parse_tool_calls, validate_calls
+from .parse import ToolCall, block_closed, parse_tool_calls, validate_calls
 from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
@@ -69,7 +69,7 @@ def check_tools(tools: Optional[Sequence[Any]], settings: Settings) -> tuple[lis
     check_tool_limits(tools, settings)
     check_tools_value(tools)
     normalized = normalize_tools(tools)
-    return normalized, compile_grammar(normalized, grammar_limits(settings))
+    return normalized, compile_grammar(normalized, settings.max_calls, grammar_limits(settings))
 
 
 class ToolCaller:
@@ -138,8 +138,8 @@ class ToolCaller:
 
     def _tools(self, tools: Optional[Sequence[Any]], s: Settings) -> tuple[list[Tool], str]:
         check_tool_limits(tools, s)  # before json.dumps below: a deep list would overflow its recursion
-        limits = (s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
-        key = json.dumps([tools, limits], sort_keys=True, default=str)
+        options = (s.max_calls, s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
+        key = json.dumps([tools, options], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
             hit = check_tools(tools, s)
@@ -232,8 +232,8 @@ class ToolCaller:
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first closed block: parse_response reads only that one.
         try:
-            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward,
-                         stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()))
+            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
+                         max_identical=s.max_identical_calls)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise

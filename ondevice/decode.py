@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from llguidance import LLMatcher
@@ -28,7 +28,7 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .errors import GrammarStateError
 from .llama import LlamaModel
-from .parse import close_text
+from .parse import close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
 
 
@@ -38,7 +38,7 @@ class Generation:
 
     tokens: list[int]
     text: str
-    finish_reason: str  # "stop" (grammar complete, or free text closed its list), "eog" (end of turn), "budget" (max tokens or context)
+    finish_reason: str  # "stop" (grammar complete, or free text closed its list), "eog" (end of turn), "budget" (max tokens or context), "repeat" (a call repeated, see max_identical)
     truncated: bool  # the budget ran out and the structure was closed early
     sampled: int
     forced: int
@@ -51,12 +51,15 @@ def decode(
     budget: int,
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
-    stop: Optional[tuple[bytes, bytes]] = None,
+    stop: Optional[Callable[[str], bool]] = None,
+    max_identical: int = 0,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
-    Without a matcher, generation also ends (finish "stop") once `stop` = (open, close) is complete:
-    the first `close` after an `open` (a `close` in prose before any `open` does not end it).
+    Without a matcher, generation also ends (finish "stop") once `stop(text so far)` holds; it is
+    asked after each token whose text holds a ``>``. Under a matcher, `max_identical` > 0 ends the
+    list (finish "repeat") when a call completes that is the same as the `max_identical` before it:
+    the extra call is dropped and the list closed.
     """
     start = time.perf_counter()
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
@@ -66,7 +69,6 @@ def decode(
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
     text = b""  # the output so far, for `stop`
-    opened = -1  # where `stop`'s open tag ends in `text`
 
     while True:
         if matcher is not None:
@@ -82,6 +84,9 @@ def decode(
                     out.extend(ff)
                     pending.extend(ff)
                     forced += len(ff)
+                    if max_identical and _repeats(model, out, ff, max_identical):
+                        finish = "repeat"
+                        break
                     continue
         if matcher is not None and matcher.is_stopped():
             finish = "stop"
@@ -102,16 +107,13 @@ def decode(
         out.append(token)
         pending.append(token)
         sampled += 1
-        if stop and matcher is None:
-            open_tag, close_tag = stop
+        if matcher is not None and max_identical and _repeats(model, out, [token], max_identical):
+            finish = "repeat"
+            break
+        if stop is not None and matcher is None:
             piece = model.detokenize([token])
-            search_from = max(0, len(text) - max(len(open_tag), len(close_tag)))
             text += piece
-            if opened < 0:
-                found = text.find(open_tag, search_from)
-                if found >= 0:
-                    opened = search_from = found + len(open_tag)
-            if opened >= 0 and text.find(close_tag, max(opened, search_from)) >= 0:
+            if b">" in piece and stop(text.decode("utf-8", errors="replace")):
                 finish = "stop"
                 break
 
@@ -119,6 +121,8 @@ def decode(
     if matcher is not None and finish == "budget":
         out = _close(model, matcher, out)
         truncated = True
+    elif finish == "repeat":
+        out = _close(model, matcher, out, keep=-1)
     text = model.detokenize(out).decode("utf-8", errors="replace")
     return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
 
@@ -132,9 +136,21 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
 
 
-def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
-    """Close a truncated output validly; the grammar re-checks the result from its start."""
-    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"))
+def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: int) -> bool:
+    """Whether the output's last `max_identical` + 1 complete calls are identical (asked when `new`
+    tokens hold a ``}``: a call ends only with one)."""
+    if b"}" not in model.detokenize(new):
+        return False
+    calls = complete_calls(model.detokenize(out).decode("utf-8", errors="replace"))
+    if len(calls) <= max_identical:
+        return False
+    last = [value for value, _ in calls[-(max_identical + 1):]]
+    return all(value == last[0] for value in last)
+
+
+def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], keep: Optional[int] = None) -> list[int]:
+    """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it."""
+    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"), keep)
     tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):

@@ -31,12 +31,16 @@ _LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | c
 _POSITION = re.compile(r"^at \d+\(\d+\): ")
 
 
-def tool_call_lark(tools: Sequence[Tool]) -> str:
-    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
+def tool_call_lark(tools: Sequence[Tool], max_calls: int = 0) -> str:
+    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``).
+
+    `max_calls` bounds the calls in one list (0: no bound).
+    """
     if not tools:
         return f"start: {json.dumps(OPEN + CLOSE)}\n"
+    more = "*" if max_calls <= 0 else f"{{0,{max_calls - 1}}}"
     lines = [
-        f"start: {json.dumps(OPEN)} (NL? call (SEP call)* NL?)? {json.dumps(CLOSE)}",
+        f"start: {json.dumps(OPEN)} (NL? call (SEP call){more} NL?)? {json.dumps(CLOSE)}",
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
         "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
@@ -58,13 +62,13 @@ def is_limit_error(message: str) -> bool:
     return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
 
 
-def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = None) -> str:
-    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied, that
-    llguidance refuses or that is over `limits` names the tool (llguidance's grammar listing goes to
-    the error's details)."""
+def compile_grammar(tools: Sequence[Tool], max_calls: int = 0, limits: Optional[LLParserLimits] = None) -> str:
+    """The serialized llguidance grammar (at most `max_calls` calls, 0: no bound); a schema that points
+    nowhere, cannot be satisfied, that llguidance refuses or that is over `limits` names the tool
+    (llguidance's grammar listing goes to the error's details)."""
     for tool in tools:
-        check_refs(tool.name, tool.parameters)
-    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools))
+        check_refs(tool.name, tool.grammar_schema)
+    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, max_calls))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
         raise _name_the_tool(tools, None, limits, "\n".join(messages))

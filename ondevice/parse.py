@@ -8,7 +8,6 @@ use these.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Optional, Sequence
@@ -21,7 +20,8 @@ TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
 CLOSE = "]" + TOOL_CALL_CLOSE
-_TOOL_CALL_RE = re.compile(re.escape(TOOL_CALL_OPEN) + r"(.*?)" + re.escape(TOOL_CALL_CLOSE), re.DOTALL)
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
 
 
 @dataclass(frozen=True)
@@ -35,18 +35,61 @@ class ToolCall:
         return {"name": self.name, "arguments": self.arguments}
 
 
+def read_block(text: str) -> Optional[tuple[Any, int]]:
+    """The JSON value of the first ``<tool_call>`` block and the index just past its ``</tool_call>``.
+
+    Read by a JSON decoder from the opening tag (``json.JSONDecoder.raw_decode``), not cut at the
+    first ``</tool_call>``: an argument whose text holds ``</tool_call>`` is an ordinary string.
+    None when there is no opening tag, its content is not one JSON value, or no closing tag follows it.
+    """
+    start = text.find(TOOL_CALL_OPEN)
+    if start < 0:
+        return None
+    i = start + len(TOOL_CALL_OPEN)
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+    try:
+        value, end = _DECODER.raw_decode(text, i)
+    except (ValueError, RecursionError):
+        return None
+    while end < len(text) and text[end] in _WHITESPACE:
+        end += 1
+    if not text.startswith(TOOL_CALL_CLOSE, end):
+        return None
+    return value, end + len(TOOL_CALL_CLOSE)
+
+
+def block_closed(text: str) -> bool:
+    """Whether free text has closed its first tool-call block: a ``</tool_call>`` after the first
+    ``<tool_call>`` and outside any JSON string (one in prose before the block, or inside a string
+    argument, does not close it). Generation without the grammar stops there."""
+    start = text.find(TOOL_CALL_OPEN)
+    if start < 0:
+        return False
+    in_string = escaped = False
+    for i in range(start + len(TOOL_CALL_OPEN), len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "<" and text.startswith(TOOL_CALL_CLOSE, i):
+            return True
+    return False
+
+
 def parse_response(text: str) -> Any:
     """The card's contract: the parsed list when a ``<tool_call>`` block is present, else the text.
 
     Unlike the card's helper it never raises: a block whose content is not JSON returns the text.
     """
-    match = _TOOL_CALL_RE.search(text)
-    if match is None:
-        return text
-    try:
-        return json.loads(match.group(1))
-    except ValueError:
-        return text
+    block = read_block(text)
+    return text if block is None else block[0]
 
 
 def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
@@ -66,28 +109,36 @@ def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
     return calls
 
 
-def close_text(text: str) -> str:
-    """The valid tool-call text made of every complete call in a truncated `text`.
+def complete_calls(text: str) -> list[tuple[Any, int]]:
+    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+    if not text.startswith(OPEN):
+        return []
+    calls = []
+    i = len(OPEN)
+    if text[i:i + 1] == "\n":
+        i += 1
+    while text[i:i + 1] == "{":
+        try:
+            value, j = _DECODER.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            break
+        calls.append((value, j))
+        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
+            break
+        i = j + 2
+    return calls
+
+
+def close_text(text: str, keep: Optional[int] = None) -> str:
+    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
 
     A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
     objects are kept, the rest dropped, and ``]</tool_call>`` appended.
     """
     if not text.startswith(OPEN):
         return OPEN + CLOSE
-    decoder = json.JSONDecoder()
-    end = i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            _, j = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        end = j
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return text[:end] + CLOSE
+    calls = complete_calls(text)[:keep]
+    return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
 
 
 @lru_cache(maxsize=4096)
@@ -97,7 +148,8 @@ def _validator(schema_json: str) -> Any:
 
 
 def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
+    """Problems with `calls` against the caller's own schemas (unknown name, arguments not valid):
+    empty when valid. The judge is `Tool.parameters`, never the grammar's rewrite of it."""
     by_name = {t.name: t for t in tools}
     problems = []
     for i, call in enumerate(calls):

@@ -55,6 +55,10 @@ class Settings:
     snapshots kept in prefix_cache_dir (all models together; least recently used removed first).
     verbose: llama.cpp's log and llguidance's grammar diagnostics go to stderr (errors always keep
     the engine's state, parser dumps and log tails, in `details`, out of the message).
+    max_calls: the most calls in one answer (enforced by the grammar; 0: no bound).
+    max_identical_calls: the most identical calls back to back; the next identical one ends the list,
+    dropped (0: no check). The default 2 keeps BFCL's one ground truth with two identical calls in a
+    row (parallel_158) and stops a model that repeats itself.
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
@@ -97,6 +101,8 @@ class Settings:
     grammar_compile_fuel: int = 1_000_000
     grammar_step_fuel: int = 200_000
     grammar_max_size: int = 500_000
+    max_calls: int = 16
+    max_identical_calls: int = 2
 
     def __post_init__(self) -> None:
         ints = [  # name, low, high, what to pass
@@ -115,6 +121,8 @@ class Settings:
             ("grammar_compile_fuel", 1, INT32_MAX, "an integer >= 1"),
             ("grammar_step_fuel", 1, INT32_MAX, "an integer >= 1"),
             ("grammar_max_size", 1, INT32_MAX, "an integer >= 1"),
+            ("max_calls", 0, INT32_MAX, "an integer >= 0 (0: no bound)"),
+            ("max_identical_calls", 0, INT32_MAX, "an integer >= 0 (0: no check)"),
         ]
         if self.n_threads is not None:
             ints.append(("n_threads", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}"))

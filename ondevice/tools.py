@@ -1,13 +1,14 @@
-"""Tool definitions: validation, and their parameters as standard JSON Schema.
+"""Tool definitions: validation, and their parameters read as standard JSON Schema (the judge).
 
 Accepted tool shapes: ``{"name", "description", "parameters"}`` (the model card's and BFCL's) and
-OpenAI-style ``{"type": "function", "function": {...}}``. Parameters may use the BFCL dialect
-(``"dict"``, ``"float"``, ``"tuple"``, ``"any"``, a per-property ``"optional"``, an array's item values
-given as an ``"enum"`` of scalars on the array), which is rewritten
-to standard JSON Schema here, so that the grammar and the validator see one language.
+OpenAI-style ``{"type": "function", "function": {...}}``. Parameters may be written in any JSON Schema
+draft (4 to 2020-12) or in the BFCL dialect (``"dict"``, ``"float"``, ``"tuple"``, ``"any"``, a
+per-property ``"optional"``, an array's item values given as an ``"enum"`` of scalars on the array).
+Here they are rewritten, meaning for meaning, to JSON Schema 2020-12: ``Tool.parameters`` is the
+caller's schema in that one language, and every constrained answer is validated against it.
 
-What the grammar enforces is exactly the normalized schema. Keywords it cannot enforce are refused
-with an error naming the tool and the keyword, except the documented relaxations in RELAXED.
+What the grammar enforces (``Tool.grammar_schema``, built by ``grammar_schema.py``) is a subset of it:
+an answer the grammar allows always passes ``Tool.parameters``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import copy
 import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+
+import jsonschema
 
 from .errors import ToolSchemaError
 
@@ -33,41 +36,29 @@ TYPE_ALIASES: dict[str, str | None] = {
 }
 JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "array", "object"})
 
-# Keywords the grammar enforces (kept in the normalized schema).
-ENFORCED = frozenset(
-    {
-        "type", "properties", "required", "additionalProperties", "items", "prefixItems",
-        "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
-        "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-        "multipleOf",
-    }
-)
-# Annotations: carry no constraint, dropped.
-ANNOTATIONS = frozenset(
-    {"description", "title", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly",
-     "$schema", "$id", "x-guidance"}
-)
-# Documented relaxations: accepted, not enforced by the grammar (see README, "Schema support").
-RELAXED = {
-    "format": "string formats (date-time, email, ...) are not enforced: the value is any string",
-}
-# "oneOf" is enforced as "anyOf": a value matching two branches passes (documented).
+# Keywords whose value is one subschema, a list of them, or a map of them (all drafts).
+SUBSCHEMA = frozenset({"additionalProperties", "additionalItems", "unevaluatedProperties", "unevaluatedItems",
+                       "contains", "propertyNames", "not", "if", "then", "else"})
+SUBSCHEMA_LIST = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"})
 
 
 @dataclass(frozen=True)
 class Tool:
-    """A validated tool: its name, description and parameters as standard JSON Schema."""
+    """A validated tool: its name, description, parameters (the caller's schema as JSON Schema 2020-12,
+    the judge of every answer) and the schema the grammar enforces (a subset of it)."""
 
     name: str
     description: str
     parameters: dict[str, Any]
+    grammar_schema: dict[str, Any]
 
     def call_schema(self) -> dict[str, Any]:
-        """JSON Schema of one call of this tool: ``{"name": <const>, "arguments": <parameters>}``."""
-        args = copy.deepcopy(self.parameters)
+        """JSON Schema of one call as the grammar enforces it: ``{"name": <const>, "arguments": ...}``."""
+        args = copy.deepcopy(self.grammar_schema)
         # $defs must sit at the root of the schema that refers to them: hoist them one level up.
         hoisted = {key: args.pop(key) for key in ("$defs", "definitions") if key in args}
-        _rewrite_refs(args, lambda ref: "#/properties/arguments" if ref == "#" else ref)
+        _rewrite_refs(args, lambda ref: "#/properties/arguments" + ref[1:] if ref == "#" or ref.startswith("#/properties") else ref)
         schema = {
             "type": "object",
             "properties": {"name": {"const": self.name}, "arguments": args},
@@ -76,6 +67,10 @@ class Tool:
         }
         schema.update(hoisted)
         return schema
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(schema)
 
 
 def _rewrite_refs(node: Any, fn: Callable[[str], str]) -> None:
@@ -103,11 +98,15 @@ def _unwrap(tool: Any, index: int) -> dict[str, Any]:
 
 
 def normalize_tools(tools: Any) -> list[Tool]:
-    """Validate the caller's tools and return them with standard-JSON-Schema parameters.
+    """Validate the caller's tools; return them with their parameters as JSON Schema 2020-12 and the
+    schema the grammar enforces.
 
     Raises ToolSchemaError naming the tool and the problem: not a list, missing or non-string name,
-    duplicate names, parameters that are not an object schema, unsupported keywords.
+    duplicate names, parameters that are not an object schema, keywords the grammar cannot enforce
+    (with the place and the keyword).
     """
+    from .grammar_schema import enforceable  # grammar_schema imports this module
+
     if tools is None:
         return []
     if isinstance(tools, dict):
@@ -139,108 +138,106 @@ def normalize_tools(tools: Any) -> list[Tool]:
             raise ToolSchemaError(
                 f"tool {name!r}: expected 'parameters' to have type 'object' (or BFCL's 'dict'), got {declared!r}"
             )
-        schema = _Normalizer(name).schema(params, "parameters")
+        schema = to_json_schema(params, name)
         schema["type"] = "object"
-        result.append(Tool(name=name, description=description, parameters=schema))
+        result.append(Tool(name=name, description=description, parameters=schema,
+                           grammar_schema=enforceable(schema, name)))
     return result
 
 
 def to_json_schema(parameters: dict[str, Any], tool_name: str = "<tool>") -> dict[str, Any]:
-    """Standard JSON Schema for a tool's parameters (BFCL dialect rewritten), for `jsonschema`."""
-    return _Normalizer(tool_name).schema(parameters, "parameters")
+    """The caller's parameters as JSON Schema 2020-12 (BFCL dialect and older drafts rewritten, meaning
+    kept), for `jsonschema`: the judge of every answer."""
+    schema = _Dialect(tool_name).schema(parameters, "parameters")
+    if not isinstance(schema, dict):
+        raise ToolSchemaError(f"tool {tool_name!r}: expected 'parameters' to be a JSON Schema object, got {parameters!r}")
+    try:
+        _validator(schema)  # a malformed schema (bad pattern, wrong keyword types) fails here, not mid-call
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "parameters" + "".join(f"[{json.dumps(p)}]" for p in exc.path)
+        raise ToolSchemaError(f"tool {tool_name!r}, at {where}: not a valid JSON Schema: {exc.message}") from None
+    return schema
 
 
-class _Normalizer:
+class _Dialect:
+    """BFCL dialect and drafts 3-7 spellings to JSON Schema 2020-12, at every schema position."""
+
     def __init__(self, tool: str):
         self.tool = tool
 
     def fail(self, path: str, message: str) -> ToolSchemaError:
         return ToolSchemaError(f"tool {self.tool!r}, at {path}: {message}")
 
-    def schema(self, node: Any, path: str) -> dict[str, Any]:
-        if node is True or node == {}:
-            return {}
+    def schema(self, node: Any, path: str) -> Any:
+        if isinstance(node, bool):
+            return node
         if not isinstance(node, dict):
             raise self.fail(path, f"expected a schema object, got {json.dumps(node)[:60]}")
         out: dict[str, Any] = {}
-        optional_props: list[str] = []
         for key, value in node.items():
-            if key in ANNOTATIONS or key in RELAXED or key == "optional":
+            if key in ("optional", "$schema"):
                 continue
-            if key not in ENFORCED:
-                raise self.fail(
-                    path,
-                    f"unsupported JSON Schema keyword {key!r}: the grammar cannot enforce it; "
-                    f"remove it or express it with: {', '.join(sorted(ENFORCED - {'$defs', 'definitions'}))}",
-                )
             if key == "type":
                 mapped = self.type_(value, path)
                 if mapped is not None:
                     out["type"] = mapped
-            elif key == "properties":
-                if not isinstance(value, dict):
-                    raise self.fail(path, f"expected 'properties' to be an object, got {type(value).__name__}")
-                props = {}
-                for prop, sub in value.items():
-                    sub_path = f"{path}.properties.{prop}"
-                    props[prop] = self.schema(sub, sub_path)
-                    if isinstance(sub, dict) and sub.get("optional") is True:
-                        optional_props.append(prop)
-                    if isinstance(sub, dict) and sub.get("required") is True:  # draft-3 style
-                        out.setdefault("_required_from_props", []).append(prop)
-                out["properties"] = props
+            elif key == "required" and isinstance(value, bool):
+                continue  # draft-3 flag on a property: read by its parent
             elif key == "required":
-                if isinstance(value, bool):
-                    continue  # draft-3 style flag on a property: handled by its parent
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise self.fail(path, f"expected 'required' to be a list of property names, got {value!r}")
                 out["required"] = list(dict.fromkeys(value))
-            elif key in ("items", "additionalProperties"):
-                if isinstance(value, bool):
-                    out[key] = value
-                elif key == "items" and isinstance(value, list):  # draft-4 tuple form
-                    out["prefixItems"] = [self.schema(v, f"{path}.items[{i}]") for i, v in enumerate(value)]
-                else:
-                    out[key] = self.schema(value, f"{path}.{key}")
-            elif key == "prefixItems":
-                out[key] = [self.schema(v, f"{path}.prefixItems[{i}]") for i, v in enumerate(self.list_(value, key, path))]
-            elif key in ("anyOf", "oneOf"):
-                branches = self.list_(value, key, path)
-                if not branches:
-                    raise self.fail(path, f"'{key}' is empty: give at least one schema")
-                out["anyOf"] = [self.schema(v, f"{path}.{key}[{i}]") for i, v in enumerate(branches)]
-            elif key in ("$defs", "definitions"):
+            elif key in SUBSCHEMA_MAP:
                 if not isinstance(value, dict):
                     raise self.fail(path, f"expected '{key}' to be an object, got {type(value).__name__}")
                 out[key] = {k: self.schema(v, f"{path}.{key}.{k}") for k, v in value.items()}
-            elif key == "$ref":
-                if not isinstance(value, str) or not (
-                    value == "#" or value.startswith("#/$defs/") or value.startswith("#/definitions/")
-                ):
-                    raise self.fail(path, f"unsupported $ref {value!r}: only local refs '#/$defs/NAME' (or '#/definitions/NAME') are supported")
-                out[key] = value
+            elif key in SUBSCHEMA_LIST:
+                if not isinstance(value, list):
+                    raise self.fail(path, f"expected '{key}' to be a list, got {type(value).__name__}")
+                if not value and key != "prefixItems":
+                    raise self.fail(path, f"'{key}' is empty: give at least one schema")
+                out[key] = [self.schema(v, f"{path}.{key}[{i}]") for i, v in enumerate(value)]
+            elif key == "items" and isinstance(value, list):  # drafts 4-7 tuple form
+                out["prefixItems"] = [self.schema(v, f"{path}.items[{i}]") for i, v in enumerate(value)]
+                if "additionalItems" in node:
+                    out["items"] = self.schema(node["additionalItems"], f"{path}.additionalItems")
+            elif key == "items":
+                out["items"] = self.schema(value, f"{path}.items")
+            elif key == "additionalItems":
+                continue  # with a tuple 'items' it became 'items'; otherwise it has no effect
+            elif key in SUBSCHEMA:
+                out[key] = self.schema(value, f"{path}.{key}")
+            elif key == "dependencies":  # drafts 4-7: split into the 2019-09 keywords
+                if not isinstance(value, dict):
+                    raise self.fail(path, f"expected 'dependencies' to be an object, got {type(value).__name__}")
+                for prop, dep in value.items():
+                    if isinstance(dep, list):
+                        out.setdefault("dependentRequired", {})[prop] = dep
+                    else:
+                        out.setdefault("dependentSchemas", {})[prop] = self.schema(dep, f"{path}.dependencies.{prop}")
             elif key == "enum":
-                values = self.list_(value, key, path)
-                if not values:
+                if not isinstance(value, list):
+                    raise self.fail(path, f"expected 'enum' to be a list, got {type(value).__name__}")
+                if not value:
                     raise self.fail(path, "'enum' is empty: no value could satisfy it")
-                out[key] = values
-            elif key in ("minItems", "maxItems", "minLength", "maxLength"):
-                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise self.fail(path, f"expected '{key}' to be a non-negative integer, got {value!r}")
                 out[key] = value
-            elif key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise self.fail(path, f"expected '{key}' to be a number, got {value!r}")
+            elif key in ("exclusiveMinimum", "exclusiveMaximum") and isinstance(value, bool):
+                continue  # draft-4 flag: read with minimum/maximum below
+            else:
                 out[key] = value
-            else:  # const, pattern
-                out[key] = value
-        extra_required = out.pop("_required_from_props", [])
-        if extra_required:
-            out["required"] = list(dict.fromkeys(out.get("required", []) + extra_required))
-        if optional_props and "required" in out:
-            out["required"] = [r for r in out["required"] if r not in optional_props]
+        for flag, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if node.get(flag) is True and bound in out:
+                out[flag] = out.pop(bound)
+        props = node.get("properties")
+        if isinstance(props, dict):
+            flagged = [p for p, sub in props.items() if isinstance(sub, dict) and sub.get("required") is True]
+            optional = {p for p, sub in props.items() if isinstance(sub, dict) and sub.get("optional") is True}
+            if flagged:
+                out["required"] = list(dict.fromkeys(out.get("required", []) + flagged))
+            if optional and "required" in out:
+                out["required"] = [r for r in out["required"] if r not in optional]
         self.array_enum(out)
-        self.check_object(out, path)
         return out
 
     @staticmethod
@@ -249,19 +246,10 @@ class _Normalizer:
         # which no array satisfies in standard JSON Schema: it means the items' enum.
         values = out.get("enum")
         if out.get("type") == "array" and isinstance(values, list) and not any(isinstance(v, (list, dict)) for v in values):
-            items = dict(out.get("items") or {})
+            items = out.get("items")
+            items = dict(items) if isinstance(items, dict) else {}
             items["enum"] = out.pop("enum")
             out["items"] = items
-
-    def check_object(self, out: dict[str, Any], path: str) -> None:
-        props = out.get("properties")
-        if props is None:
-            return
-        missing = [r for r in out.get("required", []) if r not in props]
-        if missing and out.get("additionalProperties") is not True:
-            raise self.fail(path, f"required {missing} not in properties {sorted(props)}: add them or drop them from 'required'")
-        # Tool arguments are closed by default: a model must not invent parameters.
-        out.setdefault("additionalProperties", False)
 
     def type_(self, value: Any, path: str) -> Any:
         names: Iterable[Any] = value if isinstance(value, list) else [value]
@@ -283,8 +271,3 @@ class _Normalizer:
         if not mapped:
             raise self.fail(path, "'type' is an empty list")
         return mapped[0] if len(mapped) == 1 else mapped
-
-    def list_(self, value: Any, key: str, path: str) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected '{key}' to be a list, got {type(value).__name__}")
-        return value

@@ -40,6 +40,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                    help=f"sampling seed, 0 to 2^32-1 (with --temperature > 0; default {d.seed})")
     g.add_argument("--max-tokens", type=int, default=d.max_tokens,
                    help=f"budget of generated tokens (default {d.max_tokens})")
+    g.add_argument("--max-calls", type=int, default=d.max_calls,
+                   help=f"the most calls in one answer (default {d.max_calls}; 0: no bound)")
+    g.add_argument("--max-identical-calls", type=int, default=d.max_identical_calls,
+                   help=f"the most identical calls back to back; one more ends the list "
+                        f"(default {d.max_identical_calls}; 0: no check)")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
@@ -65,6 +70,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         chat_template=read_chat_template(args.chat_template),
         prefix_cache_dir=args.prefix_cache_dir,
         verbose=bool(getattr(args, "verbose", False)),
+        max_calls=args.max_calls,
+        max_identical_calls=args.max_identical_calls,
     )
 
 
@@ -77,11 +84,13 @@ def read_text(source: str, what: str, error: type[OndeviceError], hint: str,
         if source == "-":
             data, where = sys.stdin.buffer.read(size), "stdin"
         else:
-            path = Path(source)
-            if not path.is_file():
-                raise error(f"{what} not found: {path} ({hint})")
-            with open(path, "rb") as fh:
-                data, where = fh.read(size), str(path)
+            path = Path(source)  # any readable path: a file, a pipe, <(...), /dev/stdin
+            with open(path, "rb") as handle:
+                data, where = handle.read(size), str(path)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {source} ({hint})") from None
+    except IsADirectoryError:
+        raise error(f"{what} is a directory: {source} ({hint})") from None
     except OSError as exc:
         raise error(f"cannot read {what} {source}: {exc.strerror or exc} ({hint})") from None
     if limit is not None and len(data) > limit:
