@@ -30,6 +30,7 @@ from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
+from .speculate import Drafter, draft_source
 from .settings import Settings
 from .tools import Tool, normalize_tools
 
@@ -191,7 +192,9 @@ class ToolCaller:
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
+        drafter = Drafter(self.model, draft_source(query, history)) if s.speculate and matcher is not None else None
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
+                     drafter=drafter)
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
@@ -241,6 +244,9 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "sampled_tokens": gen.sampled,
         "forced_tokens": gen.forced,
         "decode_s": round(gen.seconds, 4),
+        "decode_steps": gen.steps,
+        "drafted_tokens": gen.drafted,
+        "accepted_tokens": gen.accepted,
         "total_s": round(total_s, 4),
     }
 

@@ -31,6 +31,7 @@ from .errors import OndeviceError
 from .grammar import CLOSE, OPEN
 from .llama import LlamaModel
 from .sampling import Sampler, mask_to_bool
+from .speculate import Drafter, Speculation
 
 
 class GrammarStateError(OndeviceError, RuntimeError):
@@ -48,6 +49,9 @@ class Generation:
     sampled: int
     forced: int
     seconds: float
+    steps: int = 0  # llama_decode calls
+    drafted: int = 0  # speculative tokens evaluated (see speculate.py)
+    accepted: int = 0  # of which confirmed
 
 
 def decode(
@@ -57,12 +61,17 @@ def decode(
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
     stop: Optional[bytes] = None,
+    drafter: Optional[Drafter] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
     Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    With a `drafter` (and a matcher), drafted continuations are verified in the same batches
+    (speculate.py); the output is the same.
     """
     start = time.perf_counter()
+    calls_before = model.decode_calls
+    spec = Speculation(model)
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
     out: list[int] = []
     pending: list[int] = []  # appended to `out` but not yet evaluated: evaluated together, in one batch
@@ -81,7 +90,7 @@ def decode(
                     if not matcher.consume_tokens(ff):
                         raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
                     out.extend(ff)
-                    pending.extend(ff)
+                    pending.extend(spec.confirm(ff))
                     forced += len(ff)
                     continue
         if matcher is not None and matcher.is_stopped():
@@ -89,17 +98,18 @@ def decode(
             break
         if len(out) >= budget:
             break
-        if pending:  # the last picked token and the forced run after it: one llama_decode
-            model.eval(pending)
+        if pending:  # the last picked token, the forced run after it and a draft: one llama_decode
+            draft = drafter.draft(out, matcher, budget - len(out)) if drafter and matcher else []
+            spec.evaluate(pending, draft)
             pending = []
-        token = _pick(sampler, model.logits(), matcher, bitmask, out)
+        token = _pick(sampler, spec.logits(), matcher, bitmask, out)
         if matcher is None and token in model.eog_tokens:
             finish = "eog"
             break
         if matcher is not None and not matcher.consume_token(token):
             raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
         out.append(token)
-        pending.append(token)
+        pending.extend(spec.confirm([token]))
         sampled += 1
         if stop and matcher is None:
             tail = (tail + model.detokenize([token]))[-(len(stop) + 64):]
@@ -107,12 +117,14 @@ def decode(
                 finish = "stop"
                 break
 
+    spec.discard()
     truncated = False
     if matcher is not None and finish == "budget":
         out = _close(model, matcher, out)
         truncated = True
     text = model.detokenize(out).decode("utf-8", errors="replace")
-    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
+    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start,
+                      model.decode_calls - calls_before, spec.drafted, spec.accepted)
 
 
 def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bitmask: Any,
