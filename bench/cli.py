@@ -136,7 +136,11 @@ examples:
     )
     p.add_argument("--quants", default="Q4_K_M,Q8_0", help="quant types of the random 1B-shape GGUF")
     p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode-speed measurement")
-    p.add_argument("--repeats", type=int, default=3, help="repeats per timing (the median is reported)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="repeats per timing, A/B pairs interleaved repeat by repeat (the median is reported)")
+    p.add_argument("--bfcl-sample", type=int, default=20, metavar="N",
+                   help="BFCL live_simple cases (fixed by --seed) added to the card's examples for speculation on/off")
+    p.add_argument("--no-native", action="store_true", help="skip llama.cpp's own decode loop (quick runs)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lazy("bench.speed"), _bench_parser=p, _bench_name="speed")

@@ -60,6 +60,25 @@ def card_examples(limit: Optional[int] = None) -> list[dict[str, Any]]:
     return found[:limit] if limit else found
 
 
+def bfcl_replay_cases(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` BFCL live_simple cases as replay examples: the answer is the ground truth's first allowed
+    value for each argument (optional arguments left out). Empty when bfcl-eval is not installed."""
+    try:
+        from .bfcl import BfclUnavailable, sample_cases, to_query_and_history
+        cases = sample_cases(["live_simple"], n, seed) if n > 0 else []
+    except (ImportError, BfclUnavailable):
+        return []
+    found = []
+    for case in cases:
+        query, history = to_query_and_history(case)
+        calls = []
+        for call in case.ground_truth or ():
+            (name, params), = call.items()
+            calls.append({"name": name, "arguments": {k: v[0] for k, v in params.items() if v and v[0] != ""}})
+        found.append({"name": case.id, "query": query, "history": history, "tools": case.tools, "answer": calls})
+    return found
+
+
 def _median(values: list[float]) -> Optional[float]:
     return round(statistics.median(values), 4) if values else None
 
@@ -97,8 +116,66 @@ def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
     return Replay()
 
 
+def measure_speculation(caller: Any, cases: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
+    """Each case answered warm with speculation off and on, interleaved repeat by repeat (the tools and
+    query evaluated just before each call, so both start from the same cache state), with the answer
+    replayed: decode steps (llama_decode calls) per call, wall time (median), outputs compared."""
+    from .common import log
+    from .quant import answer_text
+
+    rows = []
+    settings = caller.settings
+    for case in cases:
+        answer = answer_text(case["answer"])
+        budget = len(caller.model.tokenize(answer, special=False)) + 4 if answer else 32
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        last: dict[bool, Any] = {}
+        for _ in range(repeats):
+            for spec in (False, True):
+                s = settings.with_(max_tokens=budget, speculate=spec)
+                caller.call(case["query"], case["tools"], case.get("history"), settings=s.with_(max_tokens=1))
+                t0 = time.perf_counter()
+                res = caller.call(case["query"], case["tools"], case.get("history"), settings=s,
+                                  sampler=replay_sampler(caller, case, answer))
+                walls[spec].append(time.perf_counter() - t0)
+                last[spec] = res
+        off, on = last[False].timings, last[True].timings
+        rows.append({
+            "case": case["name"],
+            "output_tokens": off["sampled_tokens"] + off["forced_tokens"],
+            "sampled_tokens": off["sampled_tokens"],
+            "steps_off": off["decode_steps"],
+            "steps_on": on["decode_steps"],
+            "drafted_tokens": on["drafted_tokens"],
+            "accepted_tokens": on["accepted_tokens"],
+            "wall_off_s": _median(walls[False]),
+            "wall_on_s": _median(walls[True]),
+            "same_output": last[False].text == last[True].text,
+            "replayed_exactly": last[True].text == answer,
+        })
+        r = rows[-1]
+        log(f"[speed] speculation {case['name']}: steps {r['steps_off']} -> {r['steps_on']}, "
+            f"wall {r['wall_off_s']} -> {r['wall_on_s']} s, same output: {r['same_output']}")
+
+    def summary(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        if not subset:
+            return {}
+        off = sum(r["steps_off"] for r in subset)
+        on = sum(r["steps_on"] for r in subset)
+        wall_off = sum(r["wall_off_s"] for r in subset)
+        wall_on = sum(r["wall_on_s"] for r in subset)
+        return {"cases": len(subset), "steps_per_call_off": round(off / len(subset), 2),
+                "steps_per_call_on": round(on / len(subset), 2), "steps_reduction": round(1 - on / off, 3) if off else None,
+                "wall_off_s": round(wall_off, 4), "wall_on_s": round(wall_on, 4),
+                "speedup": _ratio(wall_off, wall_on), "all_same_output": all(r["same_output"] for r in subset)}
+
+    card = [r for r in rows if not r["case"].startswith("live_simple")]
+    bfcl = [r for r in rows if r["case"].startswith("live_simple")]
+    return {"card": summary(card), "bfcl_live_simple": summary(bfcl), "all": summary(rows), "cases": rows}
+
+
 def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: int, repeats: int,
-            limit: Optional[int], native: bool = True) -> dict[str, Any]:
+            limit: Optional[int], native: bool = True, bfcl_sample: int = 0, seed: int = 0) -> dict[str, Any]:
     """Everything for one GGUF, in this process."""
     from ondevice import Settings, ToolCaller
     from ondevice.prompt import prepare_messages
@@ -179,6 +256,9 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
         log(f"[speed] {path.name}: warm {ex['name']}: {warm[-1]['wall_s']:.3f}s "
             f"({res.timings['prompt_reused']}/{res.timings['prompt_tokens']} prompt tokens cached)")
     out["warm"] = warm
+
+    # --- speculation off/on: decode steps and warm wall time, card examples + BFCL live_simple ---
+    out["speculation"] = measure_speculation(caller, examples + bfcl_replay_cases(bfcl_sample, seed), repeats)
 
     # --- get_weather: complete call under the grammar vs free generation of as many tokens -----
     ex = examples[0]
@@ -320,7 +400,9 @@ def run(args: Any) -> int:
     if args.worker:
         params = json.loads(args.worker)
         result = measure(Path(params["path"]), threads=params["threads"], n_ctx=params["n_ctx"],
-                         decode_tokens=params["decode_tokens"], repeats=params["repeats"], limit=params["limit"])
+                         decode_tokens=params["decode_tokens"], repeats=params["repeats"], limit=params["limit"],
+                         native=params.get("native", True), bfcl_sample=params.get("bfcl_sample", 0),
+                         seed=params.get("seed", 0))
         print(json.dumps(result))
         return 0
 
@@ -328,7 +410,8 @@ def run(args: Any) -> int:
     results = {}
     for label, path in targets:
         params = {"path": str(path), "threads": args.threads, "n_ctx": args.n_ctx,
-                  "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit}
+                  "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit,
+                  "bfcl_sample": args.bfcl_sample, "native": not args.no_native, "seed": args.seed}
         log(f"[speed] measuring {label} ({path.name}) in a fresh process...")
         proc = subprocess.run(
             [sys.executable, "-m", "ondevice", "bench", "speed", "--worker", json.dumps(params)],
@@ -346,7 +429,8 @@ def run(args: Any) -> int:
         "machine": machine_info(),
         "model": "random-weight Llama-3.2-1B shape, Llama 3 tokenizer" if not args.model else args.model,
         "settings": {"n_ctx": args.n_ctx, "threads": args.threads, "decode_tokens": args.decode_tokens,
-                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": DATE_STRING},
+                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": DATE_STRING,
+                     "bfcl_live_simple_sample": args.bfcl_sample},
         "native_method": "raw llama_decode loop with llama.cpp's greedy sampler (bench/native.py); "
                          "llama-bench is not shipped in the llama-cpp-python wheel",
         "results": results,
@@ -362,15 +446,25 @@ def run(args: Any) -> int:
 def format_table(summary: dict[str, Any]) -> str:
     lines = [
         "| quant | size MiB | load s | cold prompt tok/s | warm get_weather s | decode tok/s grammar | free | native llama.cpp "
-        "| grammar/native | grammar/free | get_weather grammar/free wall | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| grammar/native | grammar/free | get_weather grammar/free wall | peak RSS MiB "
+        "| steps/call spec off → on (card) | (BFCL live_simple) | warm speedup spec on (card) | (BFCL) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, r in summary["results"].items():
         d = r["decode"]
         warm = r["warm"][0]["wall_s"] if r.get("warm") else None
+        sp = r.get("speculation") or {}
         lines.append(
             f"| {label} | {r['size_mib']} | {r['load_s']:.2f} | {r['cold_prompt_tok_s']} | {warm:.3f} | "
             f"{d['grammar_tok_s']:.1f} | {d['free_tok_s']:.1f} | {d['native_tok_s'] or float('nan'):.1f} | "
-            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {r['peak_rss_mib']} |"
+            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {r['peak_rss_mib']} | "
+            f"{_steps(sp.get('card'))} | {_steps(sp.get('bfcl_live_simple'))} | "
+            f"{(sp.get('card') or {}).get('speedup')} | {(sp.get('bfcl_live_simple') or {}).get('speedup')} |"
         )
     return "\n".join(lines)
+
+
+def _steps(summary: Optional[dict[str, Any]]) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['steps_per_call_off']} → {summary['steps_per_call_on']}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +17,12 @@ from typing import Any, Optional, Sequence
 
 import jsonschema
 from llguidance import LLMatcher, LLTokenizer
-from llguidance.llamacpp import lltokenizer_from_vocab
 
 from .chat_template import ChatTemplate, ChatTemplateError
 from .decode import GrammarStateError, Generation, decode, lcp
 from .errors import ContextOverflowError
 from .grammar import compile_grammar
+from .grammar_tokenizer import build_lltokenizer
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
 from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
@@ -126,10 +125,8 @@ class ToolCaller:
         return hit
 
     def lltokenizer(self) -> LLTokenizer:
-        if self._lltokenizer is None:  # ~1 s for a 128k vocabulary: built once, on first use
-            with warnings.catch_warnings():  # it calls a binding deprecated once per token
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
+        if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
+            self._lltokenizer = build_lltokenizer(self.model)
         return self._lltokenizer
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Prompt-lookup speculation: draft the answer's next tokens from the query, verify them in one batch.
 
 Tool-call arguments are mostly copied from the query or the conversation ("New York", file paths,
-names, quoted messages). At a position where the model must choose, the drafter finds the longest
-end of the text generated so far (at least `min_match` bytes) that occurs in the query or history,
-and proposes the tokens that follow it there, cut to the prefix the grammar accepts
+names, quoted messages). At a position where the model must choose, the drafter takes the bytes the
+grammar forces but has not yet turned into tokens, finds the longest end of the text so far (at least
+`min_match` bytes) that occurs in the query or history, and proposes the tokens of those forced bytes
+and of what follows that end there, cut to the prefix the grammar accepts
 (``LLMatcher.validate_tokens``, which does not move the matcher). The decode loop evaluates the
 draft in the same llama_decode as the tokens pending before it, with logits for every row, then
 picks each next token as usual (same sampler, same mask, same RNG draws) from the row before it:
@@ -30,7 +31,11 @@ MAX_MATCH_BYTES = 48
 
 
 def draft_source(query: str, history: Optional[Sequence[dict[str, str]]] = None) -> str:
-    """The text drafts are copied from: the conversation's turns (not the system prompt), the query last."""
+    """The text drafts are copied from: the conversation's turns (not the system prompt), the query last.
+
+    (Tool names and schemas are left out: measured on the card's examples, drafts copied from them
+    were mostly wrong guesses among several tools, and cost more llama_decode calls than they saved.)
+    """
     turns = [m.get("content") or "" for m in history or () if m.get("role") != "system"]
     return "\n".join(turns + [query])
 
@@ -48,28 +53,35 @@ class Drafter:
         self._n_decoded = 0
 
     def draft(self, generated: Sequence[int], matcher: LLMatcher, limit: int) -> list[int]:
-        """Up to `limit` tokens likely to follow `generated`, all allowed by `matcher` (not moved)."""
+        """Up to `limit` tokens likely to follow `generated`, all allowed by `matcher` (not moved).
+
+        The draft starts with the bytes the grammar forces but whose tokens it held back (a longer
+        token could span their end, e.g. the `` "`` opening a string value), then continues with what
+        follows the longest end of that text in the source.
+        """
         limit = min(limit, self.max_tokens)
-        if limit <= 0 or not self.source:
+        if limit <= 0:
             return []
         if len(generated) < self._n_decoded:  # a new output: start over
             self._text, self._n_decoded = bytearray(), 0
         self._text += self.model.detokenize(generated[self._n_decoded:])
         self._n_decoded = len(generated)
-        start = self._continuation_start(bytes(self._text[-MAX_MATCH_BYTES:]))
-        if start is None:
+        forced = bytes(matcher.compute_ff_bytes())
+        start = self._continuation_start((bytes(self._text[-MAX_MATCH_BYTES:]) + forced)[-MAX_MATCH_BYTES:])
+        copied = b"" if start is None else self.source[start:start + 8 * limit]
+        if not (forced or copied):
             return []
-        # Enough bytes for `limit` tokens; the last token may be cut by the byte limit, so it is dropped.
-        chunk = self.source[start:start + 8 * limit]
-        tokens = self.model.tokenize(chunk.decode("utf-8", errors="ignore"), special=False)
-        if start + len(chunk) < len(self.source):
-            tokens = tokens[:-1]
+        tokens = self.model.tokenize((forced + copied).decode("utf-8", errors="ignore"), special=False)
+        if copied and start + len(copied) < len(self.source):
+            tokens = tokens[:-1]  # the byte limit may have cut the last token
         tokens = tokens[:limit]
         return tokens[:matcher.validate_tokens(tokens)] if tokens else []
 
     def _continuation_start(self, tail: bytes) -> Optional[int]:
         """Where the source continues after its last occurrence of the longest end of `tail`."""
         found = None
+        if not self.source:
+            return None
         for n in range(self.min_match, len(tail) + 1):
             at = self.source.rfind(tail[-n:])
             if at < 0:
