@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import jsonschema
+import llama_cpp
 from llguidance import LLMatcher, LLTokenizer
 
 from .chat_template import ChatTemplate, ChatTemplateError
@@ -34,6 +35,7 @@ from .settings import Settings
 from .tools import Tool, normalize_tools
 
 _QUERY_MARK = "\x00ondevice-query\x00"
+_LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
 
 
 @dataclass
@@ -90,7 +92,11 @@ class ToolCaller:
             )
         self.template = ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text)
         stat = model.path.stat()
-        identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
+        # Everything that changes the evaluated state: the file, the context and batch shape, the thread
+        # count (rounding), offload, and the llama.cpp build (state format).
+        identity = "|".join(str(x) for x in (
+            model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
+            settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION))
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity)
         self._lltokenizer: Optional[LLTokenizer] = None

@@ -32,6 +32,11 @@ def assets_dir() -> Path:
     return home() / "assets"
 
 
+def prefix_cache_dir() -> Path:
+    """The CLI's on-disk prefix cache (evaluated tool prefixes as KV snapshots)."""
+    return home() / "prefix-cache"
+
+
 def converted_model_path(alias: str, quant: str) -> Path:
     """The path `ondevice pull ALIAS` writes and `ondevice call --model ALIAS` reads."""
     return models_dir() / alias / f"{alias}.{quant.upper()}.gguf"
