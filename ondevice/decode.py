@@ -7,6 +7,9 @@ At each step:
    the sampled token before them (one llama_decode per sampled token, not two).
 2. Otherwise llguidance's mask of allowed tokens is computed (about 0.1 ms for a 128k vocabulary,
    against tens of ms for the llama_decode it follows) and the token is picked within it.
+3. With a drafter (speculate.py), tokens copied from the query are drafted at each pick and evaluated
+   in the same llama_decode as the pending tokens; each pick is then made from its own row of logits,
+   and the draft is kept while the picks equal it.
 At a forced position llguidance's mask holds exactly the forced token, so greedy decoding with
 fast-forward is token for token the step-by-step masked decoding (tested on random schemas).
 Checking only the picked token (``validate_tokens``) would be cheaper still, but it accepts
