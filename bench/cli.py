@@ -141,6 +141,8 @@ examples:
     p.add_argument("--bfcl-sample", type=int, default=20, metavar="N",
                    help="BFCL live_simple cases (fixed by --seed) added to the card's examples for speculation on/off")
     p.add_argument("--no-native", action="store_true", help="skip llama.cpp's own decode loop (quick runs)")
+    p.add_argument("--no-one-shot", action="store_true",
+                   help="skip the one-shot `ondevice call` processes (uncached vs cached, get_weather)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lazy("bench.speed"), _bench_parser=p, _bench_name="speed")

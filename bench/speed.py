@@ -4,6 +4,9 @@ Measured on random-weight GGUFs with the exact Llama-3.2-1B shape and the real L
 (``convert.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
 peak RSS is that file's alone:
 
+- prompt: the get_weather prompt evaluated with nothing cached (KV and snapshots cleared) by a caller
+  that has run before, tok/s, against llama.cpp's own prompt evaluation after its warm-up (bench.native);
+  the cold figures below also pay the first use of a fresh context (weights faulted in, buffers allocated).
 - load: ``ToolCaller.load`` wall time (the file is in the page cache: it was just built or read).
 - cold: for each of the card's examples (``examples/*/``), a freshly loaded model answers it: prompt
   evaluation tok/s (tokens evaluated / prompt_eval_s) and the whole call's wall time, which includes
@@ -257,6 +260,17 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
             f"({res.timings['prompt_reused']}/{res.timings['prompt_tokens']} prompt tokens cached)")
     out["warm"] = warm
 
+    # --- prompt evaluation with nothing cached, on a context that has run before (as the native figure) ---
+    ex = examples[0]
+    rates = []
+    for _ in range(repeats):
+        caller.model.truncate(0)
+        caller.prefix_cache.clear()
+        res = caller.call(ex["query"], ex["tools"], settings=settings.with_(max_tokens=1))
+        rates.append(res.timings["prompt_tokens"] / res.timings["prompt_eval_s"])
+    out["uncached_prompt_tok_s"] = _median(rates)
+    log(f"[speed] {path.name}: prompt evaluation, nothing cached, warm context: {out['uncached_prompt_tok_s']} tok/s")
+
     # --- speculation off/on: decode steps and warm wall time, card examples + BFCL live_simple ---
     out["speculation"] = measure_speculation(caller, examples + bfcl_replay_cases(bfcl_sample, seed), repeats)
 
@@ -365,6 +379,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     d["grammar_vs_free"] = _ratio(d["grammar_tok_s"], d["free_tok_s"])
     d["grammar_vs_native"] = _ratio(d["grammar_tok_s"], d["native_tok_s"])
     d["free_vs_native"] = _ratio(d["free_tok_s"], d["native_tok_s"])
+    d["prompt_vs_native"] = _ratio(out.get("uncached_prompt_tok_s"), d["native_prompt_tok_s"])
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["peak_rss_mib"] = round(rss_before_native if rss_before_native is not None else peak_rss_mib(), 1)
     return out
@@ -391,6 +406,48 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
         log(f"[speed] {path} ({time.perf_counter() - t0:.0f}s)")
         targets.append((quant, path))
     return targets
+
+
+def one_shot_cli(path: Path, repeats: int, threads: Optional[int]) -> dict[str, Any]:
+    """`ondevice call` as a user runs it, a new process each time, on the card's get_weather example:
+    with nothing cached (a fresh cache directory, --no-prefix-cache: what every call cost before the
+    caches) against the defaults in a cache directory a first call has filled; interleaved."""
+    import tempfile
+
+    from ondevice.paths import REPO_ROOT
+
+    from .common import log
+
+    ex = card_examples(1)[0]
+    cmd = [sys.executable, "-m", "ondevice", "call", ex["query"], "--tools", str(REPO_ROOT / "examples" / ex["name"] / "tools.json"),
+           "--model", str(path), "--date-string", DATE_STRING, "--json"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+
+    def once(home: str, *extra: str) -> tuple[float, dict[str, Any]]:
+        env = dict(os.environ, ONDEVICE_HOME=home)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"ondevice call failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
+        return wall, json.loads(proc.stdout)["timings"]
+
+    with tempfile.TemporaryDirectory(prefix="ondevice-oneshot-") as tmp:
+        warm_home = os.path.join(tmp, "warm")
+        once(warm_home)  # fills the prefix cache and the grammar tokenizer's bytes
+        cold, warm, reused = [], [], []
+        for i in range(repeats):
+            wall, _ = once(os.path.join(tmp, f"cold{i}"), "--no-prefix-cache")
+            cold.append(wall)
+            wall, t = once(warm_home)
+            warm.append(wall)
+            reused.append(t["prompt_reused"])
+    result = {"example": ex["name"], "uncached_wall_s": _median(cold), "cached_wall_s": _median(warm),
+              "ratio": _ratio(_median(warm), _median(cold)), "cached_prompt_reused": reused[-1]}
+    log(f"[speed] one-shot CLI: {result['uncached_wall_s']}s uncached, {result['cached_wall_s']}s with the caches "
+        f"({result['ratio']})")
+    return result
 
 
 def run(args: Any) -> int:
@@ -420,6 +477,8 @@ def run(args: Any) -> int:
         if proc.returncode != 0:
             raise RuntimeError(f"the speed worker for {path.name} failed (exit {proc.returncode})")
         results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not args.no_one_shot:
+            results[label]["one_shot_cli"] = one_shot_cli(path, args.repeats, args.threads)
 
     summary = {
         "benchmark": "speed",
@@ -446,9 +505,9 @@ def run(args: Any) -> int:
 def format_table(summary: dict[str, Any]) -> str:
     lines = [
         "| quant | size MiB | load s | cold prompt tok/s | warm get_weather s | decode tok/s grammar | free | native llama.cpp "
-        "| grammar/native | grammar/free | get_weather grammar/free wall | peak RSS MiB "
+        "| grammar/native | grammar/free | get_weather grammar/free wall | prompt/native | one-shot CLI cached/uncached | peak RSS MiB "
         "| steps/call spec off → on (card) | (BFCL live_simple) | warm speedup spec on (card) | (BFCL) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, r in summary["results"].items():
         d = r["decode"]
@@ -457,7 +516,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {r['size_mib']} | {r['load_s']:.2f} | {r['cold_prompt_tok_s']} | {warm:.3f} | "
             f"{d['grammar_tok_s']:.1f} | {d['free_tok_s']:.1f} | {d['native_tok_s'] or float('nan'):.1f} | "
-            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {r['peak_rss_mib']} | "
+            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {d.get('prompt_vs_native')} | {(r.get('one_shot_cli') or {}).get('ratio')} | {r['peak_rss_mib']} | "
             f"{_steps(sp.get('card'))} | {_steps(sp.get('bfcl_live_simple'))} | "
             f"{(sp.get('card') or {}).get('speedup')} | {(sp.get('bfcl_live_simple') or {}).get('speedup')} |"
         )

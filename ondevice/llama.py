@@ -230,9 +230,10 @@ class LlamaModel:
     def snapshot(self) -> bytes:
         """The state (KV cache) of sequence 0, to restore later with `restore`."""
         size = llama_cpp.llama_state_seq_get_size(self.ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(self.ctx, buf, size, 0)
-        return bytes(buf[:written])
+        buf = ctypes.create_string_buffer(size)
+        # One copy out of llama.cpp (slicing a c_uint8 array would build a list of ints: 0.2 s for 9 MB).
+        written = llama_cpp.llama_state_seq_get_data(self.ctx, ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8)), size, 0)
+        return buf.raw[:written]
 
     def restore(self, state: bytes, tokens: Sequence[int]) -> bool:
         """Replace sequence 0 with a snapshot holding `tokens`; False if llama.cpp refused it."""
