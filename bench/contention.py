@@ -70,14 +70,13 @@ def _env(mode: str) -> dict[str, str]:
 
 
 # Not `python -m ondevice`: importing the ondevice package sets the wait policy, which mode "default" avoids.
-_WORKER = "import json, sys; sys.path.insert(0, sys.argv[1]); from bench.contention import worker; sys.exit(worker(json.loads(sys.argv[2])))"
+# (ondevice_bench's own __init__ imports nothing from ondevice.)
+_WORKER = "import json, sys; from ondevice_bench.contention import worker; sys.exit(worker(json.loads(sys.argv[1])))"
 
 
 def _start(params: dict[str, Any]) -> subprocess.Popen:
-    from . import BENCH_DIR
-
     return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, str(BENCH_DIR.parent), json.dumps(params)],
+        [sys.executable, "-c", _WORKER, json.dumps(params)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(params["mode"]),
     )
 

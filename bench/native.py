@@ -17,7 +17,7 @@ import ctypes
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 
 def _quiet() -> None:
@@ -141,33 +141,3 @@ def native_decode(
         "llama_perf_eval_tok_s": round(statistics.median(perf_rates), 2) if perf_rates else None,
         "first_tokens": list(sampled[:8]),
     }
-
-
-def tokenize(path: Path, text: str) -> list[int]:
-    """Tokens of a rendered prompt, with special tokens parsed, using the file's own vocabulary."""
-    import llama_cpp
-
-    if _LOG_CB is None:
-        _quiet()
-    llama_cpp.llama_backend_init()
-    mparams = llama_cpp.llama_model_default_params()
-    mparams.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-    if not model:
-        raise RuntimeError(f"llama.cpp could not load the vocabulary of {path}")
-    try:
-        vocab = llama_cpp.llama_model_get_vocab(model)
-        data = text.encode("utf-8")
-        n_max = len(data) + 8
-        buf = (llama_cpp.llama_token * n_max)()
-        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, n_max, False, True)
-        if n < 0:
-            raise RuntimeError("tokenize failed")
-        return list(buf[:n])
-    finally:
-        llama_cpp.llama_model_free(model)
-
-
-def median_or_none(values: list[Optional[float]]) -> Optional[float]:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None

@@ -1,4 +1,4 @@
-"""`ondevice convert` and `ondevice pull`: registered into the ondevice CLI by ondevice.cli."""
+"""`ondevice convert` and `ondevice pull`: registered into the ondevice CLI through the `ondevice.commands` entry points."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ Writes <ONDEVICE_HOME or ~/.cache/ondevice>/models/<alias>/<alias>.<QUANT>.gguf,
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register_convert(subparsers: argparse._SubParsersAction) -> None:
+    """`ondevice convert` (the `ondevice.commands` entry point `convert`)."""
     p = subparsers.add_parser(
         "convert", help="convert a Hugging Face Llama checkpoint to (quantized) GGUF",
         description="Convert a BF16/F16/F32 Hugging Face Llama safetensors checkpoint (a directory or a "
@@ -63,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run_convert)
 
+
+def register_pull(subparsers: argparse._SubParsersAction) -> None:
+    """`ondevice pull` (the `ondevice.commands` entry point `pull`)."""
     q = subparsers.add_parser(
         "pull", help="download, convert and quantize a known model into the ondevice cache",
         description="Download a model listed in models/*.json from the Hugging Face hub, convert it and "
@@ -85,7 +89,13 @@ def _print_report(float_path: Path, quant_path: Path) -> None:
     print(format_report(quantization_errors(float_path, quant_path)))
 
 
+def _require_export_dependencies() -> None:
+    """Import the export extra's dependencies up front: `ondevice` turns a missing one into the pip command."""
+    import gguf  # noqa: F401
+
+
 def run_convert(args: argparse.Namespace) -> int:
+    _require_export_dependencies()
     from .api import convert_checkpoint
 
     quants = args.quant or ["Q4_K_M"]
@@ -129,14 +139,15 @@ def _verify_tokenizer(args: argparse.Namespace, result) -> None:
 
 
 def load_manifest(alias: str) -> dict:
-    path = paths.MANIFEST_DIR / f"{alias}.json"
+    path = paths.manifest_dir() / f"{alias}.json"
     if not path.is_file():
-        known = sorted(p.stem for p in paths.MANIFEST_DIR.glob("*.json"))
+        known = sorted(p.stem for p in paths.manifest_dir().glob("*.json"))
         raise ConversionError(f"unknown model alias {alias!r}; known aliases: {', '.join(known) or '(none)'}")
     return json.loads(path.read_text())
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    _require_export_dependencies()
     from .api import convert_checkpoint
 
     manifest = load_manifest(args.alias)

@@ -15,18 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import jsonschema
 import llama_cpp
 from llguidance import LLMatcher, LLTokenizer
 
-from .chat_template import ChatTemplate, ChatTemplateError
-from .decode import GrammarStateError, Generation, decode, lcp
-from .errors import ContextOverflowError
+from .chat_template import ChatTemplate
+from .decode import Generation, decode, lcp
+from .errors import ChatTemplateError, ContextOverflowError, GrammarStateError
 from .grammar import compile_grammar
 from .grammar_tokenizer import build_lltokenizer
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
+from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls, validate_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
@@ -59,20 +58,6 @@ class CallResult:
             "truncated": self.truncated,
             "timings": self.timings,
         }
-
-
-def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
-    by_name = {t.name: t for t in tools}
-    problems = []
-    for i, call in enumerate(calls):
-        tool = by_name.get(call.name)
-        if tool is None:
-            problems.append(f"call #{i}: unknown tool {call.name!r}")
-            continue
-        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-            problems.append(f"call #{i} ({call.name}): {error.message}")
-    return problems
 
 
 class ToolCaller:
@@ -113,9 +98,13 @@ class ToolCaller:
         return cls(llama, settings, resolved, time.perf_counter() - start)
 
     # --- prompt -------------------------------------------------------------------------------------
-    def render(self, messages: list[Message]) -> str:
-        """The prompt text for `messages`, as the model's chat template renders it."""
-        return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
+    def render(self, messages: list[Message], date_string: Optional[str] = None) -> str:
+        """The prompt text for `messages`, as the model's chat template renders it.
+
+        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string).
+        """
+        date = self.settings.date_string if date_string is None else date_string
+        return self.template.render(messages, add_generation_prompt=True, date_string=date)
 
     def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
         key = json.dumps(tools, sort_keys=True, default=str)
@@ -172,17 +161,19 @@ class ToolCaller:
         `history` is the conversation so far (from `Conversation`, or the card's messages). With
         `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
-        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
+        this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
+        is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
         """
         s = settings or self.settings
+        self.settings.check_per_call(s)
         check_query(query)
         normalized, grammar = self._tools(tools)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
-        prompt_text = self.render(messages)
+        prompt_text = self.render(messages, s.date_string)
         marked = list(messages)
         marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
-        prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+        prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
         prompt = self.model.tokenize(prompt_text)
@@ -190,12 +181,12 @@ class ToolCaller:
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0) if s.constrained else None
         if matcher is not None and matcher.is_error():
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        # Free text stops after the first list: parse_response reads only that one.
         drafter = Drafter(self.model, draft_source(query, history)) if s.speculate and matcher is not None else None
+        # Free text stops after the first list: parse_response reads only that one.
         gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
                      drafter=drafter)
         calls = parse_tool_calls(gen.text)

@@ -19,11 +19,7 @@ import jinja2
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import OndeviceError
-
-
-class ChatTemplateError(OndeviceError, ValueError):
-    """The chat template does not compile or refuses the messages."""
+from .errors import ChatTemplateError
 
 
 def _raise_exception(message: str) -> None:

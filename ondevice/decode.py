@@ -21,7 +21,6 @@ flagged ``truncated``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -30,15 +29,11 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .errors import OndeviceError
-from .grammar import CLOSE, OPEN
+from .errors import GrammarStateError
 from .llama import LlamaModel
+from .parse import close_text
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, Speculation
-
-
-class GrammarStateError(OndeviceError, RuntimeError):
-    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""
 
 
 @dataclass
@@ -137,30 +132,6 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
         return sampler.pick(logits, generated=generated)
     fill_next_token_bitmask(matcher, bitmask)
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
-
-
-def close_text(text: str) -> str:
-    """The valid tool-call text made of every complete call in a truncated `text`.
-
-    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
-    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
-    """
-    if not text.startswith(OPEN):
-        return OPEN + CLOSE
-    decoder = json.JSONDecoder()
-    end = i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            _, j = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        end = j
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return text[:end] + CLOSE
 
 
 def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:

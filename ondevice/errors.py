@@ -29,3 +29,15 @@ class EmptyQueryError(OndeviceError, ValueError):
 
 class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
+
+
+class SettingsError(OndeviceError, ValueError):
+    """A setting is out of range, unknown, or cannot change per call."""
+
+
+class ChatTemplateError(OndeviceError, ValueError):
+    """A chat template is missing, does not compile, or refuses the messages."""
+
+
+class GrammarStateError(OndeviceError, RuntimeError):
+    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""

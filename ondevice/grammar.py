@@ -18,13 +18,11 @@ from typing import Sequence
 from llguidance import LLMatcher
 
 from .errors import ToolSchemaError
+from .parse import CLOSE, OPEN
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-OPEN = "<tool_call>["
-CLOSE = "]</tool_call>"
 
 
 def tool_call_lark(tools: Sequence[Tool]) -> str:

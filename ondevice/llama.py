@@ -123,14 +123,6 @@ class LlamaModel:
         self.eog_tokens = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
 
     # --- metadata -------------------------------------------------------------------------------
-    def meta(self, key: str) -> Optional[str]:
-        size = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), None, 0)
-        if size < 0:
-            return None
-        buf = ctypes.create_string_buffer(size + 1)
-        llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, size + 1)
-        return buf.value.decode("utf-8", errors="replace")
-
     def chat_template(self) -> Optional[str]:
         raw = llama_cpp.llama_model_chat_template(self.model, None)
         return raw.decode("utf-8") if raw else None

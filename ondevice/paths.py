@@ -8,8 +8,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MANIFEST_DIR = REPO_ROOT / "models"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent  # the source checkout, when ondevice runs from one (editable install)
+
+
+def _shipped(installed: str, checkout: str) -> Path:
+    """A data folder of the package: `ondevice/<installed>/` in a wheel, `<checkout>/` in a source checkout.
+
+    pyproject.toml maps the repository's folder into the package at build time (package-dir), so an
+    installed wheel holds the first and an editable install or a checkout finds the second.
+    """
+    inside = PACKAGE_DIR / installed
+    return inside if inside.is_dir() else REPO_ROOT / checkout
+
+
+def manifest_dir() -> Path:
+    """The model manifests (models/*.json in the repository), one per alias."""
+    return _shipped("_manifests", "models")
+
+
+def examples_dir() -> Path:
+    """The card's examples (examples/<name>/tools.json and case.json in the repository)."""
+    return _shipped("_examples", "examples")
 
 
 def home() -> Path:

@@ -40,11 +40,6 @@ def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
     return USER_TEMPLATE.format(tools=json.dumps(tools if tools is not None else []), query=query)
 
 
-def tools_prefix(tools: Optional[list[Any]] = None) -> str:
-    """The part of the first user turn that depends only on the tools (shared by every query)."""
-    return render_user_prompt("\0", tools).split("\0", 1)[0]
-
-
 def check_query(query: str) -> str:
     """Reject an empty or non-string query with a message that says what to pass."""
     if not isinstance(query, str):

@@ -6,11 +6,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
-from .errors import OndeviceError
-
-
-class SettingsError(OndeviceError, ValueError):
-    """A setting is out of range."""
+from .errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -28,7 +24,11 @@ class Settings:
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
-    source to use instead of the GGUF's own template.
+    source to use instead of the GGUF's own template. verbose: llguidance's grammar diagnostics on stderr.
+
+    Fields in LOAD_TIME_FIELDS are fixed when the model loads (`ToolCaller.load`); the others
+    (PER_CALL_FIELDS) may change for one call (`call(..., settings=caller.settings.with_(...))`).
+    A per-call settings object whose load-time fields differ from the loaded ones is a SettingsError.
     """
 
     n_ctx: int = 4096
@@ -69,6 +69,16 @@ class Settings:
     def threads(self) -> int:
         return self.n_threads or max(1, os.cpu_count() or 1)
 
+    def check_per_call(self, per_call: "Settings") -> None:
+        """Raise SettingsError when `per_call` changes a field fixed at load (these are the loaded settings)."""
+        changed = [f"{name}: loaded with {getattr(self, name)!r}, got {getattr(per_call, name)!r}"
+                   for name in sorted(LOAD_TIME_FIELDS) if getattr(self, name) != getattr(per_call, name)]
+        if changed:
+            raise SettingsError(
+                f"load-time settings cannot change per call ({'; '.join(changed)}): load the model again with them; "
+                f"per call only {', '.join(sorted(PER_CALL_FIELDS))} may change"
+            )
+
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some settings changed (unknown names are an error)."""
         known = {f.name for f in fields(self)}
@@ -76,3 +86,11 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown settings {unknown}; known: {sorted(known)}")
         return replace(self, **changes)
+
+
+# Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
+LOAD_TIME_FIELDS = frozenset({
+    "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
+    "prefix_cache_dir", "chat_template",
+})
+PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

@@ -7,11 +7,11 @@ import json
 import sys
 
 from ..api import ToolCaller
-from .options import add_model_options, load_tools, settings_from_args
+from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
 examples:
-  ondevice chat --tools examples/multi_turn/tools.json
+  ondevice chat --tools {examples}/multi_turn/tools.json
   printf 'Weather in Madrid in celsius?\\nAnd in Edinburgh?\\n' | ondevice chat --tools tools.json
 
 Each answer goes back into the conversation as json.dumps(calls), as the model card's multi-turn
@@ -21,7 +21,7 @@ example does. An empty line, "exit" or end of input ends the session.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="multi-turn tool calling, one query per line", description=__doc__,
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES.format(examples=example_path()), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tools", "-t", help="JSON file with the list of tools")
     add_model_options(p)
     p.set_defaults(func=run)

@@ -8,23 +8,33 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..chat_template import ChatTemplateError
-from ..errors import ToolSchemaError
-from ..paths import prefix_cache_dir
+from ..errors import ChatTemplateError, ToolSchemaError
+from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
 
 
+def example_path() -> str:
+    """Where the card's examples are, as the help shows it: relative when under the current directory."""
+    folder = examples_dir()
+    try:
+        return str(folder.relative_to(folder.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    d = Settings()  # the defaults live there, not here
     g = parser.add_argument_group("model and decoding")
     g.add_argument("--model", "-m", help="a .gguf path, an alias (see `ondevice models`) or a hub repo id "
                    "(owner/name[:QUANT]); default: the fine-tune if pulled, else the stand-in")
-    g.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    g.add_argument("--n-gpu-layers", type=int, default=0,
+    g.add_argument("--n-ctx", type=int, default=d.n_ctx, help=f"context window in tokens (default {d.n_ctx})")
+    g.add_argument("--threads", type=int, default=d.n_threads, help="CPU threads (default: all cores)")
+    g.add_argument("--n-gpu-layers", type=int, default=d.n_gpu_layers,
                    help="layers to offload to Metal/CUDA (-1: all; needs a GPU build of llama-cpp-python)")
-    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
-    g.add_argument("--max-tokens", type=int, default=512, help="budget of generated tokens (default 512)")
+    g.add_argument("--temperature", type=float, default=d.temperature, help=f"0 is greedy (default {d.temperature:g})")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"sampling seed (with --temperature > 0; default {d.seed})")
+    g.add_argument("--max-tokens", type=int, default=d.max_tokens,
+                   help=f"budget of generated tokens (default {d.max_tokens})")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
