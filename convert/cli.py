@@ -104,6 +104,8 @@ def run_convert(args: argparse.Namespace) -> int:
     result = convert_checkpoint(args.source, args.out, quant=quants or None, outtype=args.outtype,
                                 force=args.force, revision=args.revision, name=args.name,
                                 keep_float=keep_float, progress=not args.quiet, nthread=args.threads)
+    from .api import owns
+
     float_key = args.outtype.upper()
     for key, path in result.paths.items():
         state = "up to date" if key in result.skipped else "written"
@@ -118,7 +120,7 @@ def run_convert(args: argparse.Namespace) -> int:
             for key, path in result.paths.items():
                 if key != float_key:
                     _print_report(float_path, path)
-            if args.no_keep_float:
+            if args.no_keep_float and owns(float_path, result.fingerprint):
                 float_path.unlink()
     return 0
 
@@ -150,6 +152,8 @@ def run_pull(args: argparse.Namespace) -> int:
     _require_export_dependencies()
     from .api import convert_checkpoint
 
+    from .api import owns
+
     manifest = load_manifest(args.alias)
     src = manifest.get("source", {})
     repo = src.get("hub_repo")
@@ -168,5 +172,6 @@ def run_pull(args: argparse.Namespace) -> int:
     print(f"{args.alias}: {quant} {human_size(result.sizes[quant])}  {target}  ({state})")
     if args.report and "F16" in result.paths:
         _print_report(result.paths["F16"], target)
-        result.paths["F16"].unlink()
+        if owns(result.paths["F16"], result.fingerprint):
+            result.paths["F16"].unlink()
     return 0

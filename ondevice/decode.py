@@ -58,12 +58,13 @@ def decode(
     budget: int,
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
-    stop: Optional[bytes] = None,
+    stop: Optional[tuple[bytes, bytes]] = None,
     drafter: Optional[Drafter] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
-    Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    Without a matcher, generation also ends (finish "stop") once `stop` = (open, close) is complete:
+    the first `close` after an `open` (a `close` in prose before any `open` does not end it).
     With a `drafter` (and a matcher), drafted continuations are verified in the same batches
     (speculate.py); the output is the same.
     """
@@ -76,17 +77,20 @@ def decode(
     sampled = forced = 0
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
-    tail = b""  # the output's last bytes, for `stop`
+    text = b""  # the output so far, for `stop`
+    opened = -1  # where `stop`'s open tag ends in `text`
 
     while True:
         if matcher is not None:
             if matcher.is_error():
-                raise GrammarStateError(f"grammar error after {model.detokenize(out)!r}: {matcher.get_error()}")
+                raise GrammarStateError(f"the grammar engine failed after {model.detokenize(out)!r} (a bug: please "
+                                        "report it with the tools)", details=matcher.get_error())
             if fast_forward and not matcher.is_stopped():
                 ff = matcher.compute_ff_tokens()[: budget - len(out)]
                 if ff:
                     if not matcher.consume_tokens(ff):
-                        raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
+                        raise GrammarStateError("the grammar engine refused its own forced tokens (a bug: please report "
+                                                "it with the tools)", details=matcher.get_error())
                     out.extend(ff)
                     pending.extend(spec.confirm(ff))
                     forced += len(ff)
@@ -105,13 +109,22 @@ def decode(
             finish = "eog"
             break
         if matcher is not None and not matcher.consume_token(token):
-            raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
+            raise GrammarStateError(f"the grammar engine refused token {token} from its own mask after "
+                                    f"{model.detokenize(out)!r} (a bug: please report it with the tools)",
+                                    details=matcher.get_error())
         out.append(token)
         pending.extend(spec.confirm([token]))
         sampled += 1
         if stop and matcher is None:
-            tail = (tail + model.detokenize([token]))[-(len(stop) + 64):]
-            if stop in tail:
+            open_tag, close_tag = stop
+            piece = model.detokenize([token])
+            search_from = max(0, len(text) - max(len(open_tag), len(close_tag)))
+            text += piece
+            if opened < 0:
+                found = text.find(open_tag, search_from)
+                if found >= 0:
+                    opened = search_from = found + len(open_tag)
+            if opened >= 0 and text.find(close_tag, max(opened, search_from)) >= 0:
                 finish = "stop"
                 break
 

@@ -11,8 +11,12 @@ prints one line naming the pip command that installs it (exit 2).
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import traceback
 from importlib import metadata
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import OndeviceError
@@ -33,6 +37,18 @@ examples:
 
 The card's examples (tools.json and case.json each) are in {examples}.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line, and a failed write of --help or --version output
+    reported rather than silently dropped."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"ondevice: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file=None) -> None:  # type: ignore[override]
+        if message:
+            (file or sys.stderr).write(message)
 
 
 class MissingExtraError(OndeviceError, ModuleNotFoundError):
@@ -72,13 +88,15 @@ def _register_extension(sub: argparse._SubParsersAction, ep: metadata.EntryPoint
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ondevice",
         description="Offline tool calling with guaranteed-valid <tool_call> output, on llama.cpp.",
         epilog=EPILOG.format(examples=example_path()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"ondevice {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="on errors, also print the engine's state (parser dumps, log tails, tracebacks)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (call, chat, models):
         module.register(sub)
@@ -90,26 +108,95 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """A message on one line: its lines joined with '; ' (messages may quote multi-line logs)."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run the `ondevice` command; returns the exit status (0 ok, 2 bad input, 130 interrupted, 1 a bug)."""
+    args = None
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error argparse already printed
+            sys.stdout.flush()
+            return exc.code if isinstance(exc.code, int) else 2
+        if not getattr(args, "func", None):
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk shows here, not at exit
+        return status
+    except KeyboardInterrupt:
+        _error("ondevice: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`ondevice call ... | head`): not an error of ours; exit as SIGPIPE would.
+        _silence_stdout()
+        return 141
     except OndeviceError as exc:
-        print(f"ondevice: error: {exc}", file=sys.stderr)
+        verbose = bool(getattr(args, "verbose", False))
+        if exc.is_bug:
+            return _bug(exc, verbose)
+        _error(f"ondevice: error: {one_line(str(exc))}", exc.details if verbose else None)
+        return 2
+    except OSError as exc:  # the environment, not the input: a full disk, a read-only folder, /dev/full
+        message = _os_error_message(exc)
+        if message is None:
+            return _bug(exc, bool(getattr(args, "verbose", False)))
+        _silence_stdout()
+        _error(f"ondevice: error: {message}")
         return 2
     except ModuleNotFoundError as exc:
         ep = getattr(args, "_extension", None)
         if ep is None:
-            raise
-        print(f"ondevice: error: {_missing_message(ep, exc)}", file=sys.stderr)
+            return _bug(exc, bool(getattr(args, "verbose", False)))
+        _error(f"ondevice: error: {_missing_message(ep, exc)}")
         return 2
-    except KeyboardInterrupt:
-        print("ondevice: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:  # anything else is a bug in ondevice
+        return _bug(exc, bool(getattr(args, "verbose", False)))
+
+
+def _bug(exc: BaseException, verbose: bool) -> int:
+    details = None
+    if verbose:
+        details = "".join(traceback.format_exception(exc)) + (getattr(exc, "details", None) or "")
+    hint = "" if verbose else "; rerun with --verbose for the traceback"
+    _error(f"ondevice: internal error: {type(exc).__name__}: {one_line(str(exc))[:500]} -- this is a bug, please "
+           f"report it with the command you ran{hint}", details)
+    return 1
+
+
+def _error(line: str, details: str | None = None) -> None:
+    try:
+        print(line, file=sys.stderr)
+        if details:
+            print(details.rstrip("\n"), file=sys.stderr)
+        sys.stderr.flush()
+    except OSError:
+        pass  # stderr itself is gone: the exit status still tells
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """One line for an OS error the user can fix (a named file, a full disk); None when it is ours."""
+    if exc.filename is not None:
+        return f"cannot access {exc.filename}: {exc.strerror or exc} (check the path and its permissions)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS):
+        return f"a write failed: {exc.strerror or exc} (free some space, or check where the output goes)"
+    return None
+
+
+def _silence_stdout() -> None:
+    # Point stdout at /dev/null so the interpreter's final flush does not fail (and print) again.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..api import ToolCaller
+from ..api import ToolCaller, check_tools
 from ..prompt import check_query
 from .options import add_model_options, example_path, load_tools, settings_from_args
 
@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
-    tools = load_tools(args.tools)
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    settings = settings_from_args(args)
+    tools = load_tools(args.tools, settings)
+    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     result = caller.call(args.query, tools)

@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from ..api import ToolCaller
+from ..api import ToolCaller, check_tools
+from ..errors import InputLimitError, QueryError
 from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
@@ -28,16 +29,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tools = load_tools(args.tools)
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    settings = settings_from_args(args)
+    tools = load_tools(args.tools, settings)
+    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     conversation = caller.conversation(tools)
     interactive = sys.stdin.isatty()
+    number = 0
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
+        raw = sys.stdin.buffer.readline(settings.max_body_bytes + 1)
+        number += 1
+        if len(raw) > settings.max_body_bytes:
+            raise InputLimitError(f"input line {number}: a query line is longer than {settings.max_body_bytes} "
+                                  "bytes (setting max_body_bytes): send shorter queries")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise QueryError(f"input line {number} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                             f"{exc.start}): type or pipe UTF-8") from None
         query = line.strip()
         if not line or not query or query in ("exit", "quit"):
             return 0
