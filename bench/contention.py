@@ -9,7 +9,7 @@ a budget of one token (so the tools and query are evaluated and cached), prints 
   is divided by the alone median (fair sharing of the cores gives about 2).
 
 Both are run twice: with the runtime's wait policy (``OMP_WAIT_POLICY=PASSIVE``, set by
-``ondevice.threads`` before llama.cpp loads) and with libgomp's default (the worker imports
+``ondevice.wait_policy`` before llama.cpp loads) and with libgomp's default (the worker imports
 ``llama_cpp`` before ``ondevice``, with ``OMP_WAIT_POLICY`` absent, so the runtime's setting cannot
 apply). The alone runs also give the single-process decode speed (output tokens / decode seconds) in
 both modes. A pair that runs longer than ``--timeout`` is stopped and reported as at least that slow.
