@@ -18,6 +18,7 @@ examples:
   ondevice bench bfcl --limit 20                 # 20 cases per category, grammar and no grammar
   ondevice bench bfcl                            # the full BFCL set (3,475 cases x 2 modes; hours on 2 cores)
   ondevice bench speed                           # 1B-shape random GGUFs, Q4_K_M and Q8_0
+  ondevice bench contention                      # one call alone vs two processes at once
   ondevice bench quant                           # KL divergence / top-1 agreement vs F16
   ondevice bench schemas                         # JSONSchemaBench coverage and answer validity
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
@@ -126,10 +127,45 @@ examples:
     )
     p.add_argument("--quants", default="Q4_K_M,Q8_0", help="quant types of the random 1B-shape GGUF")
     p.add_argument("--decode-tokens", type=int, default=64, help="tokens per decode-speed measurement")
-    p.add_argument("--repeats", type=int, default=3, help="repeats per timing (the median is reported)")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="repeats per timing, A/B pairs interleaved repeat by repeat (the median is reported)")
+    p.add_argument("--bfcl-sample", type=int, default=20, metavar="N",
+                   help="BFCL live_simple cases (fixed by --seed) added to the card's examples for speculation on/off")
+    p.add_argument("--no-native", action="store_true", help="skip llama.cpp's own decode loop (quick runs)")
+    p.add_argument("--no-one-shot", action="store_true",
+                   help="skip the one-shot `ondevice call` processes (uncached vs cached, get_weather)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lazy(".speed"), _bench_parser=p, _bench_name="speed")
+
+    # --- contention ---------------------------------------------------------------------------
+    p = sub.add_parser(
+        "contention",
+        help="one call alone vs two processes at once, with and without the runtime's thread wait policy",
+        description=(
+            "The same constrained call timed alone and in two processes started together (each one's wall "
+            "time / the alone median; fair sharing of the cores gives about 2), and the single-process decode "
+            "speed, with the runtime's OMP_WAIT_POLICY=PASSIVE and with libgomp's default. Fresh processes "
+            "for every measurement; a pair running past --timeout is stopped."
+        ),
+        epilog="""\
+examples:
+  ondevice bench contention                                   # the stand-in, 384-token budget
+  ondevice bench contention --model ~/.cache/ondevice/assets/random-llama-1b.Q4_K_M.gguf --max-tokens 128
+  ondevice bench contention --modes passive --repeats 1       # quick
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--model", default=STANDIN, help="model: alias, hub repo or .gguf path")
+    p.add_argument("--example", default="parallel", help="the card example to call (examples/NAME)")
+    p.add_argument("--max-tokens", type=int, default=384, help="token budget of the timed call")
+    p.add_argument("--modes", default="passive,default", help="wait policies to compare: passive, default")
+    p.add_argument("--repeats", type=int, default=3, help="alone runs and pairs per mode")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds before a pair is stopped")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: all usable cores)")
+    p.add_argument("--n-ctx", type=int, default=4096, help="context window")
+    p.add_argument("--out", default=None, help="where to write the result (default under bench/results/)")
+    p.set_defaults(func=_lazy(".contention"), _bench_parser=p, _bench_name="contention")
 
     # --- quant --------------------------------------------------------------------------------
     p = sub.add_parser(

@@ -4,6 +4,9 @@ Measured on random-weight GGUFs with the exact Llama-3.2-1B shape and the real L
 (``ondevice_bench.fixtures.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
 peak RSS is that file's alone:
 
+- prompt: the get_weather prompt evaluated with nothing cached (KV and snapshots cleared) by a caller
+  that has run before, tok/s, against llama.cpp's own prompt evaluation after its warm-up (native.py);
+  the cold figures below also pay the first use of a fresh context (weights faulted in, buffers allocated).
 - load: ``ToolCaller.load`` wall time (the file is in the page cache: it was just built or read).
 - cold: for each of the card's examples (``examples/*/``), a freshly loaded model answers it: prompt
   evaluation tok/s (tokens evaluated / prompt_eval_s) and the whole call's wall time, which includes
@@ -36,6 +39,27 @@ from typing import Any, Optional
 from ondevice.examples import PINNED_DATE, card_examples
 
 WARM_UP_QUERY = "Hello"
+
+
+def bfcl_replay_cases(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` BFCL live_simple cases as replay examples: the answer is the ground truth's first allowed
+    value for each argument (optional arguments left out). Empty when bfcl-eval is not installed."""
+    from .errors import BfclUnavailable
+
+    try:
+        from .bfcl import sample_cases, to_query_and_history
+        cases = sample_cases(["live_simple"], n, seed) if n > 0 else []
+    except (ImportError, BfclUnavailable):
+        return []
+    found = []
+    for case in cases:
+        query, history = to_query_and_history(case)
+        calls = []
+        for call in case.ground_truth or ():
+            (name, params), = call.items()
+            calls.append({"name": name, "arguments": {k: v[0] for k, v in params.items() if v and v[0] != ""}})
+        found.append({"name": case.id, "query": query, "history": history, "tools": case.tools, "answer": calls})
+    return found
 
 
 def _median(values: list[float]) -> Optional[float]:
@@ -75,8 +99,66 @@ def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
     return Replay()
 
 
+def measure_speculation(caller: Any, cases: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
+    """Each case answered warm with speculation off and on, interleaved repeat by repeat (the tools and
+    query evaluated just before each call, so both start from the same cache state), with the answer
+    replayed: decode steps (llama_decode calls) per call, wall time (median), outputs compared."""
+    from .common import log
+    from .quant import answer_text
+
+    rows = []
+    settings = caller.settings
+    for case in cases:
+        answer = answer_text(case["answer"])
+        budget = len(caller.model.tokenize(answer, special=False)) + 4 if answer else 32
+        walls: dict[bool, list[float]] = {False: [], True: []}
+        last: dict[bool, Any] = {}
+        for _ in range(repeats):
+            for spec in (False, True):
+                s = settings.with_(max_tokens=budget, speculate=spec)
+                caller.call(case["query"], case["tools"], case.get("history"), settings=s.with_(max_tokens=1))
+                t0 = time.perf_counter()
+                res = caller.call(case["query"], case["tools"], case.get("history"), settings=s,
+                                  sampler=replay_sampler(caller, case, answer))
+                walls[spec].append(time.perf_counter() - t0)
+                last[spec] = res
+        off, on = last[False].timings, last[True].timings
+        rows.append({
+            "case": case["name"],
+            "output_tokens": off["sampled_tokens"] + off["forced_tokens"],
+            "sampled_tokens": off["sampled_tokens"],
+            "steps_off": off["decode_steps"],
+            "steps_on": on["decode_steps"],
+            "drafted_tokens": on["drafted_tokens"],
+            "accepted_tokens": on["accepted_tokens"],
+            "wall_off_s": _median(walls[False]),
+            "wall_on_s": _median(walls[True]),
+            "same_output": last[False].text == last[True].text,
+            "replayed_exactly": last[True].text == answer,
+        })
+        r = rows[-1]
+        log(f"[speed] speculation {case['name']}: steps {r['steps_off']} -> {r['steps_on']}, "
+            f"wall {r['wall_off_s']} -> {r['wall_on_s']} s, same output: {r['same_output']}")
+
+    def summary(subset: list[dict[str, Any]]) -> dict[str, Any]:
+        if not subset:
+            return {}
+        off = sum(r["steps_off"] for r in subset)
+        on = sum(r["steps_on"] for r in subset)
+        wall_off = sum(r["wall_off_s"] for r in subset)
+        wall_on = sum(r["wall_on_s"] for r in subset)
+        return {"cases": len(subset), "steps_per_call_off": round(off / len(subset), 2),
+                "steps_per_call_on": round(on / len(subset), 2), "steps_reduction": round(1 - on / off, 3) if off else None,
+                "wall_off_s": round(wall_off, 4), "wall_on_s": round(wall_on, 4),
+                "speedup": _ratio(wall_off, wall_on), "all_same_output": all(r["same_output"] for r in subset)}
+
+    card = [r for r in rows if not r["case"].startswith("live_simple")]
+    bfcl = [r for r in rows if r["case"].startswith("live_simple")]
+    return {"card": summary(card), "bfcl_live_simple": summary(bfcl), "all": summary(rows), "cases": rows}
+
+
 def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: int, repeats: int,
-            limit: Optional[int], native: bool = True) -> dict[str, Any]:
+            limit: Optional[int], native: bool = True, bfcl_sample: int = 0, seed: int = 0) -> dict[str, Any]:
     """Everything for one GGUF, in this process."""
     from ondevice import Settings, ToolCaller
     from ondevice.prompt import prepare_messages
@@ -158,6 +240,20 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
             f"({res.timings['prompt_reused']}/{res.timings['prompt_tokens']} prompt tokens cached)")
     out["warm"] = warm
 
+    # --- prompt evaluation with nothing cached, on a context that has run before (as the native figure) ---
+    ex = examples[0]
+    rates = []
+    for _ in range(repeats):
+        caller.model.truncate(0)
+        caller.prefix_cache.clear()
+        res = caller.call(ex["query"], ex["tools"], settings=settings.with_(max_tokens=1))
+        rates.append(res.timings["prompt_tokens"] / res.timings["prompt_eval_s"])
+    out["uncached_prompt_tok_s"] = _median(rates)
+    log(f"[speed] {path.name}: prompt evaluation, nothing cached, warm context: {out['uncached_prompt_tok_s']} tok/s")
+
+    # --- speculation off/on: decode steps and warm wall time, card examples + BFCL live_simple ---
+    out["speculation"] = measure_speculation(caller, examples + bfcl_replay_cases(bfcl_sample, seed), repeats)
+
     # --- get_weather: complete call under the grammar vs free generation of as many tokens -----
     ex = examples[0]
     g_walls, f_walls, g_info = [], [], {}
@@ -205,7 +301,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     prompt_text = caller.render(prepare_messages(ex["query"], ex["tools"]))
     prompt_tokens = caller.model.tokenize(prompt_text)
     opening_tokens = caller.model.tokenize(opening, special=False)
-    _, grammar = caller._tools(ex["tools"])  # the exact grammar `call` uses for these tools
+    _, grammar = caller._tools(ex["tools"], settings)  # the exact grammar `call` uses for these tools
     lltok = caller.lltokenizer()
     model = caller.model
 
@@ -263,6 +359,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     d["grammar_vs_free"] = _ratio(d["grammar_tok_s"], d["free_tok_s"])
     d["grammar_vs_native"] = _ratio(d["grammar_tok_s"], d["native_tok_s"])
     d["free_vs_native"] = _ratio(d["free_tok_s"], d["native_tok_s"])
+    d["prompt_vs_native"] = _ratio(out.get("uncached_prompt_tok_s"), d["native_prompt_tok_s"])
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     out["peak_rss_mib"] = round(rss_before_native if rss_before_native is not None else peak_rss_mib(), 1)
     return out
@@ -291,6 +388,48 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
     return targets
 
 
+def one_shot_cli(path: Path, repeats: int, threads: Optional[int]) -> dict[str, Any]:
+    """`ondevice call` as a user runs it, a new process each time, on the card's get_weather example:
+    with nothing cached (a fresh cache directory, --no-prefix-cache: what every call cost before the
+    caches) against the defaults in a cache directory a first call has filled; interleaved."""
+    import tempfile
+
+    from ondevice.paths import examples_dir
+
+    from .common import log
+
+    ex = card_examples(1)[0]
+    cmd = [sys.executable, "-m", "ondevice", "call", ex["query"], "--tools", str(examples_dir() / ex["name"] / "tools.json"),
+           "--model", str(path), "--date-string", PINNED_DATE, "--json"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+
+    def once(home: str, *extra: str) -> tuple[float, dict[str, Any]]:
+        env = dict(os.environ, ONDEVICE_HOME=home)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd + list(extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"ondevice call failed (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
+        return wall, json.loads(proc.stdout)["timings"]
+
+    with tempfile.TemporaryDirectory(prefix="ondevice-oneshot-") as tmp:
+        warm_home = os.path.join(tmp, "warm")
+        once(warm_home)  # fills the prefix cache and the grammar tokenizer's bytes
+        cold, warm, reused = [], [], []
+        for i in range(repeats):
+            wall, _ = once(os.path.join(tmp, f"cold{i}"), "--no-prefix-cache")
+            cold.append(wall)
+            wall, t = once(warm_home)
+            warm.append(wall)
+            reused.append(t["prompt_reused"])
+    result = {"example": ex["name"], "uncached_wall_s": _median(cold), "cached_wall_s": _median(warm),
+              "ratio": _ratio(_median(warm), _median(cold)), "cached_prompt_reused": reused[-1]}
+    log(f"[speed] one-shot CLI: {result['uncached_wall_s']}s uncached, {result['cached_wall_s']}s with the caches "
+        f"({result['ratio']})")
+    return result
+
+
 def run(args: Any) -> int:
     from . import RESULTS_DIR
     from .common import command_line, git_commit, log, machine_info, utc_now, write_json
@@ -298,7 +437,9 @@ def run(args: Any) -> int:
     if args.worker:
         params = json.loads(args.worker)
         result = measure(Path(params["path"]), threads=params["threads"], n_ctx=params["n_ctx"],
-                         decode_tokens=params["decode_tokens"], repeats=params["repeats"], limit=params["limit"])
+                         decode_tokens=params["decode_tokens"], repeats=params["repeats"], limit=params["limit"],
+                         native=params.get("native", True), bfcl_sample=params.get("bfcl_sample", 0),
+                         seed=params.get("seed", 0))
         print(json.dumps(result))
         return 0
 
@@ -306,7 +447,8 @@ def run(args: Any) -> int:
     results = {}
     for label, path in targets:
         params = {"path": str(path), "threads": args.threads, "n_ctx": args.n_ctx,
-                  "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit}
+                  "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit,
+                  "bfcl_sample": args.bfcl_sample, "native": not args.no_native, "seed": args.seed}
         log(f"[speed] measuring {label} ({path.name}) in a fresh process...")
         proc = subprocess.run(
             [sys.executable, "-m", "ondevice", "bench", "speed", "--worker", json.dumps(params)],
@@ -315,6 +457,8 @@ def run(args: Any) -> int:
         if proc.returncode != 0:
             raise RuntimeError(f"the speed worker for {path.name} failed (exit {proc.returncode})")
         results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+        if not args.no_one_shot:
+            results[label]["one_shot_cli"] = one_shot_cli(path, args.repeats, args.threads)
 
     summary = {
         "benchmark": "speed",
@@ -324,7 +468,8 @@ def run(args: Any) -> int:
         "machine": machine_info(),
         "model": "random-weight Llama-3.2-1B shape, Llama 3 tokenizer" if not args.model else args.model,
         "settings": {"n_ctx": args.n_ctx, "threads": args.threads, "decode_tokens": args.decode_tokens,
-                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": PINNED_DATE},
+                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": PINNED_DATE,
+                     "bfcl_live_simple_sample": args.bfcl_sample},
         "native_method": "raw llama_decode loop with llama.cpp's greedy sampler (bench/native.py); "
                          "llama-bench is not shipped in the llama-cpp-python wheel",
         "results": results,
@@ -340,15 +485,25 @@ def run(args: Any) -> int:
 def format_table(summary: dict[str, Any]) -> str:
     lines = [
         "| quant | size MiB | load s | cold prompt tok/s | warm get_weather s | decode tok/s grammar | free | native llama.cpp "
-        "| grammar/native | grammar/free | get_weather grammar/free wall | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| grammar/native | grammar/free | get_weather grammar/free wall | prompt/native | one-shot CLI cached/uncached | peak RSS MiB "
+        "| steps/call spec off → on (card) | (BFCL live_simple) | warm speedup spec on (card) | (BFCL) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, r in summary["results"].items():
         d = r["decode"]
         warm = r["warm"][0]["wall_s"] if r.get("warm") else None
+        sp = r.get("speculation") or {}
         lines.append(
             f"| {label} | {r['size_mib']} | {r['load_s']:.2f} | {r['cold_prompt_tok_s']} | {warm:.3f} | "
             f"{d['grammar_tok_s']:.1f} | {d['free_tok_s']:.1f} | {d['native_tok_s'] or float('nan'):.1f} | "
-            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {r['peak_rss_mib']} |"
+            f"{d['grammar_vs_native']} | {d['grammar_vs_free']} | {r['get_weather']['ratio']} | {d.get('prompt_vs_native')} | {(r.get('one_shot_cli') or {}).get('ratio')} | {r['peak_rss_mib']} | "
+            f"{_steps(sp.get('card'))} | {_steps(sp.get('bfcl_live_simple'))} | "
+            f"{(sp.get('card') or {}).get('speedup')} | {(sp.get('bfcl_live_simple') or {}).get('speedup')} |"
         )
     return "\n".join(lines)
+
+
+def _steps(summary: Optional[dict[str, Any]]) -> str:
+    if not summary:
+        return "-"
+    return f"{summary['steps_per_call_off']} → {summary['steps_per_call_on']}"

@@ -1,5 +1,6 @@
 """ondevice: offline tool calling with guaranteed-valid ``<tool_call>[...]</tool_call>`` output on llama.cpp."""
 
+from . import wait_policy as _wait_policy  # noqa: F401  (first: sets llama.cpp's thread wait policy before it loads)
 from .api import CallResult, Conversation, ToolCaller
 from .errors import (
     ChatTemplateError,

@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import llama_cpp
 from llguidance import LLMatcher, LLTokenizer
-from llguidance.llamacpp import lltokenizer_from_vocab
 
 from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import Generation, decode, lcp
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
 from .grammar import compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_over_step_limit
+from .grammar_tokenizer import build_lltokenizer
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
@@ -33,10 +33,12 @@ from .parse import ToolCall, block_closed, parse_tool_calls, validate_calls
 from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
+from .speculate import Drafter, draft_source
 from .settings import Settings
 from .tools import Tool, normalize_tools
 
 _QUERY_MARK = "\x00ondevice-query\x00"
+_LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
 
 
 @dataclass
@@ -94,7 +96,11 @@ class ToolCaller:
             )
         self.template = ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text)
         stat = model.path.stat()
-        identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
+        # Everything that changes the evaluated state: the file, the context and batch shape, the thread
+        # count (rounding), offload, and the llama.cpp build (state format).
+        identity = "|".join(str(x) for x in (
+            model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
+            settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION))
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
@@ -151,10 +157,8 @@ class ToolCaller:
         return hit
 
     def lltokenizer(self) -> LLTokenizer:
-        if self._lltokenizer is None:  # ~1 s for a 128k vocabulary: built once, on first use
-            with warnings.catch_warnings():  # it calls a binding deprecated once per token
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
+        if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
+            self._lltokenizer = build_lltokenizer(self.model)
         return self._lltokenizer
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
@@ -230,10 +234,11 @@ class ToolCaller:
             if matcher.is_error():
                 raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
+        drafter = Drafter(self.model, draft_source(query, history)) if s.speculate and matcher is not None else None
         # Free text stops after the first closed block: parse_response reads only that one.
         try:
             gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
-                         max_identical=s.max_identical_calls)
+                         max_identical=s.max_identical_calls, drafter=drafter)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
@@ -301,6 +306,9 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "sampled_tokens": gen.sampled,
         "forced_tokens": gen.forced,
         "decode_s": round(gen.seconds, 4),
+        "decode_steps": gen.steps,
+        "drafted_tokens": gen.drafted,
+        "accepted_tokens": gen.accepted,
         "total_s": round(total_s, 4),
     }
 

@@ -7,6 +7,9 @@ At each step:
    the sampled token before them (one llama_decode per sampled token, not two).
 2. Otherwise llguidance's mask of allowed tokens is computed (about 0.1 ms for a 128k vocabulary,
    against tens of ms for the llama_decode it follows) and the token is picked within it.
+3. With a drafter (speculate.py), tokens copied from the query are drafted at each pick and evaluated
+   in the same llama_decode as the pending tokens; each pick is then made from its own row of logits,
+   and the draft is kept while the picks equal it.
 At a forced position llguidance's mask holds exactly the forced token, so greedy decoding with
 fast-forward is token for token the step-by-step masked decoding (tested on random schemas).
 Checking only the picked token (``validate_tokens``) would be cheaper still, but it accepts
@@ -30,6 +33,7 @@ from .errors import GrammarStateError
 from .llama import LlamaModel
 from .parse import close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
+from .speculate import Drafter, Speculation
 
 
 @dataclass
@@ -43,6 +47,9 @@ class Generation:
     sampled: int
     forced: int
     seconds: float
+    steps: int = 0  # llama_decode calls
+    drafted: int = 0  # speculative tokens evaluated (see speculate.py)
+    accepted: int = 0  # of which confirmed
 
 
 def decode(
@@ -53,15 +60,19 @@ def decode(
     fast_forward: bool = True,
     stop: Optional[Callable[[str], bool]] = None,
     max_identical: int = 0,
+    drafter: Optional[Drafter] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
     Without a matcher, generation also ends (finish "stop") once `stop(text so far)` holds; it is
     asked after each token whose text holds a ``>``. Under a matcher, `max_identical` > 0 ends the
     list (finish "repeat") when a call completes that is the same as the `max_identical` before it:
-    the extra call is dropped and the list closed.
+    the extra call is dropped and the list closed. With a `drafter` (and a matcher), drafted
+    continuations are verified in the same batches (speculate.py); the output is the same.
     """
     start = time.perf_counter()
+    calls_before = model.decode_calls
+    spec = Speculation(model)
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
     out: list[int] = []
     pending: list[int] = []  # appended to `out` but not yet evaluated: evaluated together, in one batch
@@ -82,7 +93,7 @@ def decode(
                         raise GrammarStateError("the grammar engine refused its own forced tokens (a bug: please report "
                                                 "it with the tools)", details=matcher.get_error())
                     out.extend(ff)
-                    pending.extend(ff)
+                    pending.extend(spec.confirm(ff))
                     forced += len(ff)
                     if max_identical and _repeats(model, out, ff, max_identical):
                         finish = "repeat"
@@ -93,10 +104,11 @@ def decode(
             break
         if len(out) >= budget:
             break
-        if pending:  # the last picked token and the forced run after it: one llama_decode
-            model.eval(pending)
+        if pending:  # the last picked token, the forced run after it and a draft: one llama_decode
+            draft = drafter.draft(out, matcher, budget - len(out)) if drafter and matcher else []
+            spec.evaluate(pending, draft)
             pending = []
-        token = _pick(sampler, model.logits(), matcher, bitmask, out)
+        token = _pick(sampler, spec.logits(), matcher, bitmask, out)
         if matcher is None and token in model.eog_tokens:
             finish = "eog"
             break
@@ -105,7 +117,7 @@ def decode(
                                     f"{model.detokenize(out)!r} (a bug: please report it with the tools)",
                                     details=matcher.get_error())
         out.append(token)
-        pending.append(token)
+        pending.extend(spec.confirm([token]))
         sampled += 1
         if matcher is not None and max_identical and _repeats(model, out, [token], max_identical):
             finish = "repeat"
@@ -117,6 +129,7 @@ def decode(
                 finish = "stop"
                 break
 
+    spec.discard()
     truncated = False
     if matcher is not None and finish == "budget":
         out = _close(model, matcher, out)
@@ -124,7 +137,8 @@ def decode(
     elif finish == "repeat":
         out = _close(model, matcher, out, keep=-1)
     text = model.detokenize(out).decode("utf-8", errors="replace")
-    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
+    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start,
+                      model.decode_calls - calls_before, spec.drafted, spec.accepted)
 
 
 def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bitmask: Any,

@@ -47,7 +47,9 @@ class Settings:
     temperature: 0 is greedy (the default, reproducible); above 0 samples with `seed` and `top_p`.
     max_tokens: the budget of generated tokens per call. constrained: decode under the tool-call
     grammar (False: free generation, for comparisons). fast_forward: append the tokens the grammar
-    forces without sampling them (False: sample every token, for comparisons). date_string: pins the "Today Date" line of
+    forces without sampling them (False: sample every token, for comparisons). speculate: draft
+    the next tokens from the query and history text and verify them in the same llama_decode (prompt
+    lookup; the output is unchanged, only decode steps are saved). date_string: pins the "Today Date" line of
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
@@ -87,6 +89,7 @@ class Settings:
     max_tokens: int = 512
     constrained: bool = True
     fast_forward: bool = True
+    speculate: bool = True
     date_string: Optional[str] = None
     prefix_cache_entries: int = 8
     prefix_cache_mb: int = 512

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
 from ..jsonvalue import check_tools_value
 from ..limits import parse_json_body
-from ..paths import examples_dir
+from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
 
 
@@ -49,8 +49,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
     g.add_argument("--prefix-cache-dir", help="keep evaluated tool prefixes (KV snapshots) here, so the next "
-                   "process with the same model and tools skips evaluating them (ondevice only touches "
-                   "its own ondevice-kv-* files there)")
+                   "process with the same model and tools skips evaluating them (default: prefix-cache/ in the "
+                   "ondevice cache directory; ondevice only touches its own ondevice-kv-* files there)")
+    g.add_argument("--no-prefix-cache", action="store_true", help="do not read or write the on-disk prefix cache")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
     g.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
@@ -68,7 +69,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         constrained=not args.no_grammar,
         date_string=args.date_string,
         chat_template=read_chat_template(args.chat_template),
-        prefix_cache_dir=args.prefix_cache_dir,
+        prefix_cache_dir=None if args.no_prefix_cache else (args.prefix_cache_dir or str(prefix_cache_dir())),
         verbose=bool(getattr(args, "verbose", False)),
         max_calls=args.max_calls,
         max_identical_calls=args.max_identical_calls,

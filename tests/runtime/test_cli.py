@@ -37,6 +37,21 @@ def test_call_json_result_and_no_tools(ondevice_home):
     assert set(result["timings"]) >= {"prompt_tokens", "prompt_eval_s", "decode_s", "load_s"}
 
 
+def test_one_shot_calls_share_the_tools_prefix_on_disk_by_default(tmp_path):
+    args = ["call", "What's the weather like in Oslo?", "--tools", str(EXAMPLES / "simple" / "tools.json"),
+            "--date-string", PINNED_DATE, "--json", "--max-tokens", "4"]
+    first = json.loads(ondevice(*args, home=tmp_path).stdout)
+    assert first["timings"]["prompt_reused"] == 0
+    assert list((tmp_path / "prefix-cache").glob("*.kv"))
+    second = json.loads(ondevice(*args, home=tmp_path).stdout)
+    assert second["timings"]["prompt_reused"] > 0  # a new process, the tools prefix restored from disk
+    assert second["text"] == first["text"]
+    off = json.loads(ondevice(*args, "--no-prefix-cache", home=tmp_path).stdout)
+    assert off["timings"]["prompt_reused"] == 0
+    other = json.loads(ondevice(*args, "--n-ctx", "2048", home=tmp_path).stdout)
+    assert other["timings"]["prompt_reused"] == 0  # another setting: never the other setting's state
+
+
 def test_chat_is_multi_turn(ondevice_home):
     r = ondevice("chat", "--tools", str(EXAMPLES / "multi_turn" / "tools.json"), "--date-string", PINNED_DATE,
                  stdin="What's the weather like in Madrid in celsius?\nAnd in Edinburgh in celsius?\n", home=ondevice_home)

@@ -98,12 +98,27 @@ def one_thread_caller(standin_path):
 def test_fast_forward_equals_step_by_step_constrained_decoding(one_thread_caller, name):
     caller = one_thread_caller
     tools, case = load_example(name)
-    slow = caller.settings.with_(fast_forward=False, max_tokens=160)
+    slow = caller.settings.with_(fast_forward=False, speculate=False, max_tokens=160)
     fast = caller.settings.with_(max_tokens=160)
     a = caller.call(case["queries"][0], tools, settings=slow)
     b = caller.call(case["queries"][0], tools, settings=fast)
     assert a.text == b.text
     assert a.timings["forced_tokens"] == 0 and b.timings["forced_tokens"] > 0
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_speculation_equals_decoding_without_drafts(one_thread_caller, name):
+    caller = one_thread_caller
+    tools, case = load_example(name)
+    plain = caller.call(case["queries"][0], tools, settings=caller.settings.with_(speculate=False, max_tokens=160))
+    drafted = caller.call(case["queries"][0], tools, settings=caller.settings.with_(max_tokens=160))
+    assert drafted.text == plain.text
+    assert plain.timings["drafted_tokens"] == 0
+    if name in ("simple", "parallel"):  # "New York", "Taylor Swift": copied from the query, fewer llama_decode calls
+        assert drafted.timings["accepted_tokens"] > 0
+        assert drafted.timings["decode_steps"] < plain.timings["decode_steps"]
+    t = drafted.timings  # no rejected draft is left in the KV cache
+    assert len(caller.model.tokens) <= t["prompt_tokens"] + t["sampled_tokens"] + t["forced_tokens"]
 
 
 def test_sampling_is_reproducible_per_seed_and_always_valid(caller):

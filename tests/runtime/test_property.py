@@ -105,8 +105,27 @@ def test_fast_forward_equals_step_by_step_on_random_schemas(one_thread_caller, t
     # Forced tokens are the only token llguidance's mask allows at their position, so the two paths
     # pick the same tokens, and a budget cuts both at the same place.
     caller = one_thread_caller
-    slow = caller.call(query, tools, settings=caller.settings.with_(max_tokens=budget, fast_forward=False))
+    slow = caller.call(query, tools, settings=caller.settings.with_(max_tokens=budget, fast_forward=False,
+                                                                     speculate=False))
     fast = caller.call(query, tools, settings=caller.settings.with_(max_tokens=budget))
     assert fast.text == slow.text
     assert fast.truncated == slow.truncated
     assert fast.timings["sampled_tokens"] + fast.timings["forced_tokens"] == slow.timings["sampled_tokens"]
+
+
+@settings(max_examples=max(10, EXAMPLES // 6), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tools=toolsets(), budget=st.integers(16, 120), temperature=st.sampled_from([0.0, 0.9]), query=st.sampled_from([
+    "What's the weather like in New York in fahrenheit?",
+    'Send "see you at 5 pm in the lobby" to alice_b and copy /home/alice/notes/todo.txt to /tmp/todo.txt.']))
+def test_speculation_never_changes_the_output_on_random_schemas(one_thread_caller, tools, budget, temperature, query):
+    # A draft only saves llama_decode calls: each token is still picked from its own row of logits,
+    # under the same mask and with the same random draws.
+    caller = one_thread_caller
+    base = caller.settings.with_(max_tokens=budget, temperature=temperature, seed=5)
+    plain = caller.call(query, tools, settings=base.with_(speculate=False))
+    drafted = caller.call(query, tools, settings=base)
+    assert drafted.text == plain.text
+    assert drafted.truncated == plain.truncated
+    assert plain.timings["drafted_tokens"] == 0
+    assert drafted.timings["decode_steps"] + drafted.timings["accepted_tokens"] >= plain.timings["decode_steps"]
