@@ -14,7 +14,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jsonschema
 from llguidance import LLMatcher, LLTokenizer
@@ -23,7 +23,7 @@ from llguidance.llamacpp import lltokenizer_from_vocab
 from .chat_template import ChatTemplate, ChatTemplateError
 from .decode import GrammarStateError, Generation, decode, lcp
 from .errors import ContextOverflowError
-from .grammar import compile_grammar
+from .grammar import DEFAULT_OPTIONS, CallOptions, compile_grammar
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
 from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
@@ -111,12 +111,12 @@ class ToolCaller:
         """The prompt text for `messages`, as the model's chat template renders it."""
         return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
 
-    def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
-        key = json.dumps(tools, sort_keys=True, default=str)
+    def _tools(self, tools: Optional[Sequence[Any]], options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
+        key = json.dumps(tools, sort_keys=True, default=str) + options.key()
         hit = self._grammars.get(key)
         if hit is None:
             normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized))
+            hit = (normalized, compile_grammar(normalized, options))
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -162,6 +162,8 @@ class ToolCaller:
         settings: Optional[Settings] = None,
         *,
         sampler: Optional[Sampler] = None,
+        options: CallOptions = DEFAULT_OPTIONS,
+        on_tokens: Optional[Callable[[list[int]], None]] = None,
     ) -> CallResult:
         """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
 
@@ -170,15 +172,40 @@ class ToolCaller:
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
         this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
+        `options` bounds the number of calls and which tools may be called (OpenAI's tool_choice);
+        `on_tokens` sees the tokens as they are generated (see `decode`).
         """
-        s = settings or self.settings
         check_query(query)
-        normalized, grammar = self._tools(tools)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+        return self.call_messages(messages, tools, settings, sampler=sampler, options=options, on_tokens=on_tokens,
+                                  query=query)
+
+    def call_messages(
+        self,
+        messages: list[Message],
+        tools: Optional[Sequence[Any]] = None,
+        settings: Optional[Settings] = None,
+        *,
+        sampler: Optional[Sampler] = None,
+        options: CallOptions = DEFAULT_OPTIONS,
+        on_tokens: Optional[Callable[[list[int]], None]] = None,
+        query: Optional[str] = None,
+    ) -> CallResult:
+        """Answer a conversation already in the card's layout (see `prepare_messages`): the next
+        assistant turn. The evaluated prefix kept in the prefix cache ends where `query` (its last
+        occurrence in the last message; default: that message's whole text) begins."""
+        s = settings or self.settings
+        normalized, grammar = self._tools(tools, options)
         prompt_text = self.render(messages)
-        marked = list(messages)
-        marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
-        prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+        last = messages[-1].get("content")
+        prefix_text = prompt_text
+        if isinstance(last, str) and last:
+            query = last if query is None else query
+            at = last.rfind(query) if query else -1
+            if at >= 0:
+                marked = list(messages)
+                marked[-1] = dict(marked[-1], content=last[:at] + _QUERY_MARK + last[at + len(query):])
+                prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
         prompt = self.model.tokenize(prompt_text)
@@ -191,7 +218,8 @@ class ToolCaller:
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
+                     on_tokens=on_tokens)
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)

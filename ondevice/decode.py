@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from llguidance import LLMatcher
@@ -57,10 +57,14 @@ def decode(
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
     stop: Optional[bytes] = None,
+    on_tokens: Optional[Callable[[list[int]], None]] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
     Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    `on_tokens` sees each run of tokens as it is appended (for streaming); an exception it raises
+    stops the generation and propagates. When the budget cuts a call, the returned tokens differ
+    from what it saw (the structure is closed after the last complete call).
     """
     start = time.perf_counter()
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
@@ -83,6 +87,8 @@ def decode(
                     out.extend(ff)
                     pending.extend(ff)
                     forced += len(ff)
+                    if on_tokens is not None:
+                        on_tokens(ff)
                     continue
         if matcher is not None and matcher.is_stopped():
             finish = "stop"
@@ -101,6 +107,8 @@ def decode(
         out.append(token)
         pending.append(token)
         sampled += 1
+        if on_tokens is not None:
+            on_tokens([token])
         if stop and matcher is None:
             tail = (tail + model.detokenize([token]))[-(len(stop) + 64):]
             if stop in tail:

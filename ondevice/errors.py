@@ -11,6 +11,10 @@ class ToolSchemaError(OndeviceError, ValueError):
     """A tool definition is malformed or uses a JSON Schema keyword we cannot enforce."""
 
 
+class ToolChoiceError(OndeviceError, ValueError):
+    """A tool choice the grammar cannot honour (no tools to call, a name that is not a tool, bad bounds)."""
+
+
 class ModelNotFoundError(OndeviceError, FileNotFoundError):
     """A model spec names no file, alias or cached hub repo."""
 

@@ -13,11 +13,12 @@ costs about 15 ms per token against about 0.1 ms, and llguidance reports the tok
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 from llguidance import LLMatcher
 
-from .errors import ToolSchemaError
+from .errors import ToolChoiceError, ToolSchemaError
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -27,12 +28,65 @@ OPEN = "<tool_call>["
 CLOSE = "]</tool_call>"
 
 
-def tool_call_lark(tools: Sequence[Tool]) -> str:
+@dataclass(frozen=True)
+class CallOptions:
+    """What the grammar allows beyond the tools' schemas (OpenAI's ``tool_choice`` and ``parallel_tool_calls``).
+
+    min_calls / max_calls bound the number of calls (max None: unbounded); allowed, when given, names
+    the only tools that may be called (the prompt still lists every tool).
+    """
+
+    min_calls: int = 0
+    max_calls: Optional[int] = None
+    allowed: Optional[tuple[str, ...]] = None
+
+    def __post_init__(self) -> None:
+        if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
+            raise ToolChoiceError(f"call bounds: expected 0 <= min_calls <= max_calls, got {self.min_calls}..{self.max_calls}")
+
+    def key(self) -> str:
+        return json.dumps([self.min_calls, self.max_calls, self.allowed])
+
+    def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
+        """The tools a call may name; an allowed name that is not a tool is an error naming it."""
+        if self.allowed is None:
+            return list(tools)
+        names = {t.name for t in tools}
+        unknown = [n for n in self.allowed if n not in names]
+        if unknown:
+            raise ToolChoiceError(f"the tool choice names {unknown}, which are not among the tools {sorted(names)}")
+        return [t for t in tools if t.name in self.allowed]
+
+
+DEFAULT_OPTIONS = CallOptions()
+
+
+def _calls_rule(min_calls: int, max_calls: Optional[int]) -> str:
+    """Lark for max(min_calls, 1)..max_calls calls separated by SEP (max None: unbounded); zero calls
+    are the caller's business (it makes the whole list optional)."""
+    low = max(min_calls, 1)
+    items = ["call"] + ["SEP call"] * (low - 1)
+    if max_calls is None:
+        items.append("(SEP call)*")
+    else:
+        tail = ""
+        for _ in range(max_calls - low):  # nested optionals: (SEP call (SEP call)?)?
+            tail = f"(SEP call {tail})?" if tail else "(SEP call)?"
+        items.append(tail)
+    return " ".join(i for i in items if i)
+
+
+def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
     """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
-    if not tools:
+    tools = options.callable_tools(tools)
+    if options.min_calls and not tools:
+        raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
+    if not tools or options.max_calls == 0:
         return f"start: {json.dumps(OPEN + CLOSE)}\n"
+    calls = _calls_rule(options.min_calls, options.max_calls)
+    body = f"NL? {calls} NL?" if options.min_calls else f"(NL? {calls} NL?)?"
     lines = [
-        f"start: {json.dumps(OPEN)} (NL? call (SEP call)* NL?)? {json.dumps(CLOSE)}",
+        f"start: {json.dumps(OPEN)} {body} {json.dumps(CLOSE)}",
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
         "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
@@ -43,9 +97,9 @@ def tool_call_lark(tools: Sequence[Tool]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compile_grammar(tools: Sequence[Tool]) -> str:
+def compile_grammar(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
     """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
-    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools))
+    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
         for tool in tools:  # find which tool's schema was refused, to say so

@@ -17,6 +17,7 @@ _SUBCOMMAND_MODULES = [
     ("ondevice.cli.call", None),
     ("ondevice.cli.chat", None),
     ("ondevice.cli.models", None),
+    ("ondevice.cli.serve", None),
     ("convert.cli", "the export step: pip install 'ondevice[convert]' from a source checkout"),
     ("bench.cli", "the benchmarks: pip install 'ondevice[bench]' from a source checkout"),
 ]
@@ -27,6 +28,7 @@ examples:
   ondevice call "Play Taylor Swift for 20 minutes" --tools tools.json --model smollm2-135m-instruct --json
   ondevice chat --tools examples/multi_turn/tools.json
   ondevice models
+  ondevice serve --port 8000 --api-key secret
   ondevice convert ./Llama-3.2-1B-Instruct-APIGen-FC-v0.1 --quant Q4_K_M --out ./gguf
   ondevice pull llama-3.2-1b-apigen-fc
   ondevice bench speed --limit 20
