@@ -27,7 +27,7 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .errors import OndeviceError
+from .errors import BudgetError, OndeviceError
 from .grammar import CLOSE, OPEN
 from .llama import LlamaModel
 from .sampling import Sampler, mask_to_bool
@@ -162,6 +162,9 @@ def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
     tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
+        if text == OPEN + CLOSE:  # the grammar asks for a call (tool_choice "required") and none was complete
+            raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and a "
+                              "call is required: raise max_tokens")
         raise GrammarStateError(f"could not close the truncated output validly: {text!r}")
     return tokens
 

@@ -73,7 +73,7 @@ class ChatServer:
 
     # --- routes ---------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "model": self.model_id})
+        return JSONResponse({"status": "ok", "model": self.model_id, **self.worker.status()})
 
     def _model_object(self) -> dict[str, Any]:
         return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "ondevice"}

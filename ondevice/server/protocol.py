@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from ..api import CallResult
 from ..errors import (
+    BudgetError,
     ContextOverflowError,
     EmptyQueryError,
     OndeviceError,
@@ -63,7 +64,9 @@ def error_from_exception(exc: BaseException) -> APIError:
         return APIError(400, str(exc), "tool_choice", "invalid_tool_choice")
     if isinstance(exc, ContextOverflowError):
         return APIError(400, str(exc), "messages", "context_length_exceeded")
-    if isinstance(exc, (EmptyQueryError,)):
+    if isinstance(exc, BudgetError):
+        return APIError(400, str(exc), "max_tokens", "max_tokens_too_small")
+    if isinstance(exc, EmptyQueryError):
         return APIError(400, str(exc), "messages", "invalid_value")
     if isinstance(exc, SettingsError):
         return APIError(400, str(exc), None, "invalid_value")

@@ -60,6 +60,11 @@ class ModelWorker:
         self._thread = threading.Thread(target=self._run, name="ondevice-model", daemon=True)
         self._current: Optional[Job] = None
         self._stopping = False
+        self.counts = {"answered": 0, "failed": 0, "cancelled": 0}
+
+    def status(self) -> dict[str, Any]:
+        """What /health reports: queue length, whether a request runs, and totals so far."""
+        return {"queued": self._jobs.qsize(), "running": self._current is not None, **self.counts}
 
     def start(self) -> None:
         self._thread.start()
@@ -98,14 +103,20 @@ class ModelWorker:
             if job is None:
                 return
             if job.cancelled.is_set():
+                self.counts["cancelled"] += 1
                 job.resolve(None, JobCancelled())
                 continue
             self._current = job
             try:
                 result = self._answer(job)
+            except JobCancelled as exc:
+                self.counts["cancelled"] += 1
+                job.resolve(None, exc)
             except BaseException as exc:  # every error goes back to its request; the thread lives on
+                self.counts["failed"] += 1
                 job.resolve(None, exc)
             else:
+                self.counts["answered"] += 1
                 job.resolve(result, None)
             finally:
                 self._current = None
