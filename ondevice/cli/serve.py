@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         app = importlib.import_module("ondevice.server.app")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("starlette", "uvicorn", "anyio", "h11"):
-            raise ServeExtraMissing(f"ondevice serve needs {exc.name}: pip install 'ondevice[serve]'") from None
+            raise ServeExtraMissing(f"ondevice serve needs {exc.name.split('.')[0]} (the serve extra): "
+                                    "pip install 'ondevice[serve]'") from None
         raise
     if args.no_grammar:
         raise OndeviceError("ondevice serve always decodes under the tool-call grammar: drop --no-grammar")
