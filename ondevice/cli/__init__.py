@@ -18,6 +18,7 @@ _SUBCOMMAND_MODULES = [
     ("ondevice.cli.chat", None),
     ("ondevice.cli.models", None),
     ("ondevice.cli.serve", None),
+    ("ondevice.cli.grammar", None),
     ("convert.cli", "the export step: pip install 'ondevice[convert]' from a source checkout"),
     ("bench.cli", "the benchmarks: pip install 'ondevice[bench]' from a source checkout"),
 ]
@@ -29,6 +30,7 @@ examples:
   ondevice chat --tools examples/multi_turn/tools.json
   ondevice models
   ondevice serve --port 8000 --api-key secret
+  ondevice grammar --tools examples/simple/tools.json --tool-choice required --out export/
   ondevice convert ./Llama-3.2-1B-Instruct-APIGen-FC-v0.1 --quant Q4_K_M --out ./gguf
   ondevice pull llama-3.2-1b-apigen-fc
   ondevice bench speed --limit 20
