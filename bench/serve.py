@@ -23,20 +23,19 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-DATE_STRING = "26 Jul 2024"
+from ondevice.examples import PINNED_DATE as DATE_STRING
+
 EXAMPLES = ["simple", "multiple", "parallel", "parallel_multiple", "multi_turn", "wrong_tool"]
 
 
 def _cases() -> list[dict[str, Any]]:
-    from ondevice.paths import REPO_ROOT
+    from ondevice.examples import load_example
 
     cases = []
     for name in EXAMPLES:
-        folder = REPO_ROOT / "examples" / name
-        tools = json.loads((folder / "tools.json").read_text())
+        tools, case = load_example(name)
         tools = [t if t.get("type") == "function" else {"type": "function", "function": t} for t in tools]
-        query = json.loads((folder / "case.json").read_text())["queries"][0]
-        cases.append({"name": name, "tools": tools, "query": query})
+        cases.append({"name": name, "tools": tools, "query": case["queries"][0]})
     return cases
 
 
@@ -134,7 +133,7 @@ def _target(args: Any) -> tuple[str, Path]:
         resolved = resolve(args.model)
         return resolved.alias or resolved.path.stem, resolved.path
     if args.shape == "1b":
-        from convert.synthetic import ensure_random_llama_1b_gguf
+        from .fixtures.synthetic import ensure_random_llama_1b_gguf
 
         log("[serve] random-weight Llama-3.2-1B-shape GGUF, Q4_K_M (built once, then cached)...")
         return "random-1b-Q4_K_M", ensure_random_llama_1b_gguf("Q4_K_M")

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -16,18 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import jsonschema
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.llamacpp import lltokenizer_from_vocab
 
-from .chat_template import ChatTemplate, ChatTemplateError
-from .decode import GrammarStateError, Generation, decode, lcp
-from .errors import ContextOverflowError
-from .grammar import DEFAULT_OPTIONS, CallOptions, compile_grammar
+from .chat_template import ChatTemplate
+from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
+from .decode import Generation, decode, lcp
+from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
+from .grammar import DEFAULT_OPTIONS, CallOptions, compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_over_step_limit
+from .jsonvalue import check_tools_value
+from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
 from .models import ResolvedModel, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
-from .prefix_cache import PrefixCache
+from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, parse_tool_calls, validate_calls
+from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler
 from .settings import Settings
@@ -59,22 +62,25 @@ class CallResult:
         }
 
 
-def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
-    by_name = {t.name: t for t in tools}
-    problems = []
-    for i, call in enumerate(calls):
-        tool = by_name.get(call.name)
-        if tool is None:
-            problems.append(f"call #{i}: unknown tool {call.name!r}")
-            continue
-        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-            problems.append(f"call #{i} ({call.name}): {error.message}")
-    return problems
+def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
+                options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
+    """The tools normalized and their compiled grammar; a ToolSchemaError naming the tool and the
+    path when they are malformed or cannot be satisfied, an InputLimitError when they are over a
+    limit of `settings`, a ToolChoiceError when `options` cannot be met. Needs no model: check
+    before loading one."""
+    check_tool_limits(tools, settings)
+    check_tools_value(tools)
+    normalized = normalize_tools(tools)
+    return normalized, compile_grammar(normalized, grammar_limits(settings), options)
 
 
 class ToolCaller:
-    """A loaded model that answers queries with tool calls."""
+    """A loaded model that answers queries with tool calls.
+
+    Safe to share between threads: `call` and `close` hold `lock`, so calls on one loaded model run
+    one at a time, each as it would alone; `close` waits for a running call, and a call after it
+    raises CallerClosedError.
+    """
 
     def __init__(self, model: LlamaModel, settings: Settings, resolved: Optional[ResolvedModel] = None,
                  load_seconds: float = 0.0):
@@ -92,31 +98,54 @@ class ToolCaller:
         stat = model.path.stat()
         identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
-                                        settings.prefix_cache_dir, namespace=identity)
+                                        settings.prefix_cache_dir, namespace=identity,
+                                        disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
+        self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         self._first_call = True
+        self.lock = threading.RLock()
+        self.closed = False
 
     @classmethod
     def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
         """Load a model: a .gguf path, an alias from models/, a hub repo id, or None for the default."""
         settings = settings or Settings()
+        if settings.prefix_cache_dir is not None:
+            prepare_cache_dir(settings.prefix_cache_dir)  # a bad directory fails before the model loads
         resolved = resolve(None if model is None else str(model))
         start = time.perf_counter()
         llama = LlamaModel(resolved.path, settings)
         return cls(llama, settings, resolved, time.perf_counter() - start)
 
     # --- prompt -------------------------------------------------------------------------------------
-    def render(self, messages: list[Message]) -> str:
-        """The prompt text for `messages`, as the model's chat template renders it."""
-        return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
+    def render(self, messages: list[Message], date_string: Optional[str] = None) -> str:
+        """The prompt text for `messages`, as the model's chat template renders it.
 
-    def _tools(self, tools: Optional[Sequence[Any]], options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
-        key = json.dumps(tools, sort_keys=True, default=str) + options.key()
+        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string).
+        """
+        date = self.settings.date_string if date_string is None else date_string
+        return self.template.render(messages, add_generation_prompt=True, date_string=date)
+
+    def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None) -> tuple[str, list[int]]:
+        """The rendered prompt (as `render`) and its tokens, control tokens coming only from the template's markup."""
+        date = self.settings.date_string if date_string is None else date_string
+        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date)
+        if self._control is None:
+            self._control = ControlTokens(self.model.control_tokens)
+        if spans is None:
+            refuse_unmapped_control_text(_strings(messages), self._control)
+            return text, self.model.tokenize(text)
+        return text, tokenize_prompt(text, spans, self._control, self.model.tokenize)
+
+    def _tools(self, tools: Optional[Sequence[Any]], s: Settings,
+               options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
+        check_tool_limits(tools, s)  # before json.dumps below: a deep list would overflow its recursion
+        limits = (s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
+        key = json.dumps([tools, limits, options.key()], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized, options))
+            hit = check_tools(tools, s, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -170,15 +199,20 @@ class ToolCaller:
         `history` is the conversation so far (from `Conversation`, or the card's messages). With
         `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
-        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
+        this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
+        is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
         `options` bounds the number of calls and which tools may be called (OpenAI's tool_choice);
         `on_tokens` sees the tokens as they are generated (see `decode`).
         """
-        check_query(query)
-        messages = prepare_messages(query, list(tools) if tools is not None else None, history)
-        return self.call_messages(messages, tools, settings, sampler=sampler, options=options, on_tokens=on_tokens,
-                                  query=query)
+        with self.lock:
+            if self.closed:
+                raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
+            s = settings or self.settings
+            self.settings.check_per_call(s)
+            check_query(query)
+            messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
 
     def call_messages(
         self,
@@ -194,37 +228,63 @@ class ToolCaller:
         """Answer a conversation already in the card's layout (see `prepare_messages`): the next
         assistant turn. The evaluated prefix kept in the prefix cache ends where `query` (its last
         occurrence in the last message; default: that message's whole text) begins."""
-        s = settings or self.settings
-        normalized, grammar = self._tools(tools, options)
-        prompt_text = self.render(messages)
+        with self.lock:
+            if self.closed:
+                raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
+            s = settings or self.settings
+            self.settings.check_per_call(s)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
+
+    def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
+                sampler: Optional[Sampler], options: CallOptions,
+                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
+        normalized, grammar = self._tools(tools, s, options)
+        check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
+                            self.model.max_token_bytes)
+        prefix_text = self.render(messages, s.date_string)
         last = messages[-1].get("content")
-        prefix_text = prompt_text
         if isinstance(last, str) and last:
             query = last if query is None else query
             at = last.rfind(query) if query else -1
             if at >= 0:
                 marked = list(messages)
                 marked[-1] = dict(marked[-1], content=last[:at] + _QUERY_MARK + last[at + len(query):])
-                prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+                prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
-        prompt = self.model.tokenize(prompt_text)
+        _, prompt = self.tokenize_prompt(messages, s.date_string)
+        # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
+        # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
-        if matcher is not None and matcher.is_error():
-            raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
+        matcher = None
+        if s.constrained:
+            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
+            if matcher.is_error():
+                raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
-                     on_tokens=on_tokens)
+        # Free text stops after the first closed block: parse_response reads only that one.
+        try:
+            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward,
+                         stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()), on_tokens=on_tokens)
+        except GrammarStateError:
+            if matcher is None or not is_limit_error(matcher.get_error()):
+                raise
+            text = self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace")
+            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s)
+            raise ToolSchemaError(
+                f"tool {name!r}: computing its grammar's next-token mask went over the limit "
+                f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "
+                "schema (long or nested patterns, large enums) or raise grammar_step_fuel"
+            ) from None
         calls = parse_tool_calls(gen.text)
         if s.constrained:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
-                raise GrammarStateError(f"constrained output failed validation: {problems}; text: {gen.text!r}")
+                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
+                                        "it with the tools)", details=f"text: {gen.text!r}")
         timings = _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0)
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)
@@ -236,7 +296,10 @@ class ToolCaller:
         return Conversation(self, tools)
 
     def close(self) -> None:
-        self.model.close()
+        """Free the model; waits for a running call (any thread) to finish first."""
+        with self.lock:
+            self.closed = True
+            self.model.close()
 
     def __enter__(self) -> "ToolCaller":
         return self
@@ -252,13 +315,17 @@ class Conversation:
         self.caller = caller
         self.tools = list(tools) if tools is not None else []
         self.messages: list[Message] = []
+        self._lock = threading.Lock()
 
     def ask(self, query: str, settings: Optional[Settings] = None) -> CallResult:
-        result = self.caller.call(query, self.tools, self.messages or None, settings)
-        self.messages = prepare_messages(query, self.tools, self.messages or None)
-        answer = result.calls_as_dicts() if result.calls is not None else result.text
-        self.messages.append({"role": "assistant", "content": json.dumps(answer) if result.calls is not None else answer})
-        return result
+        """Answer `query` after the turns so far; from several threads, turns are taken one at a time."""
+        with self._lock:
+            result = self.caller.call(query, self.tools, self.messages or None, settings)
+            self.messages = prepare_messages(query, self.tools, self.messages or None)
+            answer = result.calls_as_dicts() if result.calls is not None else result.text
+            self.messages.append({"role": "assistant",
+                                  "content": json.dumps(answer) if result.calls is not None else answer})
+            return result
 
 
 def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
@@ -272,3 +339,14 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "total_s": round(total_s, 4),
     }
 
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a message structure (content, tool calls, tool results), roles included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _strings(item)]
+    return []

@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import AssetError
-from .paths import MANIFEST_DIR, home
+from .paths import home, manifest_dir
 
 STANDIN_ALIAS = "smollm2-135m-instruct"
 
@@ -50,7 +50,7 @@ def verify_sha256(path: Path, expected: str) -> None:
 
 
 def standin_manifest() -> dict:
-    return json.loads((MANIFEST_DIR / f"{STANDIN_ALIAS}.json").read_text())
+    return json.loads((manifest_dir() / f"{STANDIN_ALIAS}.json").read_text())
 
 
 def standin_gguf_path(verify: bool = True) -> Path:

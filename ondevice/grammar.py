@@ -13,19 +13,23 @@ costs about 15 ms per token against about 0.1 ms, and llguidance reports the tok
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from llguidance import LLMatcher
+from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
 from .errors import ToolChoiceError, ToolSchemaError
+from .schema_refs import check_refs
+from .parse import CLOSE, OPEN
+from .settings import Settings
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
-OPEN = "<tool_call>["
-CLOSE = "]</tool_call>"
+_LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
+_POSITION = re.compile(r"^at \d+\(\d+\): ")
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,82 @@ def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS
     return "\n".join(lines) + "\n"
 
 
-def compile_grammar(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
-    """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
+def grammar_limits(settings: Settings) -> LLParserLimits:
+    """llguidance's resource limits from the settings: building a grammar, one mask, grammar size."""
+    return LLParserLimits(initial_lexer_fuel=settings.grammar_compile_fuel, step_lexer_fuel=settings.grammar_step_fuel,
+                          max_grammar_size=settings.grammar_max_size, verbose_errors=settings.verbose)
+
+
+def is_limit_error(message: str) -> bool:
+    """Whether an llguidance error says a resource limit was hit (rather than a grammar or token error)."""
+    return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
+
+
+def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = None,
+                    options: CallOptions = DEFAULT_OPTIONS) -> str:
+    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied, that
+    llguidance refuses or that is over `limits` names the tool (llguidance's grammar listing goes to
+    the error's details). `options` bounds the calls (OpenAI's tool_choice)."""
+    for tool in tools:
+        check_refs(tool.name, tool.parameters)
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
-        for tool in tools:  # find which tool's schema was refused, to say so
-            alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
-            bad, why = LLMatcher.validate_grammar_with_warnings(alone)
-            if bad:
-                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: {'; '.join(why)}")
-        raise ToolSchemaError(f"the tool-call grammar does not compile: {'; '.join(messages)}")
+        raise _name_the_tool(tools, None, limits, "\n".join(messages))
     return grammar
+
+
+def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str) -> ToolSchemaError:
+    """The error for a grammar llguidance refused when building it for the vocabulary, naming the tool."""
+    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message)
+
+
+def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limits: Optional[LLParserLimits],
+                   message: str) -> ToolSchemaError:
+    hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
+            if is_limit_error(message) else "")
+    for tool in tools:  # find which tool's schema was refused, to say so
+        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
+        if tokenizer is None:
+            bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
+            reason = "\n".join(why)
+        else:
+            matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
+            bad, reason = matcher.is_error(), matcher.get_error()
+        if bad:
+            return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
+                                   f"{_first_lines(reason)}{hint}", details=reason)
+    return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
+
+
+def _first_lines(message: str) -> str:
+    """llguidance's reasons without the listing of the grammar that follows them."""
+    reasons = []
+    for line in message.splitlines():
+        if _LISTING.match(line):
+            break
+        if line.strip() and line.strip() != "^":
+            reasons.append(_POSITION.sub("", line.strip()))
+    return "; ".join(reasons)
+
+
+def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings) -> str:
+    """Which tool's grammar went over the per-mask limit: the call begun in the generated `text`, else the
+    first tool whose grammar alone goes over it at its first mask (for the error message)."""
+    begun = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
+    if begun:
+        return begun[-1]
+    for tool in tools:
+        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool])), log_level=0,
+                            limits=grammar_limits(settings))
+        for _ in range(len(OPEN) + 1):  # through "<tool_call>[" to the first choice
+            if matcher.is_error() or matcher.is_stopped():
+                break
+            forced = matcher.compute_ff_tokens()
+            if not forced:
+                matcher.compute_bitmask()
+                break
+            matcher.consume_tokens(forced)
+        if matcher.is_error():
+            return tool.name
+    return tools[0].name if len(tools) == 1 else "?"

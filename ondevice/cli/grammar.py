@@ -7,13 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from ..api import ToolCaller
+from ..api import ToolCaller, check_tools
 from ..errors import ToolChoiceError
 from ..grammar import CallOptions, tool_call_lark
 from ..grammar_export import tool_call_gbnf
 from ..paths import atomic_path
 from ..prompt import prepare_messages
-from ..tools import normalize_tools
 from .options import add_model_options, load_tools, settings_from_args
 
 QUERY_PLACEHOLDER = "{query}"
@@ -61,12 +60,13 @@ def options_from(choice: str, parallel: bool, names: list[str]) -> CallOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    tools = load_tools(args.tools) or []
-    normalized = normalize_tools(tools)
+    settings = settings_from_args(args)
+    tools = load_tools(args.tools, settings) or []
+    normalized, _ = check_tools(tools, settings)  # the runtime's checks: limits, values, the grammar compiles
     options = options_from(args.tool_choice, not args.no_parallel_tool_calls, [t.name for t in normalized])
     lark = tool_call_lark(normalized, options)
     gbnf = tool_call_gbnf(normalized, options)
-    with ToolCaller.load(args.model, settings_from_args(args)) as caller:
+    with ToolCaller.load(args.model, settings) as caller:
         messages = prepare_messages(args.query or QUERY_PLACEHOLDER, tools)
         prompt = caller.render(messages)
     out = Path(args.out)

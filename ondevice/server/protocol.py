@@ -26,14 +26,15 @@ from ..api import CallResult
 from ..errors import (
     BudgetError,
     ContextOverflowError,
-    EmptyQueryError,
     OndeviceError,
+    QueryError,
+    SettingsError,
     ToolChoiceError,
     ToolSchemaError,
 )
 from ..grammar import CallOptions
 from ..prompt import SYSTEM_PROMPT, Message, render_user_prompt
-from ..settings import Settings, SettingsError
+from ..settings import Settings
 from ..tools import normalize_tools
 from .tool_stream import split_calls
 
@@ -66,7 +67,7 @@ def error_from_exception(exc: BaseException) -> APIError:
         return APIError(400, str(exc), "messages", "context_length_exceeded")
     if isinstance(exc, BudgetError):
         return APIError(400, str(exc), "max_tokens", "max_tokens_too_small")
-    if isinstance(exc, EmptyQueryError):
+    if isinstance(exc, QueryError):
         return APIError(400, str(exc), "messages", "invalid_value")
     if isinstance(exc, SettingsError):
         return APIError(400, str(exc), None, "invalid_value")

@@ -70,7 +70,7 @@ def test_exported_gbnf_runs_in_llama_cpp(tmp_path, ondevice_home, caller, llama,
     options = CallOptions(min_calls=0 if choice in ("auto", "none") else 1,
                           max_calls=0 if choice == "none" else (None if parallel else 1),
                           allowed=None if choice in ("auto", "none", "required") else (choice,))
-    matcher = LLMatcher(caller.lltokenizer(), compile_grammar(normalized, options), log_level=0)
+    matcher = LLMatcher(caller.lltokenizer(), compile_grammar(normalized, options=options), log_level=0)
     assert matcher.consume_tokens(caller.model.tokenize(text, special=False)) and matcher.is_accepting(), text
 
 
