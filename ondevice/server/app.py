@@ -30,9 +30,6 @@ from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_f
 from .tool_stream import ArgumentsDelta, CallStart, ToolCallReader
 from .worker import DONE, Job, ModelWorker
 
-MAX_BODY_BYTES = 16 << 20
-
-
 class ServeError(OndeviceError, RuntimeError):
     """The server cannot start (the address is taken, not allowed, ...)."""
 
@@ -181,15 +178,20 @@ class ChatServer:
         return _error_response(APIError(401, f"{what}: pass the server's key as 'Authorization: Bearer KEY' "
                                              "(the openai client's api_key)", None, "invalid_api_key"))
 
-    @staticmethod
-    async def _json(request: Request) -> Any:
-        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-            raise APIError(413, f"the request body is over {MAX_BODY_BYTES >> 20} MiB", None, "request_too_large")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise APIError(413, f"the request body is over {MAX_BODY_BYTES >> 20} MiB", None, "request_too_large")
+    async def _json(self, request: Request) -> Any:
+        limit = self.caller.settings.max_body_bytes
+        too_large = APIError(413, f"the request body is over {limit} bytes (setting max_body_bytes)", None,
+                             "request_too_large")
+        declared = request.headers.get("content-length") or "0"
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for piece in request.stream():  # read no further than the limit
+            body += piece
+            if len(body) > limit:
+                raise too_large
         try:
-            return json.loads(body)
+            return json.loads(bytes(body))
         except UnicodeDecodeError:
             raise APIError(400, "the request body is not UTF-8", None, "invalid_json") from None
         except json.JSONDecodeError as exc:

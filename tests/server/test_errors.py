@@ -103,6 +103,12 @@ def test_prompt_longer_than_the_context(server):
     assert_error(status, payload, 400, "messages")
 
 
+def test_body_over_the_limit(server):
+    body = b'{"model": "x", "pad": "' + b"a" * (9 << 20) + b'"}'  # over the default max_body_bytes (8 MiB)
+    error = assert_error(*raw(server, "POST", "/chat/completions", body), 413)
+    assert "max_body_bytes" in error["message"]
+
+
 def test_unknown_route_and_method(server):
     assert_error(*raw(server, "GET", "/nothing"), 404)
     assert_error(*raw(server, "GET", "/chat/completions"), 405)
