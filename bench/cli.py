@@ -22,6 +22,7 @@ examples:
   ondevice bench quant                           # KL divergence / top-1 agreement vs F16
   ondevice bench schemas                         # JSONSchemaBench coverage and answer validity
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
+  ondevice bench serve                           # ondevice serve at 1, 2, 4, 8 clients (stand-in)
 """
 
 
@@ -222,6 +223,34 @@ examples:
     p.add_argument("--max-tokens", type=int, default=512, help="token budget per call")
     p.add_argument("--n-ctx", type=int, default=8192, help="context window")
     p.set_defaults(func=_lazy("bench.schemas"), _bench_parser=p, _bench_name="schemas")
+
+    # --- serve --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "serve",
+        help="ondevice serve: requests/s and p50/p95 latency at 1, 2, 4, 8 concurrent clients",
+        description=(
+            "Starts `ondevice serve` on a free loopback port and sends the card's examples from N concurrent "
+            "clients (threads, one HTTP connection each): requests/s, tool calls/s, p50/p95 latency and errors "
+            "per client count, and the 4-client / 1-client throughput ratio."
+        ),
+        epilog="""\
+examples:
+  ondevice bench serve                                  # the stand-in, 1,2,4,8 clients
+  ondevice bench serve --shape 1b                       # the random-weight Llama-3.2-1B shape, Q4_K_M
+  ondevice bench serve --clients 1,4 --requests 4       # quick
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--model", default=None, help="a model spec (alias, .gguf, hub repo) instead of --shape")
+    p.add_argument("--shape", choices=["standin", "1b"], default="standin",
+                   help="standin: SmolLM2-135M; 1b: random weights of the Llama-3.2-1B shape (built once, cached)")
+    p.add_argument("--clients", default="1,2,4,8", help="comma-separated client counts")
+    p.add_argument("--requests", type=int, default=12, help="requests per client at each client count")
+    p.add_argument("--max-tokens", type=int, default=64, help="token budget per answer")
+    p.add_argument("--n-ctx", type=int, default=4096, help="context window")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of the server (default: all usable cores)")
+    p.add_argument("--out", default=None, help="where to write the result (default bench/results/serve-MODEL.json)")
+    p.set_defaults(func=_lazy(".serve"), _bench_parser=p, _bench_name="serve")
 
     # --- report -------------------------------------------------------------------------------
     p = sub.add_parser(

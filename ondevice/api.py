@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import llama_cpp
 from llguidance import LLMatcher, LLTokenizer
@@ -23,7 +23,8 @@ from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import Generation, decode, lcp
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
-from .grammar import compile_grammar, explain_grammar_error, grammar_limits, is_limit_error, tool_over_step_limit
+from .grammar import (DEFAULT_OPTIONS, CallOptions, compile_grammar, explain_grammar_error, grammar_limits,
+                      is_limit_error, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
@@ -64,14 +65,16 @@ class CallResult:
         }
 
 
-def check_tools(tools: Optional[Sequence[Any]], settings: Settings) -> tuple[list[Tool], str]:
+def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
+                options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
     """The tools normalized and their compiled grammar; a ToolSchemaError naming the tool and the
     path when they are malformed or cannot be satisfied, an InputLimitError when they are over a
-    limit of `settings`. Needs no model: check before loading one."""
+    limit of `settings`, a ToolChoiceError when `options` cannot be met. Needs no model: check
+    before loading one."""
     check_tool_limits(tools, settings)
     check_tools_value(tools)
     normalized = normalize_tools(tools)
-    return normalized, compile_grammar(normalized, settings.max_calls, grammar_limits(settings))
+    return normalized, compile_grammar(normalized, grammar_limits(settings), options.capped(settings.max_calls))
 
 
 class ToolCaller:
@@ -142,13 +145,15 @@ class ToolCaller:
             return text, self.model.tokenize(text)
         return text, tokenize_prompt(text, spans, self._control, self.model.tokenize)
 
-    def _tools(self, tools: Optional[Sequence[Any]], s: Settings) -> tuple[list[Tool], str]:
+    def _tools(self, tools: Optional[Sequence[Any]], s: Settings,
+               options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
         check_tool_limits(tools, s)  # before json.dumps below: a deep list would overflow its recursion
-        options = (s.max_calls, s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
-        key = json.dumps([tools, options], sort_keys=True, default=str)
+        options = options.capped(s.max_calls)
+        limits = (s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
+        key = json.dumps([tools, limits, options.key()], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            hit = check_tools(tools, s)
+            hit = check_tools(tools, s, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -192,6 +197,8 @@ class ToolCaller:
         settings: Optional[Settings] = None,
         *,
         sampler: Optional[Sampler] = None,
+        options: CallOptions = DEFAULT_OPTIONS,
+        on_tokens: Optional[Callable[[list[int]], None]] = None,
     ) -> CallResult:
         """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
 
@@ -201,24 +208,55 @@ class ToolCaller:
         this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
         is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
+        `options` bounds the number of calls and which tools may be called (OpenAI's tool_choice);
+        `on_tokens` sees the tokens as they are generated (see `decode`).
         """
         with self.lock:
             if self.closed:
                 raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
             s = settings or self.settings
             self.settings.check_per_call(s)
-            return self._call(query, tools, history, s, sampler)
+            check_query(query)
+            check_tool_limits(tools, s)  # before prepare_messages writes the tools out as JSON
+            messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
 
-    def _call(self, query: str, tools: Optional[Sequence[Any]], history: Optional[list[Message]], s: Settings,
-              sampler: Optional[Sampler]) -> CallResult:
-        check_query(query)
-        normalized, grammar = self._tools(tools, s)
-        messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+    def call_messages(
+        self,
+        messages: list[Message],
+        tools: Optional[Sequence[Any]] = None,
+        settings: Optional[Settings] = None,
+        *,
+        sampler: Optional[Sampler] = None,
+        options: CallOptions = DEFAULT_OPTIONS,
+        on_tokens: Optional[Callable[[list[int]], None]] = None,
+        query: Optional[str] = None,
+    ) -> CallResult:
+        """Answer a conversation already in the card's layout (see `prepare_messages`): the next
+        assistant turn. The evaluated prefix kept in the prefix cache ends where `query` (its last
+        occurrence in the last message; default: that message's whole text) begins."""
+        with self.lock:
+            if self.closed:
+                raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
+            s = settings or self.settings
+            self.settings.check_per_call(s)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
+
+    def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
+                sampler: Optional[Sampler], options: CallOptions,
+                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
+        normalized, grammar = self._tools(tools, s, options)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
                             self.model.max_token_bytes)
-        marked = list(messages)
-        marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
-        prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
+        prefix_text = self.render(messages, s.date_string)
+        last = messages[-1].get("content")
+        if isinstance(last, str) and last:
+            query = last if query is None else query
+            at = last.rfind(query) if query else -1
+            if at >= 0:
+                marked = list(messages)
+                marked[-1] = dict(marked[-1], content=last[:at] + _QUERY_MARK + last[at + len(query):])
+                prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
         _, prompt = self.tokenize_prompt(messages, s.date_string)
@@ -234,11 +272,15 @@ class ToolCaller:
             if matcher.is_error():
                 raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        drafter = Drafter(self.model, draft_source(query, history)) if s.speculate and matcher is not None else None
+        drafter = None
+        if s.speculate and matcher is not None:  # drafts are copied from the turns, the query last
+            last = messages[-1].get("content")
+            source = query if query is not None else (last if isinstance(last, str) else "")
+            drafter = Drafter(self.model, draft_source(source, messages[:-1]))
         # Free text stops after the first closed block: parse_response reads only that one.
         try:
             gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
-                         max_identical=s.max_identical_calls, drafter=drafter)
+                         max_identical=s.max_identical_calls, drafter=drafter, on_tokens=on_tokens)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise

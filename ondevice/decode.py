@@ -29,9 +29,9 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .errors import GrammarStateError
+from .errors import BudgetError, GrammarStateError
 from .llama import LlamaModel
-from .parse import close_text, complete_calls
+from .parse import CLOSE, OPEN, close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, Speculation
 
@@ -61,6 +61,7 @@ def decode(
     stop: Optional[Callable[[str], bool]] = None,
     max_identical: int = 0,
     drafter: Optional[Drafter] = None,
+    on_tokens: Optional[Callable[[list[int]], None]] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
@@ -69,6 +70,9 @@ def decode(
     list (finish "repeat") when a call completes that is the same as the `max_identical` before it:
     the extra call is dropped and the list closed. With a `drafter` (and a matcher), drafted
     continuations are verified in the same batches (speculate.py); the output is the same.
+    `on_tokens` sees each run of tokens as it is appended (for streaming); an exception it raises
+    stops the generation and propagates. When the budget cuts a call, or a repeated call is dropped,
+    the returned tokens differ from what it saw (the structure is closed after the last kept call).
     """
     start = time.perf_counter()
     calls_before = model.decode_calls
@@ -95,6 +99,8 @@ def decode(
                     out.extend(ff)
                     pending.extend(spec.confirm(ff))
                     forced += len(ff)
+                    if on_tokens is not None:
+                        on_tokens(ff)
                     if max_identical and _repeats(model, out, ff, max_identical):
                         finish = "repeat"
                         break
@@ -119,6 +125,8 @@ def decode(
         out.append(token)
         pending.extend(spec.confirm([token]))
         sampled += 1
+        if on_tokens is not None:
+            on_tokens([token])
         if matcher is not None and max_identical and _repeats(model, out, [token], max_identical):
             finish = "repeat"
             break
@@ -168,6 +176,9 @@ def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], keep: Optional
     tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
+        if text == OPEN + CLOSE:  # the grammar asks for a call (tool_choice "required") and none was complete
+            raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and a "
+                              "call is required: raise max_tokens")
         raise GrammarStateError(f"could not close the truncated output validly: {text!r}")
     return tokens
 

@@ -24,6 +24,14 @@ class ToolSchemaError(OndeviceError, ValueError):
     """A tool definition is malformed or uses a JSON Schema keyword we cannot enforce."""
 
 
+class ToolChoiceError(OndeviceError, ValueError):
+    """A tool choice the grammar cannot honour (no tools to call, a name that is not a tool, bad bounds)."""
+
+
+class BudgetError(OndeviceError, ValueError):
+    """The token budget ran out before the calls the grammar requires (tool_choice "required") were complete."""
+
+
 class ModelNotFoundError(OndeviceError, FileNotFoundError):
     """A model spec names no file, alias or cached hub repo."""
 

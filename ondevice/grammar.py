@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
-from .errors import ToolSchemaError
+from .errors import ToolChoiceError, ToolSchemaError
 from .schema_refs import check_refs
 from .parse import CLOSE, OPEN
 from .settings import Settings
@@ -31,16 +32,72 @@ _LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | c
 _POSITION = re.compile(r"^at \d+\(\d+\): ")
 
 
-def tool_call_lark(tools: Sequence[Tool], max_calls: int = 0) -> str:
-    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``).
+@dataclass(frozen=True)
+class CallOptions:
+    """What the grammar allows beyond the tools' schemas (OpenAI's ``tool_choice`` and ``parallel_tool_calls``).
 
-    `max_calls` bounds the calls in one list (0: no bound).
+    min_calls / max_calls bound the number of calls (max None: unbounded); allowed, when given, names
+    the only tools that may be called (the prompt still lists every tool).
     """
-    if not tools:
+
+    min_calls: int = 0
+    max_calls: Optional[int] = None
+    allowed: Optional[tuple[str, ...]] = None
+
+    def __post_init__(self) -> None:
+        if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
+            raise ToolChoiceError(f"call bounds: expected 0 <= min_calls <= max_calls, got {self.min_calls}..{self.max_calls}")
+
+    def capped(self, max_calls: int) -> "CallOptions":
+        """These options with at most `max_calls` calls (the setting max_calls; 0: no bound)."""
+        if max_calls <= 0 or (self.max_calls is not None and self.max_calls <= max_calls):
+            return self
+        if self.min_calls > max_calls:
+            raise ToolChoiceError(f"at least {self.min_calls} calls required, but the setting max_calls is {max_calls}")
+        return CallOptions(self.min_calls, max_calls, self.allowed)
+
+    def key(self) -> str:
+        return json.dumps([self.min_calls, self.max_calls, self.allowed])
+
+    def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
+        """The tools a call may name; an allowed name that is not a tool is an error naming it."""
+        if self.allowed is None:
+            return list(tools)
+        names = {t.name for t in tools}
+        unknown = [n for n in self.allowed if n not in names]
+        if unknown:
+            raise ToolChoiceError(f"the tool choice names {unknown}, which are not among the tools {sorted(names)}")
+        return [t for t in tools if t.name in self.allowed]
+
+
+DEFAULT_OPTIONS = CallOptions()
+
+
+def _calls_rule(min_calls: int, max_calls: Optional[int]) -> str:
+    """Lark for max(min_calls, 1)..max_calls calls separated by SEP (max None: unbounded); zero calls
+    are the caller's business (it makes the whole list optional)."""
+    low = max(min_calls, 1)
+    items = ["call"]
+    if low > 1:
+        items.append(f"(SEP call){{{low - 1}}}")
+    if max_calls is None:
+        items.append("(SEP call)*")
+    elif max_calls > low:
+        items.append(f"(SEP call){{0,{max_calls - low}}}")
+    return " ".join(items)
+
+
+def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
+    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
+    tools = options.callable_tools(tools)
+    if options.min_calls and not tools:
+        raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
+    if not tools or options.max_calls == 0:
         return f"start: {json.dumps(OPEN + CLOSE)}\n"
-    more = "*" if max_calls <= 0 else f"{{0,{max_calls - 1}}}"
+    calls = _calls_rule(options.min_calls, options.max_calls)
+    body = f"NL? {calls} NL?" if options.min_calls else f"(NL? {calls} NL?)?"
     lines = [
-        f"start: {json.dumps(OPEN)} (NL? call (SEP call){more} NL?)? {json.dumps(CLOSE)}",
+        f"start: {json.dumps(OPEN)} {body} {json.dumps(CLOSE)}",
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
         "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
@@ -62,13 +119,14 @@ def is_limit_error(message: str) -> bool:
     return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
 
 
-def compile_grammar(tools: Sequence[Tool], max_calls: int = 0, limits: Optional[LLParserLimits] = None) -> str:
-    """The serialized llguidance grammar (at most `max_calls` calls, 0: no bound); a schema that points
-    nowhere, cannot be satisfied, that llguidance refuses or that is over `limits` names the tool
-    (llguidance's grammar listing goes to the error's details)."""
+def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = None,
+                    options: CallOptions = DEFAULT_OPTIONS) -> str:
+    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied, that
+    llguidance refuses or that is over `limits` names the tool (llguidance's grammar listing goes to
+    the error's details). `options` bounds the calls (OpenAI's tool_choice)."""
     for tool in tools:
         check_refs(tool.name, tool.grammar_schema)
-    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, max_calls))
+    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
         raise _name_the_tool(tools, None, limits, "\n".join(messages))

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ondevice.errors import ToolSchemaError
-from ondevice.grammar import compile_grammar
+from ondevice.grammar import DEFAULT_OPTIONS, compile_grammar
 from ondevice.parse import parse_response, parse_tool_calls
 from ondevice.sampling import Sampler
 from ondevice.tools import normalize_tools
@@ -47,7 +47,7 @@ class Scripted(Sampler):
 
 
 def grammar_accepts(caller, tools, text, max_calls=0):
-    matcher = LLMatcher(caller.lltokenizer(), compile_grammar(normalize_tools(tools), max_calls), log_level=0)
+    matcher = LLMatcher(caller.lltokenizer(), compile_grammar(normalize_tools(tools), options=DEFAULT_OPTIONS.capped(max_calls)), log_level=0)
     tokens = caller.model.tokenize(text, special=False)
     return bool(matcher.consume_tokens(tokens)) and matcher.is_accepting()
 

@@ -1,0 +1,80 @@
+"""`ondevice grammar`: export the rendered prompt and the tool-call grammar (Lark for llguidance, GBNF
+for llama.cpp) for a set of tools and a tool_choice, to serve the model with another engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..api import ToolCaller, check_tools
+from ..errors import ToolChoiceError
+from ..grammar import CallOptions, tool_call_lark
+from ..grammar_export import tool_call_gbnf
+from ..paths import atomic_path
+from ..prompt import prepare_messages
+from .options import add_model_options, load_tools, settings_from_args
+
+QUERY_PLACEHOLDER = "{query}"
+
+EXAMPLES = """\
+examples:
+  ondevice grammar --tools examples/simple/tools.json --out export/
+  ondevice grammar --tools tools.json --tool-choice required --no-parallel-tool-calls --out export/
+  ondevice grammar --tools tools.json --tool-choice get_weather --query "Weather in Oslo?" --out export/
+
+Writes into --out: prompt.txt (the prompt rendered with the model's chat template, ending where the
+answer starts; without --query it holds the placeholder {query}), messages.json (the same as chat
+messages, for engines that apply the template themselves), tool_call.lark (llguidance: vLLM's
+structured outputs, llama.cpp built with LLGUIDANCE) and tool_call.gbnf (llama.cpp's grammar sampler:
+llama-server's "grammar" field). See README, "Scaling out".
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grammar", help="export the prompt and the tool-call grammar (Lark, GBNF) for other engines",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tools", "-t", required=True, help="JSON file with the list of tools ('-' for stdin)")
+    p.add_argument("--tool-choice", default="auto",
+                   help="auto (zero or more calls), required (at least one), none (no call), or a tool name "
+                        "(only that tool, at least one call); default auto")
+    p.add_argument("--no-parallel-tool-calls", action="store_true", help="at most one call")
+    p.add_argument("--query", default=None, help=f"the user's query for prompt.txt (default: the placeholder {QUERY_PLACEHOLDER})")
+    p.add_argument("--out", "-o", required=True, help="folder to write the four files into")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def options_from(choice: str, parallel: bool, names: list[str]) -> CallOptions:
+    """--tool-choice and --no-parallel-tool-calls as grammar options."""
+    max_calls = None if parallel else 1
+    if choice == "auto":
+        return CallOptions(max_calls=max_calls)
+    if choice == "none":
+        return CallOptions(max_calls=0)
+    if choice == "required":
+        return CallOptions(min_calls=1, max_calls=max_calls)
+    if choice not in names:
+        raise ToolChoiceError(f"--tool-choice: expected auto, required, none or a tool name among {names}, got {choice!r}")
+    return CallOptions(min_calls=1, max_calls=max_calls, allowed=(choice,))
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    tools = load_tools(args.tools, settings) or []
+    normalized, _ = check_tools(tools, settings)  # the runtime's checks: limits, values, the grammar compiles
+    options = options_from(args.tool_choice, not args.no_parallel_tool_calls, [t.name for t in normalized])
+    lark = tool_call_lark(normalized, options)
+    gbnf = tool_call_gbnf(normalized, options)
+    with ToolCaller.load(args.model, settings) as caller:
+        messages = prepare_messages(args.query or QUERY_PLACEHOLDER, tools)
+        prompt = caller.render(messages)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"prompt.txt": prompt, "messages.json": json.dumps(messages, indent=2, ensure_ascii=False) + "\n",
+             "tool_call.lark": lark, "tool_call.gbnf": gbnf}
+    for name, text in files.items():
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        print(out / name)
+    return 0

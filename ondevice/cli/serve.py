@@ -1,0 +1,63 @@
+"""`ondevice serve`: an OpenAI-compatible Chat Completions server (needs the `serve` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..api import ToolCaller
+from ..errors import OndeviceError
+from .options import add_model_options, settings_from_args
+
+EXAMPLES = """\
+examples:
+  ondevice serve                                        # http://127.0.0.1:8000/v1, the default model
+  ondevice serve --port 8080 --model smollm2-135m-instruct --api-key secret
+  ondevice serve --host 0.0.0.0 --api-key "$KEY"        # reachable from other machines: set a key
+
+Endpoints: POST /v1/chat/completions (tools, tool_choice, parallel_tool_calls, stream), GET /v1/models,
+GET /health. Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" when ready; SIGINT or
+SIGTERM stops it (in-flight requests get a few seconds to finish). --port 0 picks a free port.
+"""
+
+
+class ServeExtraMissing(OndeviceError, RuntimeError):
+    """starlette/uvicorn are not installed."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="OpenAI-compatible local server (chat completions with tool calls)",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free port)")
+    p.add_argument("--api-key", default=os.environ.get("ONDEVICE_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' on /v1 (default: $ONDEVICE_API_KEY; none: open)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for the model (more: 503)")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        app = importlib.import_module("ondevice.server.app")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("starlette", "uvicorn", "anyio", "h11"):
+            raise ServeExtraMissing(f"ondevice serve needs {exc.name.split('.')[0]} (the serve extra): "
+                                    "pip install 'ondevice[serve]'") from None
+        raise
+    if args.no_grammar:
+        raise OndeviceError("ondevice serve always decodes under the tool-call grammar: drop --no-grammar")
+    if not 0 <= args.port <= 65535:
+        raise OndeviceError(f"--port: expected 0..65535, got {args.port}")
+    if args.max_queue < 1:
+        raise OndeviceError(f"--max-queue: expected an integer >= 1, got {args.max_queue}")
+    caller = ToolCaller.load(args.model, settings_from_args(args))
+    if caller.resolved is not None and caller.resolved.note:
+        print(caller.resolved.note, file=sys.stderr)
+    model_id = (caller.resolved.alias if caller.resolved is not None and caller.resolved.alias
+                else caller.model.path.stem)
+    with caller:
+        app.serve(caller, model_id, args.host, args.port, args.api_key, args.max_queue)
+    return 0

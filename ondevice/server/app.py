@@ -1,0 +1,267 @@
+"""The HTTP side of `ondevice serve`: a Starlette app on uvicorn.
+
+Starlette rather than FastAPI: the request checks must answer in OpenAI's error shape and name the
+field, which we do by hand in `protocol.py`; FastAPI's pydantic validation would answer 422 in its
+own shape, and adds pydantic for nothing else. uvicorn is the ASGI server Starlette documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import sys
+import threading
+from typing import Any, AsyncIterator, Iterator, Optional
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..api import CallResult, ToolCaller
+from ..errors import OndeviceError
+from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
+    parse_chat_request, usage
+from .tool_stream import ArgumentsDelta, CallStart, ToolCallReader
+from .worker import DONE, Job, ModelWorker
+
+class ServeError(OndeviceError, RuntimeError):
+    """The server cannot start (the address is taken, not allowed, ...)."""
+
+
+def _error_response(error: APIError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+class ChatServer:
+    """The routes, around one model worker."""
+
+    def __init__(self, caller: ToolCaller, model_id: str, api_key: Optional[str] = None, max_queue: int = 64):
+        self.caller = caller
+        self.model_id = model_id
+        self.api_key = api_key
+        self.worker = ModelWorker(caller, max_queue)
+        self.created = int(caller.model.path.stat().st_mtime)
+
+    def app(self) -> Starlette:
+        async def on_http_error(request: Request, exc: Exception) -> Response:
+            assert isinstance(exc, HTTPException)
+            code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+            return _error_response(APIError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                                            None, code))
+
+        async def on_error(request: Request, exc: Exception) -> Response:
+            return _error_response(error_from_exception(exc))
+
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/v1/models/{model_id:path}", self.model, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+            ],
+            exception_handlers={HTTPException: on_http_error, Exception: on_error},
+        )
+
+    # --- routes ---------------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "model": self.model_id, **self.worker.status()})
+
+    def _model_object(self) -> dict[str, Any]:
+        return {"id": self.model_id, "object": "model", "created": self.created, "owned_by": "ondevice"}
+
+    async def models(self, request: Request) -> Response:
+        if (denied := self._check_key(request)) is not None:
+            return denied
+        return JSONResponse({"object": "list", "data": [self._model_object()]})
+
+    async def model(self, request: Request) -> Response:
+        if (denied := self._check_key(request)) is not None:
+            return denied
+        if request.path_params["model_id"] != self.model_id:
+            return _error_response(APIError(404, f"the model {request.path_params['model_id']!r} does not exist here: "
+                                                 f"this server serves \"{self.model_id}\"", "model", "model_not_found"))
+        return JSONResponse(self._model_object())
+
+    async def chat_completions(self, request: Request) -> Response:
+        if (denied := self._check_key(request)) is not None:
+            return denied
+        try:
+            parsed = parse_chat_request(await self._json(request), self.model_id, self.caller.settings)
+        except Exception as exc:  # bad input: 4xx naming the field, never a crash
+            return _error_response(error_from_exception(exc))
+
+        loop = asyncio.get_running_loop()
+        job = Job(parsed, loop, loop.create_future(), asyncio.Queue() if parsed.stream else None)
+        try:
+            self.worker.submit(job)
+        except APIError as exc:
+            return _error_response(exc)
+
+        disconnect = asyncio.ensure_future(_wait_disconnect(request))
+        try:
+            if not parsed.stream:
+                await asyncio.wait({job.future, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+                if not job.future.done():  # the client went away: free its place
+                    job.cancelled.set()
+                    return Response(status_code=499)
+                try:
+                    result = job.future.result()
+                except Exception as exc:
+                    return _error_response(error_from_exception(exc))
+                return JSONResponse(completion(parsed, self.model_id, result))
+            # Streaming: wait for the first text (or the end) so that errors found before the first
+            # token (a schema, the context) still get their 4xx status.
+            first = asyncio.ensure_future(job.pieces.get())
+            await asyncio.wait({first, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+            if not first.done():
+                first.cancel()
+                job.cancelled.set()
+                return Response(status_code=499)
+            item = first.result()
+            if item is DONE and job.future.done() and job.future.exception() is not None:
+                return _error_response(error_from_exception(job.future.exception()))
+        finally:
+            disconnect.cancel()
+        return StreamingResponse(self._events(parsed, job, item), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
+        """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
+        reader = ToolCallReader()
+        ids: list[str] = []
+        try:
+            yield _sse(chunk(request, self.model_id, {"role": "assistant"}))
+            while item is not DONE:
+                for event in reader.feed(item):
+                    if isinstance(event, CallStart):
+                        ids.append(call_id())
+                        delta = {"index": event.index, "id": ids[-1], "type": "function",
+                                 "function": {"name": event.name, "arguments": ""}}
+                    else:
+                        assert isinstance(event, ArgumentsDelta)
+                        delta = {"index": event.index, "function": {"arguments": event.text}}
+                    yield _sse(chunk(request, self.model_id, {"tool_calls": [delta]}))
+                item = await job.pieces.get()
+            try:
+                result: CallResult = await job.future
+            except Exception as exc:
+                yield _sse(error_from_exception(exc).to_dict())
+                yield "data: [DONE]\n\n"
+                return
+            if not ids:
+                yield _sse(chunk(request, self.model_id, {"content": ""}))
+            yield _sse(chunk(request, self.model_id, {}, finish_reason(result, bool(ids))))
+            if request.include_usage:
+                body = chunk(request, self.model_id, {})
+                body["choices"] = []
+                body["usage"] = usage(result)
+                yield _sse(body)
+            yield "data: [DONE]\n\n"
+        finally:
+            job.cancelled.set()  # a no-op once answered; stops the decode if the client went away
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _check_key(self, request: Request) -> Optional[Response]:
+        if self.api_key is None:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() == self.api_key:
+            return None
+        what = "no API key given" if not header else "the API key is wrong"
+        return _error_response(APIError(401, f"{what}: pass the server's key as 'Authorization: Bearer KEY' "
+                                             "(the openai client's api_key)", None, "invalid_api_key"))
+
+    async def _json(self, request: Request) -> Any:
+        limit = self.caller.settings.max_body_bytes
+        too_large = APIError(413, f"the request body is over {limit} bytes (setting max_body_bytes)", None,
+                             "request_too_large")
+        declared = request.headers.get("content-length") or "0"
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for piece in request.stream():  # read no further than the limit
+            body += piece
+            if len(body) > limit:
+                raise too_large
+        try:
+            return json.loads(bytes(body))
+        except UnicodeDecodeError:
+            raise APIError(400, "the request body is not UTF-8", None, "invalid_json") from None
+        except json.JSONDecodeError as exc:
+            raise APIError(400, f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}, column "
+                                f"{exc.colno}", None, "invalid_json") from None
+
+
+async def _wait_disconnect(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGINT/SIGTERM ends `run` normally instead of being re-raised after it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free port)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror} (pick another --port, or stop what uses it)") \
+            from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(caller: ToolCaller, model_id: str, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
+          max_queue: int = 64, shutdown_grace_s: float = 10.0) -> None:
+    """Serve until SIGINT/SIGTERM; prints one line when ready. In-flight requests get `shutdown_grace_s`
+    to finish, then are stopped with an error; queued ones get a 503."""
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    server = ChatServer(caller, model_id, api_key, max_queue)
+    config = uvicorn.Config(server.app(), log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=shutdown_grace_s)
+    runner = _Server(config)
+    server.worker.start()
+    url_host = f"[{host}]" if ":" in host else host
+    print(f"ondevice: serving {model_id} on http://{url_host}:{bound}/v1", flush=True)
+    try:
+        runner.run(sockets=[sock])
+    finally:
+        server.worker.stop()
+        sock.close()
+    print("ondevice: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,365 @@
+"""The OpenAI Chat Completions protocol on top of the card's prompt layer: request checks, the
+messages laid out as the card's conversation, tool_choice as grammar options, response objects.
+
+No web framework here: the app (`app.py`) feeds it parsed JSON and sends what it returns.
+
+How a conversation is laid out for the fine-tune (the card's multi-turn example, extended):
+- the card's system prompt; a client's system (or developer) messages are appended to it after a
+  blank line;
+- the first user turn is the card's user template with the request's tools (``json.dumps`` of the
+  list exactly as sent) and the user's text; later user turns are the text alone;
+- an assistant turn with tool calls is ``json.dumps([{"name": ..., "arguments": {...}}, ...])``, as
+  the card feeds answers back; an assistant turn with no calls is its text, or ``[]`` when empty;
+- a ``tool`` result message is rendered with the chat template's own tool role (for Llama 3.2 the
+  ``ipython`` header that Llama-3.2-Instruct was trained on for tool output), its content as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..api import CallResult
+from ..errors import (
+    BudgetError,
+    ContextOverflowError,
+    OndeviceError,
+    QueryError,
+    SettingsError,
+    ToolChoiceError,
+    ToolSchemaError,
+)
+from ..grammar import CallOptions
+from ..prompt import SYSTEM_PROMPT, Message, render_user_prompt
+from ..settings import Settings
+from ..tools import normalize_tools
+from .tool_stream import split_calls
+
+
+class APIError(Exception):
+    """An error answered as ``{"error": {"message", "type", "param", "code"}}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, param: Optional[str] = None, code: Optional[str] = None,
+                 type_: Optional[str] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = type_ or ("invalid_request_error" if status < 500 else "server_error")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def error_from_exception(exc: BaseException) -> APIError:
+    """The API error for an exception raised while answering (bad input is 400, the rest 500)."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, ToolSchemaError):
+        return APIError(400, str(exc), "tools", "invalid_tool_schema")
+    if isinstance(exc, ToolChoiceError):
+        return APIError(400, str(exc), "tool_choice", "invalid_tool_choice")
+    if isinstance(exc, ContextOverflowError):
+        return APIError(400, str(exc), "messages", "context_length_exceeded")
+    if isinstance(exc, BudgetError):
+        return APIError(400, str(exc), "max_tokens", "max_tokens_too_small")
+    if isinstance(exc, QueryError):
+        return APIError(400, str(exc), "messages", "invalid_value")
+    if isinstance(exc, SettingsError):
+        return APIError(400, str(exc), None, "invalid_value")
+    if isinstance(exc, OndeviceError) and isinstance(exc, ValueError):
+        return APIError(400, str(exc), None, "invalid_value")
+    return APIError(500, f"internal error: {type(exc).__name__}: {exc}", None, "internal_error")
+
+
+@dataclass
+class ChatRequest:
+    """A checked chat completion request, ready for the model."""
+
+    messages: list[Message]
+    tools: Optional[list[Any]]
+    settings: Settings
+    options: CallOptions
+    query: Optional[str]
+    stream: bool = False
+    include_usage: bool = False
+    id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number", list: "an array",
+               dict: "an object"}
+
+
+def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], default: Any = None) -> Any:
+    value = body.get(name)
+    if value is None:
+        return default
+    ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if not ok:
+        wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
+        raise APIError(400, f"expected '{name}' to be {wanted}, got {_json_type(value)}", name, "invalid_type")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def parse_chat_request(body: Any, model_id: str, base: Settings) -> ChatRequest:
+    """Check a request body and lay it out for the model; raises APIError naming the field."""
+    if not isinstance(body, dict):
+        raise APIError(400, f"expected the request body to be a JSON object, got {_json_type(body)}", None, "invalid_type")
+    model = _field(body, "model", (str,))
+    if model is None:
+        raise APIError(400, f"'model' is missing: pass \"{model_id}\" (see GET /v1/models)", "model", "missing_required_parameter")
+    if model != model_id:
+        raise APIError(404, f"the model {model!r} does not exist here: this server serves \"{model_id}\"", "model",
+                       "model_not_found")
+    unsupported = {
+        "n": lambda v: v != 1, "logprobs": bool, "top_logprobs": lambda v: True, "stop": bool,
+        "frequency_penalty": bool, "presence_penalty": bool, "logit_bias": bool, "audio": lambda v: True,
+        "prediction": lambda v: True,
+    }
+    for name, refused in unsupported.items():
+        if body.get(name) is not None and refused(body[name]):
+            raise APIError(400, f"'{name}' is not supported: the answer is a tool-call list decoded under a grammar "
+                                f"(greedy by default; use temperature, top_p and seed)", name, "unsupported_parameter")
+    response_format = _field(body, "response_format", (dict,))
+    if response_format is not None and response_format.get("type") != "text":
+        raise APIError(400, "'response_format' other than {\"type\": \"text\"} is not supported: the answer's format "
+                            "is the tool-call grammar, given by 'tools' and 'tool_choice'", "response_format",
+                       "unsupported_parameter")
+
+    tools = _field(body, "tools", (list,))
+    for i, tool in enumerate(tools or []):
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
+            raise APIError(400, f"tools[{i}]: expected {{\"type\": \"function\", \"function\": {{...}}}}, got "
+                                f"{json.dumps(tool)[:80]}", "tools", "invalid_type")
+    normalized = normalize_tools(tools)  # a refused schema: ToolSchemaError naming the tool and keyword
+    options = tool_choice_options(body.get("tool_choice"), _field(body, "parallel_tool_calls", (bool,), True),
+                                  [t.name for t in normalized])
+
+    settings = base
+    changes: dict[str, Any] = {}
+    for name, kinds in (("temperature", (int, float)), ("top_p", (int, float)), ("seed", (int,))):
+        value = _field(body, name, kinds)
+        if value is not None:
+            changes[name] = value
+    if changes.get("temperature", 0) > 2:
+        raise APIError(400, f"expected 'temperature' in [0, 2], got {changes['temperature']}", "temperature", "invalid_value")
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = _field(body, name, (int,))
+        if value is not None:
+            if value < 1:
+                raise APIError(400, f"expected '{name}' >= 1, got {value}", name, "invalid_value")
+            changes["max_tokens"] = value
+            break
+    if changes:
+        try:
+            settings = base.with_(**changes)
+        except SettingsError as exc:
+            raise APIError(400, str(exc), next(iter(changes)), "invalid_value") from None
+
+    stream = _field(body, "stream", (bool,), False)
+    stream_options = _field(body, "stream_options", (dict,), {})
+    include_usage = stream_options.get("include_usage", False)
+    if not isinstance(include_usage, bool):
+        raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {_json_type(include_usage)}",
+                       "stream_options", "invalid_type")
+
+    messages, query = card_messages(body.get("messages"), tools)
+    return ChatRequest(messages, tools, settings, options, query, stream, include_usage)
+
+
+def tool_choice_options(choice: Any, parallel: bool, names: list[str]) -> CallOptions:
+    """OpenAI's tool_choice and parallel_tool_calls as grammar options (what the grammar cannot honour: 400)."""
+    min_calls, allowed = 0, None
+    if choice is None or choice == "auto":
+        pass
+    elif choice == "none":
+        return CallOptions(max_calls=0)
+    elif choice == "required":
+        min_calls = 1
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        function = choice.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise APIError(400, "expected 'tool_choice' {\"type\": \"function\", \"function\": {\"name\": NAME}}, got "
+                                f"{json.dumps(choice)[:120]}", "tool_choice", "invalid_type")
+        min_calls, allowed = 1, (function["name"],)
+    elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        spec = choice.get("allowed_tools")
+        if not isinstance(spec, dict) or spec.get("mode", "auto") not in ("auto", "required") \
+                or not isinstance(spec.get("tools"), list):
+            raise APIError(400, "expected 'tool_choice' {\"type\": \"allowed_tools\", \"allowed_tools\": {\"mode\": "
+                                "\"auto\"|\"required\", \"tools\": [...]}}", "tool_choice", "invalid_type")
+        picked = []
+        for item in spec["tools"]:
+            function = item.get("function") if isinstance(item, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if not isinstance(name, str):
+                raise APIError(400, f"tool_choice.allowed_tools.tools: expected {{\"type\": \"function\", \"function\": "
+                                    f"{{\"name\": NAME}}}}, got {json.dumps(item)[:80]}", "tool_choice", "invalid_type")
+            picked.append(name)
+        min_calls, allowed = (1 if spec.get("mode") == "required" else 0), tuple(picked)
+    else:
+        raise APIError(400, "'tool_choice' must be \"auto\", \"none\", \"required\", {\"type\": \"function\", "
+                            "\"function\": {\"name\": NAME}} or {\"type\": \"allowed_tools\", ...}; got "
+                            f"{json.dumps(choice)[:120]}", "tool_choice", "invalid_value")
+    if allowed is not None:
+        unknown = [n for n in allowed if n not in names]
+        if unknown:
+            raise APIError(400, f"'tool_choice' names {unknown}, which are not among the request's tools {names}",
+                           "tool_choice", "invalid_value")
+    if min_calls and not names:
+        raise APIError(400, f"'tool_choice' asks for a call, but the request has no 'tools'", "tool_choice",
+                       "invalid_value")
+    return CallOptions(min_calls=min_calls, max_calls=None if parallel else 1, allowed=allowed)
+
+
+def _text(content: Any, where: str, allow_none: bool = False) -> Optional[str]:
+    """A message's content as text: a string, or a list of text parts."""
+    if content is None and allow_none:
+        return None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                kind = part.get("type") if isinstance(part, dict) else _json_type(part)
+                raise APIError(400, f"{where}[{j}]: only text parts are supported, got {kind!r}", "messages",
+                               "unsupported_content")
+            texts.append(part["text"])
+        return "".join(texts)
+    raise APIError(400, f"expected {where} to be a string or a list of text parts, got {_json_type(content)}",
+                   "messages", "invalid_type")
+
+
+def _assistant_calls(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    calls = []
+    for j, call in enumerate(message["tool_calls"]):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise APIError(400, f"{where}.tool_calls[{j}]: expected {{\"type\": \"function\", \"function\": "
+                                "{\"name\", \"arguments\"}}", "messages", "invalid_type")
+        arguments = function.get("arguments", "{}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except ValueError as exc:
+                raise APIError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON: {exc}", "messages",
+                               "invalid_value") from None
+        if not isinstance(arguments, dict):
+            raise APIError(400, f"{where}.tool_calls[{j}].function.arguments: expected a JSON object, got "
+                                f"{_json_type(arguments)}", "messages", "invalid_type")
+        calls.append({"name": function["name"], "arguments": arguments})
+    return calls
+
+
+def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Message], Optional[str]]:
+    """The request's messages laid out as the card's conversation (see the module docstring), and
+    the query (the last user text, when the last message is the user's)."""
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, f"expected 'messages' to be a non-empty array, got {_json_type(messages)}", "messages",
+                       "invalid_type")
+    system_extra: list[str] = []
+    turns: list[Message] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise APIError(400, f"expected {where} to be an object, got {_json_type(message)}", "messages", "invalid_type")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system_extra.append(_text(message.get("content"), f"{where}.content") or "")
+        elif role == "user":
+            text = _text(message.get("content"), f"{where}.content") or ""
+            if not text.strip():
+                raise APIError(400, f"{where}: the user message is empty", "messages", "invalid_value")
+            if not turns:
+                text = render_user_prompt(text, tools)
+            turns.append({"role": "user", "content": text})
+        elif role == "assistant":
+            if not turns:
+                raise APIError(400, f"{where}: the conversation must start with a user message", "messages",
+                               "invalid_value")
+            tool_calls = message.get("tool_calls")
+            if tool_calls is not None and not isinstance(tool_calls, list):
+                raise APIError(400, f"expected {where}.tool_calls to be an array, got {_json_type(tool_calls)}",
+                               "messages", "invalid_type")
+            if tool_calls:
+                content = json.dumps(_assistant_calls(message, where))
+            else:
+                content = _text(message.get("content"), f"{where}.content", allow_none=True) or "[]"
+            turns.append({"role": "assistant", "content": content})
+        elif role == "tool":
+            if not turns:
+                raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
+            turns.append({"role": "tool", "content": _text(message.get("content"), f"{where}.content") or ""})
+        else:
+            raise APIError(400, f"{where}: unsupported role {role!r}; expected system, developer, user, assistant "
+                                "or tool", "messages", "invalid_value")
+    if not turns:
+        raise APIError(400, "'messages' holds no user message", "messages", "invalid_value")
+    if turns[-1]["role"] not in ("user", "tool"):
+        raise APIError(400, f"the last message is from the {turns[-1]['role']}: end with a user message or a tool "
+                            "result for the model to answer", "messages", "invalid_value")
+    system = SYSTEM_PROMPT + "".join("\n\n" + extra for extra in system_extra if extra.strip())
+    query = None
+    if turns[-1]["role"] == "user":
+        last = messages[-1]
+        query = _text(last.get("content"), "content")
+    return [{"role": "system", "content": system}] + turns, query
+
+
+def finish_reason(result: CallResult, has_calls: bool) -> str:
+    if result.truncated or result.finish_reason == "budget":
+        return "length"
+    return "tool_calls" if has_calls else "stop"
+
+
+def usage(result: CallResult) -> dict[str, int]:
+    prompt = int(result.timings.get("prompt_tokens", 0))
+    completion = int(result.timings.get("sampled_tokens", 0) + result.timings.get("forced_tokens", 0))
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def completion(request: ChatRequest, model_id: str, result: CallResult) -> dict[str, Any]:
+    """The chat.completion object for a finished answer."""
+    calls = split_calls(result.text)
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else "", "refusal": None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}
+            for name, arguments in calls
+        ]
+    return {
+        "id": request.id,
+        "object": "chat.completion",
+        "created": request.created,
+        "model": model_id,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(result, bool(calls)), "logprobs": None}],
+        "usage": usage(result),
+    }
+
+
+def chunk(request: ChatRequest, model_id: str, delta: dict[str, Any], finish: Optional[str] = None) -> dict[str, Any]:
+    """One chat.completion.chunk with a single choice."""
+    return {
+        "id": request.id,
+        "object": "chat.completion.chunk",
+        "created": request.created,
+        "model": model_id,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
