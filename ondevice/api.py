@@ -12,24 +12,26 @@ import json
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import jsonschema
+import numpy as np
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.llamacpp import lltokenizer_from_vocab
+from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .chat_template import ChatTemplate, ChatTemplateError
-from .decode import GrammarStateError, Generation, decode, lcp
+from .decode import FirstBranch, GrammarStateError, Generation, decode, lcp, no_call_probability
 from .errors import ContextOverflowError
-from .grammar import compile_grammar
+from .grammar import TAG_OPEN, GrammarOptions, Markers, compile_grammar, message_lark
 from .llama import LlamaModel
-from .models import ResolvedModel, resolve
+from .models import ResolvedModel, manifests, resolve
 from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
 from .prefix_cache import PrefixCache
 from .prompt import Message, check_query, prepare_messages
-from .sampling import Sampler
+from .sampling import Sampler, mask_to_bool
 from .settings import Settings
 from .tools import Tool, normalize_tools
 
@@ -38,13 +40,20 @@ _QUERY_MARK = "\x00ondevice-query\x00"
 
 @dataclass
 class CallResult:
-    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text."""
+    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text.
+
+    message: the sentence the model answered with instead of a call (``no_call`` "text" or
+    "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
+    model gave a sentence rather than the tool-call block at the first token.
+    """
 
     calls: Optional[list[ToolCall]]
     text: str
     finish_reason: str
     truncated: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    message: Optional[str] = None
+    no_call_probability: Optional[float] = None
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -55,6 +64,8 @@ class CallResult:
             "text": self.text,
             "finish_reason": self.finish_reason,
             "truncated": self.truncated,
+            "message": self.message,
+            "no_call_probability": self.no_call_probability,
             "timings": self.timings,
         }
 
@@ -94,7 +105,12 @@ class ToolCaller:
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity)
         self._lltokenizer: Optional[LLTokenizer] = None
+        self._markers: Optional[Markers] = None
+        self._message_start: Optional[np.ndarray] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
+        manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
+        self.default_no_call: str = manifest.get("no_call", "list")
+        self.default_no_call_threshold: float = manifest.get("no_call_threshold", 0.5)
         self._first_call = True
 
     @classmethod
@@ -111,12 +127,12 @@ class ToolCaller:
         """The prompt text for `messages`, as the model's chat template renders it."""
         return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
 
-    def _tools(self, tools: Optional[Sequence[Any]]) -> tuple[list[Tool], str]:
-        key = json.dumps(tools, sort_keys=True, default=str)
+    def _tools(self, tools: Optional[Sequence[Any]], options: GrammarOptions) -> tuple[list[Tool], str]:
+        key = json.dumps([tools, options.no_call, options.message_max_chars], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
             normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized))
+            hit = (normalized, compile_grammar(normalized, options))
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -130,6 +146,41 @@ class ToolCaller:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self._lltokenizer = lltokenizer_from_vocab(self.model.vocab)
         return self._lltokenizer
+
+    def markers(self) -> Markers:
+        """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
+        if self._markers is None:
+            self._markers = Markers.for_tokenizer(self.model.tokenize, self.lltokenizer().is_special_token)
+        return self._markers
+
+    def grammar_options(self, settings: Settings) -> GrammarOptions:
+        """The grammar's options for these settings (the model's no-call default when unset)."""
+        return GrammarOptions(no_call=settings.no_call or self.default_no_call, markers=self.markers())
+
+    def _first_branch(self, options: GrammarOptions, settings: Settings) -> FirstBranch:
+        """The tokens that start the tool-call block rather than a sentence, i.e. every token a
+        sentence cannot start with (one mask, computed once), and the threshold when one decides."""
+        if self._message_start is None:
+            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
+            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
+            bitmask = allocate_token_bitmask(1, self.model.n_vocab)
+            fill_next_token_bitmask(matcher, bitmask)
+            self._message_start = mask_to_bool(bitmask[0], self.model.n_vocab)
+        threshold = None
+        if options.no_call == "threshold":
+            threshold = settings.no_call_threshold
+            if threshold is None:
+                threshold = self.default_no_call_threshold
+        return FirstBranch(~self._message_start, threshold)
+
+    def _no_call_probability(self, tools: Optional[Sequence[Any]], options: GrammarOptions,
+                             branch: FirstBranch) -> float:
+        _, grammar = self._tools(tools, replace(options, no_call="text"))
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
+        bitmask = allocate_token_bitmask(1, self.model.n_vocab)
+        fill_next_token_bitmask(matcher, bitmask)
+        allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
+        return no_call_probability(self.model.logits(), allowed, branch.call_start)
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
     def _evaluate(self, prompt: list[int], prefix_len: int) -> int:
@@ -173,7 +224,8 @@ class ToolCaller:
         """
         s = settings or self.settings
         check_query(query)
-        normalized, grammar = self._tools(tools)
+        options = self.grammar_options(s)
+        normalized, grammar = self._tools(tools, options)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
         prompt_text = self.render(messages)
         marked = list(messages)
@@ -191,9 +243,23 @@ class ToolCaller:
             raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first list: parse_response reads only that one.
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode())
-        calls = parse_tool_calls(gen.text)
-        if s.constrained:
+        branch = self._first_branch(options, s) if s.constrained else None
+        p_list = None
+        if branch is not None and not options.allows_text:
+            # "list" has no branch at the first token: the probability is still reported, from the
+            # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
+            p_list = self._no_call_probability(tools, options, branch)
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
+                     markers=options.markers, branch=branch if options.allows_text else None)
+        if p_list is not None:
+            gen.no_call_probability = p_list
+        message = None
+        if s.constrained and options.allows_text and not gen.text.startswith(TAG_OPEN):
+            calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
+            message = gen.text.strip()
+        else:
+            calls = parse_tool_calls(gen.text)
+        if s.constrained and message is None:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
                 raise GrammarStateError(f"constrained output failed validation: {problems}; text: {gen.text!r}")
@@ -201,7 +267,8 @@ class ToolCaller:
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)
             self._first_call = False
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings)
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message,
+                          None if gen.no_call_probability is None else round(gen.no_call_probability, 4))
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""
@@ -228,8 +295,13 @@ class Conversation:
     def ask(self, query: str, settings: Optional[Settings] = None) -> CallResult:
         result = self.caller.call(query, self.tools, self.messages or None, settings)
         self.messages = prepare_messages(query, self.tools, self.messages or None)
-        answer = result.calls_as_dicts() if result.calls is not None else result.text
-        self.messages.append({"role": "assistant", "content": json.dumps(answer) if result.calls is not None else answer})
+        if result.message is not None:
+            content = result.message  # a sentence instead of a call goes back as the model wrote it
+        elif result.calls is not None:
+            content = json.dumps(result.calls_as_dicts())
+        else:
+            content = result.text
+        self.messages.append({"role": "assistant", "content": content})
         return result
 
 

@@ -12,8 +12,13 @@ fast-forward is token for token the step-by-step masked decoding (tested on rand
 Checking only the picked token (``validate_tokens``) would be cheaper still, but it accepts
 non-canonical splits of forced text that the mask refuses, so the two paths would drift apart.
 When the budget runs out inside a call, the output is cut after the last complete call and the
-structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>``,
-flagged ``truncated``.
+structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>`` (or, where the
+grammar admits a sentence instead, the sentence so far), flagged ``truncated``.
+
+The first branch (``FirstBranch``): where the grammar admits a sentence as well as the tool-call
+block, the first token decides between them. Its masked distribution gives the probability of "no
+call" (the mass on tokens that start a sentence); it is reported, and with a threshold it decides
+the branch instead of the sampler.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .errors import OndeviceError
-from .grammar import CLOSE, OPEN
+from .grammar import CLOSE, OPEN, TAG_CLOSE, TAG_OPEN, Markers
 from .llama import LlamaModel
 from .sampling import Sampler, mask_to_bool
 
@@ -48,6 +53,16 @@ class Generation:
     sampled: int
     forced: int
     seconds: float
+    no_call_probability: Optional[float] = None  # at the first branch, when the grammar has one
+
+
+@dataclass(frozen=True)
+class FirstBranch:
+    """The tokens that start the tool-call block (a bool array over the vocabulary) at the first
+    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`."""
+
+    call_start: np.ndarray
+    threshold: Optional[float] = None
 
 
 def decode(
@@ -57,10 +72,14 @@ def decode(
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
     stop: Optional[bytes] = None,
+    markers: Optional[Markers] = None,
+    branch: Optional[FirstBranch] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
     Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    `markers` says how the tags are tokenized (for closing a truncated output); `branch` marks the
+    first token as the choice between a call and a sentence (see FirstBranch).
     """
     start = time.perf_counter()
     budget = max(0, min(budget, model.n_ctx - len(model.tokens)))
@@ -70,6 +89,7 @@ def decode(
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
     tail = b""  # the output's last bytes, for `stop`
+    p_no_call: Optional[float] = None
 
     while True:
         if matcher is not None:
@@ -92,9 +112,12 @@ def decode(
         if pending:  # the last picked token and the forced run after it: one llama_decode
             model.eval(pending)
             pending = []
-        token = _pick(sampler, model.logits(), matcher, bitmask, out)
-        if matcher is None and token in model.eog_tokens:
-            finish = "eog"
+        if branch is not None and not out and matcher is not None:
+            token, p_no_call = _pick_first_branch(sampler, model.logits(), matcher, bitmask, branch)
+        else:
+            token = _pick(sampler, model.logits(), matcher, bitmask, out)
+        if token in model.eog_tokens:  # under a grammar: allowed only where the answer is complete
+            finish = "eog" if matcher is None else "stop"
             break
         if matcher is not None and not matcher.consume_token(token):
             raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
@@ -109,10 +132,10 @@ def decode(
 
     truncated = False
     if matcher is not None and finish == "budget":
-        out = _close(model, matcher, out)
+        out = _close(model, matcher, out, markers or Markers())
         truncated = True
     text = model.detokenize(out).decode("utf-8", errors="replace")
-    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start)
+    return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start, p_no_call)
 
 
 def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bitmask: Any,
@@ -122,6 +145,28 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
         return sampler.pick(logits, generated=generated)
     fill_next_token_bitmask(matcher, bitmask)
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
+
+
+def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray) -> float:
+    """The share of the masked next-token distribution (softmax of the raw logits) on allowed
+    tokens that do not start the tool-call block."""
+    call = call_start[: logits.shape[0]]
+    weights = np.exp(logits[allowed].astype(np.float64) - float(np.max(logits[allowed])))
+    return float(weights[~call[allowed]].sum() / weights.sum())
+
+
+def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher, bitmask: Any,
+                       branch: FirstBranch) -> tuple[int, float]:
+    """The first token, and the probability of "no call": the share of the masked distribution
+    (softmax of the raw logits, temperature 1) on tokens that start a sentence rather than a call."""
+    fill_next_token_bitmask(matcher, bitmask)
+    allowed = mask_to_bool(bitmask[0], logits.shape[0])
+    p_text = no_call_probability(logits, allowed, branch.call_start)
+    call = allowed & branch.call_start[: logits.shape[0]]
+    text = allowed & ~call
+    if branch.threshold is not None and call.any() and text.any():
+        allowed = text if p_text >= branch.threshold else call
+    return sampler.pick(logits, allowed, generated=[]), p_text
 
 
 def close_text(text: str) -> str:
@@ -148,10 +193,22 @@ def close_text(text: str) -> str:
     return text[:end] + CLOSE
 
 
-def _close(model: LlamaModel, matcher: LLMatcher, out: list[int]) -> list[int]:
-    """Close a truncated output validly; the grammar re-checks the result from its start."""
-    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"))
-    tokens = model.tokenize(text, special=False)
+def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Markers) -> list[int]:
+    """Close a truncated output validly; the grammar re-checks the result from its start.
+
+    A sentence (an output that does not start with the tag, where the grammar admits one) is
+    complete as it stands; a tool-call block keeps its complete calls. The tags are encoded as the
+    model emits them (`markers`), the rest as plain text.
+    """
+    text = model.detokenize(out).decode("utf-8", errors="replace")
+    if out and not text.startswith(TAG_OPEN) and matcher.is_accepting():
+        return out
+    text = close_text(text)
+    if markers.special:
+        tokens = list(markers.open_ids) + model.tokenize(text[len(TAG_OPEN):-len(TAG_CLOSE)], special=False) \
+            + list(markers.close_ids)
+    else:
+        tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
         raise GrammarStateError(f"could not close the truncated output validly: {text!r}")

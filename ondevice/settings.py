@@ -26,7 +26,11 @@ class Settings:
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
-    source to use instead of the GGUF's own template.
+    source to use instead of the GGUF's own template. no_call: how an answer without a call is
+    produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
+    with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
+    but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
+    takes the model's default from its manifest ("list" for a model without one).
     """
 
     n_ctx: int = 4096
@@ -44,6 +48,8 @@ class Settings:
     prefix_cache_mb: int = 512
     prefix_cache_dir: Optional[str] = None
     chat_template: Optional[str] = None
+    no_call: Optional[str] = None
+    no_call_threshold: Optional[float] = None
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -57,6 +63,9 @@ class Settings:
             (self.max_tokens >= 1, "max_tokens", "an integer >= 1"),
             (self.prefix_cache_entries >= 0, "prefix_cache_entries", "an integer >= 0"),
             (self.prefix_cache_mb >= 0, "prefix_cache_mb", "an integer >= 0"),
+            (self.no_call in (None, "list", "text", "threshold"), "no_call", "None, 'list', 'text' or 'threshold'"),
+            (self.no_call_threshold is None or 0 <= self.no_call_threshold <= 1, "no_call_threshold",
+             "None or a probability in [0, 1]"),
         ]
         for ok, name, expected in checks:
             if not ok:
