@@ -30,6 +30,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prefix-cache-dir", help="keep evaluated tool prefixes (KV snapshots) here, so the next "
                    "process with the same model and tools skips evaluating them")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
+    g.add_argument("--no-call", choices=["list", "text", "threshold"], default=None,
+                   help="an answer without a call: list (<tool_call>[]</tool_call>), text (the model may answer "
+                        "with a sentence), threshold (P(sentence) at the first token decides); default: the model's")
+    g.add_argument("--no-call-threshold", type=float, default=None,
+                   help="with --no-call threshold: take the sentence when its probability is at least this")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -44,6 +49,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         date_string=args.date_string,
         chat_template=read_chat_template(args.chat_template),
         prefix_cache_dir=args.prefix_cache_dir,
+        no_call=args.no_call,
+        no_call_threshold=args.no_call_threshold,
     )
 
 

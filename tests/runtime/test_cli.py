@@ -37,6 +37,14 @@ def test_call_json_result_and_no_tools(ondevice_home):
     assert set(result["timings"]) >= {"prompt_tokens", "prompt_eval_s", "decode_s", "load_s"}
 
 
+def test_call_with_no_call_text_prints_the_sentence_on_stderr(ondevice_home):
+    tools, case = EXAMPLES / "wrong_tool" / "tools.json", json.loads((EXAMPLES / "wrong_tool" / "case.json").read_text())
+    r = ondevice("call", case["queries"][0], "--tools", str(tools), "--no-call", "text", "--max-tokens", "40",
+                 "--date-string", PINNED_DATE, home=ondevice_home)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [] and "ondevice: no call; the model answered: " in r.stderr
+
+
 def test_chat_is_multi_turn(ondevice_home):
     r = ondevice("chat", "--tools", str(EXAMPLES / "multi_turn" / "tools.json"), "--date-string", PINNED_DATE,
                  stdin="What's the weather like in Madrid in celsius?\nAnd in Edinburgh in celsius?\n", home=ondevice_home)
