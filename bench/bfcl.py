@@ -30,6 +30,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+from ondevice.examples import PINNED_DATE
+
+from .errors import BfclUnavailable
+
 BFCL_DIST = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"  # pinned: the counts below are this release's
 DATA_PREFIX = "BFCL_v4_"
@@ -60,10 +64,6 @@ EXPECTED_COUNTS = {
 }
 # The name under which results are checked; the checker's stand-in mapping knows it.
 CHECKER_MODEL_NAME = "ondevice"
-
-
-class BfclUnavailable(RuntimeError):
-    """bfcl-eval is missing or not the pinned version."""
 
 
 def is_irrelevance(category: str) -> bool:
@@ -274,33 +274,21 @@ def bfcl_verdict(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional
 
 
 @lru_cache(maxsize=4096)
-def _validator_for(parameters_json: str, name: str) -> Any:
-    import jsonschema
-    from ondevice.tools import to_json_schema
+def _tools_of(functions_json: str) -> list[Any]:
+    from ondevice.tools import normalize_tools
 
-    schema = to_json_schema(json.loads(parameters_json), name)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema)
+    return normalize_tools(json.loads(functions_json))
 
 
 def format_validity(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional[str]]:
-    """(valid, reason): a list of calls naming given tools with schema-valid arguments."""
+    """(valid, reason): a list of calls naming given tools with schema-valid arguments (the runtime's check)."""
+    from ondevice.parse import ToolCall, validate_calls
+
     if calls is None:
         return False, "not a <tool_call> list"
-    tools = {f["name"]: f for f in case.functions}
-    for call in calls:
-        name = call.name if hasattr(call, "name") else call.get("name")
-        args = call.arguments if hasattr(call, "arguments") else call.get("arguments")
-        if name not in tools:
-            return False, f"unknown tool {name!r}"
-        if not isinstance(args, dict):
-            return False, f"{name}: arguments are not an object"
-        params = tools[name].get("parameters") or {"type": "object", "properties": {}}
-        validator = _validator_for(json.dumps(params, sort_keys=True), name)
-        error = next(iter(validator.iter_errors(args)), None)
-        if error is not None:
-            return False, f"{name}: {error.message[:200]}"
-    return True, None
+    typed = [c if isinstance(c, ToolCall) else ToolCall(c.get("name"), c.get("arguments")) for c in calls]
+    problems = validate_calls(typed, _tools_of(json.dumps(case.functions, sort_keys=True)))
+    return (False, problems[0][:200]) if problems else (True, None)
 
 
 # ----------------------------------------------------------------------------------------- prompting
@@ -413,8 +401,7 @@ def run_case(caller: Any, case: Case, mode: str, settings: Any = None) -> CaseRe
         res = caller.call(query, case.tools, history=history, settings=settings)
     except OndeviceError as exc:
         wall = time.perf_counter() - start
-        partial = getattr(exc, "partial_text", "") or ""
-        result = score(case, mode, None, partial, wall_s=round(wall, 3))
+        result = score(case, mode, None, "", wall_s=round(wall, 3))
         result.exception = f"{type(exc).__name__}: {str(exc)[:300]}"
         if is_irrelevance(case.category):
             # No output at all is not a refusal the model made: count it as wrong.
@@ -617,7 +604,7 @@ def run(args: Any) -> int:
         temperature=0.0,
         max_tokens=args.max_tokens,
         constrained=True,
-        date_string=DATE_STRING,
+        date_string=PINNED_DATE,
     )
     mode_settings = {
         "grammar": base,
@@ -685,7 +672,7 @@ def run(args: Any) -> int:
                 "n_ctx": mode_settings[m].n_ctx,
                 "threads": mode_settings[m].threads,
                 "temperature": mode_settings[m].temperature,
-                "date_string": DATE_STRING,
+                "date_string": PINNED_DATE,
             }
             for m in modes
         },
@@ -718,7 +705,6 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
-DATE_STRING = "26 Jul 2024"  # pins Llama 3.2's "Today Date" line, so prompts are the same every run
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`ondevice bench`: bfcl, speed, quant, report (and convert, from bench/convert_bench.py).
+"""`ondevice bench`: bfcl, speed, quant, report and convert (registered through the `ondevice.commands` entry point).
 
 Only argparse wiring lives here; each benchmark module is imported when its subcommand runs, so a
 missing bench-only dependency (bfcl-eval, matplotlib) never breaks `ondevice --help`.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 
-from ondevice.errors import OndeviceError
+from .errors import BenchDependencyError
 
 STANDIN = "smollm2-135m-instruct"
 
@@ -28,27 +27,18 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
-class BenchDependencyError(OndeviceError, RuntimeError):
-    """A bench-only dependency is missing."""
-
-
 def _lazy(module: str, function: str = "run"):
     def call(args: argparse.Namespace) -> int:
         try:
-            mod = importlib.import_module(module)
+            mod = importlib.import_module(module, __package__)
         except ModuleNotFoundError as exc:
-            if exc.name and not exc.name.startswith(("bench", "ondevice", "convert")):
+            if exc.name and not exc.name.startswith(("ondevice", "ondevice_bench", "ondevice_convert")):
                 raise BenchDependencyError(
                     f"{exc.name} is missing: install the bench extras: "
                     "pip install matplotlib && pip install --no-deps bfcl-eval==2026.3.23"
                 ) from None
             raise
-        try:
-            return getattr(mod, function)(args)
-        except RuntimeError as exc:
-            if type(exc).__name__ == "BfclUnavailable":
-                raise BenchDependencyError(str(exc)) from None
-            raise
+        return getattr(mod, function)(args)  # BfclUnavailable is a BenchDependencyError
 
     return call
 
@@ -108,7 +98,7 @@ examples:
     p.add_argument("--time-budget-min", type=float, default=None, metavar="MIN",
                    help="start no new case after MIN minutes; the summary then covers the finished cases "
                         "(marked partial; cases run round-robin over categories, so each is covered evenly)")
-    p.set_defaults(func=_lazy("bench.bfcl"), _bench_parser=p, _bench_name="bfcl")
+    p.set_defaults(func=_lazy(".bfcl"), _bench_parser=p, _bench_name="bfcl")
 
     # --- speed --------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -140,7 +130,7 @@ examples:
     p.add_argument("--repeats", type=int, default=3, help="repeats per timing (the median is reported)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.set_defaults(func=_lazy("bench.speed"), _bench_parser=p, _bench_name="speed")
+    p.set_defaults(func=_lazy(".speed"), _bench_parser=p, _bench_name="speed")
 
     # --- quant --------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -166,7 +156,7 @@ examples:
     )
     p.add_argument("--quants", default="Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0", help="quant types to compare with F16")
     p.add_argument("--n-ctx", type=int, default=2048, help="context window")
-    p.set_defaults(func=_lazy("bench.quant"), _bench_parser=p, _bench_name="quant")
+    p.set_defaults(func=_lazy(".quant"), _bench_parser=p, _bench_name="quant")
 
     # --- report -------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -183,9 +173,9 @@ examples:
     p.add_argument("--results", default=None, help="folder of result JSON files (default bench/results)")
     p.add_argument("--out", default=None, help="output folder (default docs/)")
     p.add_argument("--bfcl", default=None, help="the BFCL result to report (default: the full run, else the largest)")
-    p.set_defaults(func=_lazy("bench.report"), _bench_parser=p, _bench_name="report")
+    p.set_defaults(func=_lazy(".report"), _bench_parser=p, _bench_name="report")
 
-    # --- convert (the converter's benchmark, owned by convert) --------------------------------
-    if importlib.util.find_spec("bench.convert_bench") is not None:
-        convert_bench = importlib.import_module("bench.convert_bench")
-        convert_bench.register(sub)
+    # --- convert (the converter's benchmark) ---------------------------------------------------
+    from . import convert_bench
+
+    convert_bench.register(sub)

@@ -5,7 +5,7 @@ Each stage runs in its own subprocess, so its peak RSS (VmHWM) is its own; the b
 process's RSS after importing numpy, gguf, llama_cpp and convert. Targets on the 2-core machine:
 conversion peak RSS < 1 GiB above baseline (streaming, not loading) and HF -> Q4_K_M < 2 minutes.
 
-  python -m bench.convert_bench [--quant Q4_K_M] [--json out.json] [--keep]
+  python -m ondevice_bench.convert_bench [--quant Q4_K_M] [--json out.json] [--keep]
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def _stage(name: str, work: Path, quant: str) -> dict:
     import gguf  # noqa: F401
     import llama_cpp  # noqa: F401
 
-    from convert import convert_checkpoint, quantize
-    from convert.synthetic import RANDOM_1B_ALIAS, ensure_random_llama_1b_checkpoint
+    from ondevice_convert import convert_checkpoint, quantize
+    from ondevice_bench.fixtures.synthetic import RANDOM_1B_ALIAS, ensure_random_llama_1b_checkpoint
 
     import resource
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: load average {load_before:.1f} on {os.cpu_count()} cores - wall times will be inflated; "
               "cpu_s is the steadier figure", file=sys.stderr)
     for stage in STAGES:
-        proc = subprocess.run([sys.executable, "-m", "bench.convert_bench", "--stage", stage, "--work", str(work),
+        proc = subprocess.run([sys.executable, "-m", "ondevice_bench.convert_bench", "--stage", stage, "--work", str(work),
                                "--quant", quant], capture_output=True, text=True,
                               cwd=str(Path(__file__).resolve().parents[1]))
         if proc.returncode != 0:
@@ -141,7 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.convert_bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m ondevice_bench.convert_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)

@@ -13,24 +13,21 @@ accounting of the same decode calls (t_eval_ms / n_eval), which excludes Python 
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
+
+from ondevice.llama import check_interrupt
 
 
 def _quiet() -> None:
-    import llama_cpp
+    # ondevice's own log callback: quiet, and a Ctrl-C landing inside it is not lost (check_interrupt)
+    from ondevice.llama import _init_backend
 
-    @llama_cpp.llama_log_callback
-    def _drop(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        return None
-
-    # keep a reference: llama.cpp calls back into it for the life of the process
     global _LOG_CB
-    _LOG_CB = _drop
-    llama_cpp.llama_log_set(_drop, ctypes.c_void_p(0))
+    _init_backend()
+    _LOG_CB = True
 
 
 _LOG_CB: Any = None
@@ -60,6 +57,7 @@ def native_decode(
     mparams.n_gpu_layers = 0
     t0 = time.perf_counter()
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+    check_interrupt()
     if not model:
         raise RuntimeError(f"llama.cpp could not load {path}")
     cparams = llama_cpp.llama_context_default_params()
@@ -141,33 +139,3 @@ def native_decode(
         "llama_perf_eval_tok_s": round(statistics.median(perf_rates), 2) if perf_rates else None,
         "first_tokens": list(sampled[:8]),
     }
-
-
-def tokenize(path: Path, text: str) -> list[int]:
-    """Tokens of a rendered prompt, with special tokens parsed, using the file's own vocabulary."""
-    import llama_cpp
-
-    if _LOG_CB is None:
-        _quiet()
-    llama_cpp.llama_backend_init()
-    mparams = llama_cpp.llama_model_default_params()
-    mparams.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-    if not model:
-        raise RuntimeError(f"llama.cpp could not load the vocabulary of {path}")
-    try:
-        vocab = llama_cpp.llama_model_get_vocab(model)
-        data = text.encode("utf-8")
-        n_max = len(data) + 8
-        buf = (llama_cpp.llama_token * n_max)()
-        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, n_max, False, True)
-        if n < 0:
-            raise RuntimeError("tokenize failed")
-        return list(buf[:n])
-    finally:
-        llama_cpp.llama_model_free(model)
-
-
-def median_or_none(values: list[Optional[float]]) -> Optional[float]:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None

@@ -1,7 +1,7 @@
 """Quantization quality: `ondevice bench quant`.
 
 The stand-in (SmolLM2-135M-Instruct, shipped as Q4_1) is rebuilt as a full-precision Hugging Face
-checkpoint (``convert.gguf_to_hf``: dequantize every tensor to F32), converted by our converter to an F16
+checkpoint (``ondevice_bench.fixtures.gguf_to_hf``: dequantize every tensor to F32), converted by our converter to an F16
 GGUF and quantized by it to each quant type. Every quantized file is then compared with the F16 file on
 a fixed text set (the card's examples with their answers, and the first case of five BFCL categories),
 position by position:
@@ -10,7 +10,7 @@ position by position:
   percentile over positions),
 - top-1 agreement: the share of positions where both pick the same most likely token,
 
-beside the file size and llama.cpp's decode speed (``bench.native``) for that file.
+beside the file size and llama.cpp's decode speed (``ondevice_bench.native``) for that file.
 
 The F16 reference is itself the dequantized Q4_1 weights, so it measures the loss each quant type adds
 on top of those weights, not against the original BF16 release.
@@ -25,14 +25,16 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ondevice.examples import PINNED_DATE
+
 QUANT_DIR_NAME = "bench-quant"
 BFCL_TEXT_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
 
 
 def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dict[str, Path]:
     """F16 + each quant of `model` rebuilt at full precision (cached under assets_dir())."""
-    from convert.api import convert_checkpoint
-    from convert.gguf_to_hf import gguf_to_hf
+    from ondevice_convert.api import convert_checkpoint
+    from ondevice_bench.fixtures.gguf_to_hf import gguf_to_hf
     from ondevice.models import resolve
     from ondevice.paths import assets_dir
 
@@ -57,21 +59,18 @@ def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dic
 
 def fixed_texts(render: Any, limit: Optional[int] = None) -> list[tuple[str, str]]:
     """(label, text) pairs: the card's examples with their answers, then BFCL prompts."""
-    from ondevice.paths import REPO_ROOT
+    from ondevice.examples import example_names, load_example
     from ondevice.prompt import prepare_messages
 
     texts = []
-    for folder in sorted((REPO_ROOT / "examples").iterdir()):
-        case, tools = folder / "case.json", folder / "tools.json"
-        if not (case.is_file() and tools.is_file()):
-            continue
-        data = json.loads(case.read_text())
+    for name in example_names():
+        tools, data = load_example(name)
         if not data.get("queries"):
             continue
         answer = (data.get("card_answers") or [None])[0]
-        prompt = render(prepare_messages(data["queries"][0], json.loads(tools.read_text())))
+        prompt = render(prepare_messages(data["queries"][0], tools))
         suffix = answer_text(answer)
-        texts.append((f"example:{folder.name}", prompt + suffix))
+        texts.append((f"example:{name}", prompt + suffix))
     try:
         from . import bfcl
 
@@ -120,7 +119,7 @@ def weight_error(f16: Path, quant: Path) -> dict[str, Any]:
     """What the file holds: the share of weights in each ggml type (llama.cpp falls back from k-quants
     to Q5_0/Q5_1/Q8_0 for rows not a multiple of 256 wide, as SmolLM2's 576 are), and the RMS error
     of all weights against the F16 file, relative to their RMS."""
-    from convert.report import quantization_errors
+    from ondevice_convert.report import quantization_errors
 
     errors = quantization_errors(f16, quant)
     n = sum(e.n_elements for e in errors)
@@ -148,7 +147,7 @@ def run(args: Any) -> int:
     paths = ensure_fp_ggufs(quants, args.model)
     threads = args.threads or Settings().threads
 
-    caller = ToolCaller.load(str(paths["F16"]), Settings(n_ctx=args.n_ctx, n_threads=threads, date_string="26 Jul 2024"))
+    caller = ToolCaller.load(str(paths["F16"]), Settings(n_ctx=args.n_ctx, n_threads=threads, date_string=PINNED_DATE))
     texts = fixed_texts(caller.render, args.limit)
     tokenized = [(label, caller.model.tokenize(text)[: args.n_ctx]) for label, text in texts]
     caller.close()

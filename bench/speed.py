@@ -1,7 +1,7 @@
 """Speed and memory on the Llama-3.2-1B shape: `ondevice bench speed`.
 
 Measured on random-weight GGUFs with the exact Llama-3.2-1B shape and the real Llama 3 tokenizer
-(``convert.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
+(``ondevice_bench.fixtures.synthetic.ensure_random_llama_1b_gguf``), Q4_K_M and Q8_0, each in its own process so that
 peak RSS is that file's alone:
 
 - load: ``ToolCaller.load`` wall time (the file is in the page cache: it was just built or read).
@@ -12,7 +12,7 @@ peak RSS is that file's alone:
   wall time of the card's query; median of the repeats.
 - decode: tokens per second of the decode loop, with the grammar (per sampled token, the forced
   tokens' evaluation charged to them) and without (free generation), and llama.cpp's own decode
-  (``bench.native``: a raw llama_decode loop with llama.cpp's greedy sampler) on the same file, prompt
+  (``ondevice_bench.native``: a raw llama_decode loop with llama.cpp's greedy sampler) on the same file, prompt
   and thread count, interleaved repeat by repeat so that machine load affects all three alike.
 - get_weather: warm wall time of the card's complete get_weather call under the grammar against
   free generation of the same number of output tokens.
@@ -33,31 +33,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-DATE_STRING = "26 Jul 2024"
+from ondevice.examples import PINNED_DATE, card_examples
+
 WARM_UP_QUERY = "Hello"
-
-
-def card_examples(limit: Optional[int] = None) -> list[dict[str, Any]]:
-    """The card's examples (examples/<name>/tools.json + case.json), get_weather ("simple") first."""
-    from ondevice.paths import REPO_ROOT
-
-    root = REPO_ROOT / "examples"
-    found = []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        case, tools = folder / "case.json", folder / "tools.json"
-        if not (case.is_file() and tools.is_file()):
-            continue
-        data = json.loads(case.read_text())
-        queries = data.get("queries") or []
-        if not queries:
-            continue
-        answers = data.get("card_answers") or [None]
-        found.append({"name": folder.name, "query": queries[0], "tools": json.loads(tools.read_text()),
-                      "answer": answers[0]})
-    if not found:
-        raise FileNotFoundError(f"no examples under {root}: expected examples/<name>/case.json and tools.json")
-    found.sort(key=lambda e: (e["name"] != "simple", e["name"]))
-    return found[:limit] if limit else found
 
 
 def _median(values: list[float]) -> Optional[float]:
@@ -107,7 +85,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
 
     from .quant import answer_text
 
-    settings = Settings(n_ctx=n_ctx, n_threads=threads, max_tokens=512, constrained=True, date_string=DATE_STRING)
+    settings = Settings(n_ctx=n_ctx, n_threads=threads, max_tokens=512, constrained=True, date_string=PINNED_DATE)
     examples = card_examples(limit)
     # A random-weight model's output length is arbitrary: each call gets the budget the card's own answer
     # needs (its token count + 4), so latencies are those of a call of the real answer's length.
@@ -301,7 +279,7 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
 
         resolved = resolve(args.model)
         return [(resolved.alias or resolved.path.stem, resolved.path)]
-    from convert.synthetic import ensure_random_llama_1b_gguf
+    from ondevice_bench.fixtures.synthetic import ensure_random_llama_1b_gguf
 
     targets = []
     for quant in [q.strip().upper() for q in args.quants.split(",") if q.strip()]:
@@ -346,7 +324,7 @@ def run(args: Any) -> int:
         "machine": machine_info(),
         "model": "random-weight Llama-3.2-1B shape, Llama 3 tokenizer" if not args.model else args.model,
         "settings": {"n_ctx": args.n_ctx, "threads": args.threads, "decode_tokens": args.decode_tokens,
-                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": DATE_STRING},
+                     "repeats": args.repeats, "examples_limit": args.limit, "date_string": PINNED_DATE},
         "native_method": "raw llama_decode loop with llama.cpp's greedy sampler (bench/native.py); "
                          "llama-bench is not shipped in the llama-cpp-python wheel",
         "results": results,

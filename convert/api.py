@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ondevice.paths import atomic_path
+from ondevice.paths import atomic_path, prepare_dir
 
 from . import source as source_mod
 from .errors import ConversionError
@@ -44,6 +44,12 @@ def read_fingerprint(gguf_path: Path) -> tuple[Optional[str], Optional[int]]:
         return None, None
     ft = kv.get("general.file_type")
     return kv.get(FINGERPRINT_KEY), int(ft) if ft is not None else None
+
+
+def owns(path: Path, fingerprint: str) -> bool:
+    """Whether `path` is a GGUF this conversion wrote (it carries the inputs' fingerprint): the only
+    files the export step ever deletes."""
+    return path.is_file() and read_fingerprint(path)[0] == fingerprint
 
 
 def _up_to_date(path: Path, fingerprint: str, ftype: int) -> bool:
@@ -103,6 +109,14 @@ def convert_checkpoint(
     pending = [qt for qt in qtypes if force or not _up_to_date(quant_paths[qt.name], fp, qt.ftype)]
     result.skipped += [qt.name for qt in qtypes if qt not in pending]
     need_float = not quants or bool(pending)
+    prepare_dir(out_dir, "output directory")
+    if not force:  # never replace a file someone else put under our output name
+        for path in [quant_paths[qt.name] for qt in pending] + ([float_path] if need_float else []):
+            if path.exists() and read_fingerprint(path)[0] is None:
+                raise ConversionError(
+                    f"{path} exists and was not written by ondevice convert (it has no {FINGERPRINT_KEY}): "
+                    "move it away, pass another --out or --name, or --force to replace it"
+                )
 
     if need_float:
         if not force and _up_to_date(float_path, fp, FLOAT_FTYPES[float_key]):
@@ -139,7 +153,7 @@ def convert_checkpoint(
         state = "up to date" if qt not in pending else "written"
         _log(progress, f"  {path} {human_size(result.sizes[qt.name])} ({state})")
 
-    if quants and not keep_float and float_path.is_file():
+    if quants and not keep_float and owns(float_path, fp):
         float_path.unlink()
         result.paths.pop(float_key, None)
         result.sizes.pop(float_key, None)

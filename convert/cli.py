@@ -1,4 +1,4 @@
-"""`ondevice convert` and `ondevice pull`: registered into the ondevice CLI by ondevice.cli."""
+"""`ondevice convert` and `ondevice pull`: registered into the ondevice CLI through the `ondevice.commands` entry points."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ Writes <ONDEVICE_HOME or ~/.cache/ondevice>/models/<alias>/<alias>.<QUANT>.gguf,
 """
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register_convert(subparsers: argparse._SubParsersAction) -> None:
+    """`ondevice convert` (the `ondevice.commands` entry point `convert`)."""
     p = subparsers.add_parser(
         "convert", help="convert a Hugging Face Llama checkpoint to (quantized) GGUF",
         description="Convert a BF16/F16/F32 Hugging Face Llama safetensors checkpoint (a directory or a "
@@ -63,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run_convert)
 
+
+def register_pull(subparsers: argparse._SubParsersAction) -> None:
+    """`ondevice pull` (the `ondevice.commands` entry point `pull`)."""
     q = subparsers.add_parser(
         "pull", help="download, convert and quantize a known model into the ondevice cache",
         description="Download a model listed in models/*.json from the Hugging Face hub, convert it and "
@@ -85,7 +89,13 @@ def _print_report(float_path: Path, quant_path: Path) -> None:
     print(format_report(quantization_errors(float_path, quant_path)))
 
 
+def _require_export_dependencies() -> None:
+    """Import the export extra's dependencies up front: `ondevice` turns a missing one into the pip command."""
+    import gguf  # noqa: F401
+
+
 def run_convert(args: argparse.Namespace) -> int:
+    _require_export_dependencies()
     from .api import convert_checkpoint
 
     quants = args.quant or ["Q4_K_M"]
@@ -94,6 +104,8 @@ def run_convert(args: argparse.Namespace) -> int:
     result = convert_checkpoint(args.source, args.out, quant=quants or None, outtype=args.outtype,
                                 force=args.force, revision=args.revision, name=args.name,
                                 keep_float=keep_float, progress=not args.quiet, nthread=args.threads)
+    from .api import owns
+
     float_key = args.outtype.upper()
     for key, path in result.paths.items():
         state = "up to date" if key in result.skipped else "written"
@@ -108,7 +120,7 @@ def run_convert(args: argparse.Namespace) -> int:
             for key, path in result.paths.items():
                 if key != float_key:
                     _print_report(float_path, path)
-            if args.no_keep_float:
+            if args.no_keep_float and owns(float_path, result.fingerprint):
                 float_path.unlink()
     return 0
 
@@ -129,15 +141,18 @@ def _verify_tokenizer(args: argparse.Namespace, result) -> None:
 
 
 def load_manifest(alias: str) -> dict:
-    path = paths.MANIFEST_DIR / f"{alias}.json"
+    path = paths.manifest_dir() / f"{alias}.json"
     if not path.is_file():
-        known = sorted(p.stem for p in paths.MANIFEST_DIR.glob("*.json"))
+        known = sorted(p.stem for p in paths.manifest_dir().glob("*.json"))
         raise ConversionError(f"unknown model alias {alias!r}; known aliases: {', '.join(known) or '(none)'}")
     return json.loads(path.read_text())
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    _require_export_dependencies()
     from .api import convert_checkpoint
+
+    from .api import owns
 
     manifest = load_manifest(args.alias)
     src = manifest.get("source", {})
@@ -157,5 +172,6 @@ def run_pull(args: argparse.Namespace) -> int:
     print(f"{args.alias}: {quant} {human_size(result.sizes[quant])}  {target}  ({state})")
     if args.report and "F16" in result.paths:
         _print_report(result.paths["F16"], target)
-        result.paths["F16"].unlink()
+        if owns(result.paths["F16"], result.fingerprint):
+            result.paths["F16"].unlink()
     return 0

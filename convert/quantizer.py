@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
+import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -56,76 +55,74 @@ def quant_type(name: str) -> QuantType:
     return QUANT_TYPES[key]
 
 
-class _LogCapture:
-    """Route llama.cpp's log to a progress bar while the quantizer runs; restores the default after."""
+class _Progress:
+    """llama.cpp's quantizer log, line by line: drives a progress bar, keeps the lines for errors."""
 
     def __init__(self, progress: bool, label: str):
         self.progress = progress
         self.label = label
         self.lines: list[str] = []
         self.bar = None
-        self._buf = b""
-        import llama_cpp
 
-        @llama_cpp.llama_log_callback
-        def _cb(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            try:
-                self._on_text(text)
-            except Exception:  # never raise into C
-                pass
+    def feed(self, line: bytes) -> None:
+        self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+        m = _PROGRESS.search(line)
+        if m and self.progress:
+            i, n = int(m.group(1)), int(m.group(2))
+            if self.bar is None:
+                from tqdm import tqdm
+                self.bar = tqdm(total=n, desc=self.label, unit="tensor", file=sys.stderr, leave=True)
+            self.bar.n = i
+            self.bar.set_postfix_str(m.group(3).decode("utf-8", "replace")[:32], refresh=False)
+            self.bar.refresh()
 
-        self._cb = _cb
-
-    def _on_text(self, text: bytes) -> None:
-        self._buf += text
-        while b"\n" in self._buf:
-            line, self._buf = self._buf.split(b"\n", 1)
-            self.lines.append(line.decode("utf-8", "replace"))
-            m = _PROGRESS.search(line)
-            if m and self.progress:
-                i, n = int(m.group(1)), int(m.group(2))
-                if self.bar is None:
-                    from tqdm import tqdm
-                    self.bar = tqdm(total=n, desc=self.label, unit="tensor", file=sys.stderr, leave=True)
-                self.bar.n = i
-                self.bar.set_postfix_str(m.group(3).decode("utf-8", "replace")[:32], refresh=False)
-                self.bar.refresh()
-
-    def __enter__(self) -> "_LogCapture":
-        import llama_cpp
-
-        llama_cpp.llama_log_set(self._cb, ctypes.c_void_p(0))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        import llama_cpp
-        from llama_cpp import _logger
-
-        llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
 def quantize(src_gguf: Path, dst_gguf: Path, quant: str, nthread: Optional[int] = None,
              progress: bool = True) -> int:
-    """Quantize src_gguf (F32/F16/BF16) to dst_gguf with llama.cpp; atomic. Returns the new size."""
+    """Quantize src_gguf (F32/F16/BF16) to dst_gguf with llama.cpp; atomic. Returns the new size.
+
+    llama.cpp's quantizer cannot be cancelled from inside, and an interrupt raised in a Python log
+    callback is swallowed by ctypes; so it runs in a child process (convert/quantize_worker.py) in
+    its own session, which Ctrl-C here kills at once: KeyboardInterrupt, no file left behind.
+    """
     qt = quant_type(quant)
     src_gguf, dst_gguf = Path(src_gguf), Path(dst_gguf)
     if not src_gguf.is_file():
         raise MissingFileError(f"expected a GGUF to quantize at {src_gguf}, it is missing")
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = qt.ftype
-    params.nthread = nthread or os.cpu_count() or 1
-    params.max_buf_size = QUANT_BUFFER_BYTES
+    threads = nthread or os.cpu_count() or 1
+    log = _Progress(progress, f"quantize {qt.name}")
     with atomic_path(dst_gguf) as tmp:
-        with _LogCapture(progress, f"quantize {qt.name}") as log:
-            rc = llama_cpp.llama_model_quantize(str(src_gguf).encode(), str(tmp).encode(), ctypes.byref(params))
+        try:
+            rc = _run_worker([str(src_gguf), str(tmp), str(qt.ftype), str(threads), str(QUANT_BUFFER_BYTES)], log)
+        finally:
+            log.close()
         if rc != 0:
             tail = "\n".join(l for l in log.lines[-8:] if l.strip())
-            raise ConversionError(f"llama.cpp could not quantize {src_gguf.name} to {qt.name} (code {rc}):\n{tail}")
+            raise ConversionError(f"llama.cpp could not quantize {src_gguf.name} to {qt.name} (code {rc})",
+                                  details=tail)
     return dst_gguf.stat().st_size
+
+
+def _run_worker(argv: list[str], log: _Progress) -> int:
+    worker = Path(__file__).resolve().with_name("quantize_worker.py")  # a script: it imports no package of ours
+    proc = subprocess.Popen([sys.executable, str(worker), *argv], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # the terminal's Ctrl-C reaches us, not it
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.feed(line)
+        return proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted (or failed) here: stop the quantizer now
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def human_size(n: int) -> str:

@@ -58,7 +58,7 @@ def detect_pre_tokenizer(tokenizer: dict[str, Any]) -> str:
             return name
     raise ConversionError(
         f"expected a pre-tokenizer llama.cpp knows ({', '.join(n for _, n in PRE_TOKENIZERS)}), "
-        f"got {sig!r}; add its signature to convert.tokenizer.PRE_TOKENIZERS with the matching "
+        f"got {sig!r}; add its signature to ondevice_convert.tokenizer.PRE_TOKENIZERS with the matching "
         "llama.cpp pre-tokenizer name"
     )
 

@@ -1,15 +1,18 @@
 """ondevice: offline tool calling with guaranteed-valid ``<tool_call>[...]</tool_call>`` output on llama.cpp."""
 
-from .api import CallResult, Conversation, ToolCaller, validate_calls
+from .api import CallResult, Conversation, ToolCaller
 from .errors import (
+    ChatTemplateError,
     ContextOverflowError,
+    GrammarStateError,
     EmptyQueryError,
     ModelFileError,
     ModelNotFoundError,
     OndeviceError,
+    SettingsError,
     ToolSchemaError,
 )
-from .parse import ToolCall, parse_response, parse_tool_calls
+from .parse import ToolCall, parse_response, parse_tool_calls, validate_calls
 from .prompt import SYSTEM_PROMPT, prepare_messages
 from .settings import Settings
 from .tools import Tool, normalize_tools, to_json_schema
@@ -20,5 +23,5 @@ __all__ = [
     "CallResult", "Conversation", "ToolCaller", "validate_calls", "ToolCall", "parse_response",
     "parse_tool_calls", "SYSTEM_PROMPT", "prepare_messages", "Settings", "Tool", "normalize_tools",
     "to_json_schema", "OndeviceError", "ToolSchemaError", "ModelNotFoundError", "ModelFileError",
-    "ContextOverflowError", "EmptyQueryError"
+    "ContextOverflowError", "EmptyQueryError", "SettingsError", "ChatTemplateError", "GrammarStateError"
 ]

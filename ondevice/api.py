@@ -16,20 +16,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import jsonschema
 import numpy as np
 from llguidance import LLMatcher, LLTokenizer
 from llguidance.llamacpp import lltokenizer_from_vocab
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .chat_template import ChatTemplate, ChatTemplateError
-from .decode import FirstBranch, GrammarStateError, Generation, decode, lcp, no_call_probability
-from .errors import ContextOverflowError
-from .grammar import TAG_OPEN, GrammarOptions, Markers, compile_grammar, message_lark
+from .chat_template import ChatTemplate
+from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
+from .errors import ChatTemplateError, ContextOverflowError, GrammarStateError
+from .grammar import GrammarOptions, Markers, compile_grammar, message_lark
+from .jsonvalue import check_tools_value
 from .llama import LlamaModel
 from .models import ResolvedModel, manifests, resolve
-from .parse import TOOL_CALL_CLOSE, ToolCall, parse_tool_calls
-from .prefix_cache import PrefixCache
+from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, parse_tool_calls, validate_calls
+from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
 from .sampling import Sampler, mask_to_bool
 from .settings import Settings
@@ -70,18 +70,12 @@ class CallResult:
         }
 
 
-def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
-    """Problems with `calls` against `tools` (unknown name, arguments not valid): empty when valid."""
-    by_name = {t.name: t for t in tools}
-    problems = []
-    for i, call in enumerate(calls):
-        tool = by_name.get(call.name)
-        if tool is None:
-            problems.append(f"call #{i}: unknown tool {call.name!r}")
-            continue
-        for error in jsonschema.Draft202012Validator(tool.parameters).iter_errors(call.arguments):
-            problems.append(f"call #{i} ({call.name}): {error.message}")
-    return problems
+def check_tools(tools: Optional[Sequence[Any]], options: Optional[GrammarOptions] = None) -> tuple[list[Tool], str]:
+    """The tools normalized and their compiled grammar; a ToolSchemaError naming the tool and the
+    path when they are malformed or cannot be satisfied. Needs no model: check before loading one."""
+    check_tools_value(tools)
+    normalized = normalize_tools(tools)
+    return normalized, compile_grammar(normalized, options)
 
 
 class ToolCaller:
@@ -103,7 +97,8 @@ class ToolCaller:
         stat = model.path.stat()
         identity = f"{model.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings.n_ctx}|{settings.n_gpu_layers}"
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
-                                        settings.prefix_cache_dir, namespace=identity)
+                                        settings.prefix_cache_dir, namespace=identity,
+                                        disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
         self._markers: Optional[Markers] = None
         self._message_start: Optional[np.ndarray] = None
@@ -117,22 +112,28 @@ class ToolCaller:
     def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
         """Load a model: a .gguf path, an alias from models/, a hub repo id, or None for the default."""
         settings = settings or Settings()
+        if settings.prefix_cache_dir is not None:
+            prepare_cache_dir(settings.prefix_cache_dir)  # a bad directory fails before the model loads
         resolved = resolve(None if model is None else str(model))
         start = time.perf_counter()
         llama = LlamaModel(resolved.path, settings)
         return cls(llama, settings, resolved, time.perf_counter() - start)
 
     # --- prompt -------------------------------------------------------------------------------------
-    def render(self, messages: list[Message]) -> str:
-        """The prompt text for `messages`, as the model's chat template renders it."""
-        return self.template.render(messages, add_generation_prompt=True, date_string=self.settings.date_string)
+    def render(self, messages: list[Message], date_string: Optional[str] = None) -> str:
+        """The prompt text for `messages`, as the model's chat template renders it.
+
+        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string).
+        """
+        date = self.settings.date_string if date_string is None else date_string
+        return self.template.render(messages, add_generation_prompt=True, date_string=date)
 
     def _tools(self, tools: Optional[Sequence[Any]], options: GrammarOptions) -> tuple[list[Tool], str]:
+        check_tools_value(tools)
         key = json.dumps([tools, options.no_call, options.message_max_chars], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            normalized = normalize_tools(tools)
-            hit = (normalized, compile_grammar(normalized, options))
+            hit = check_tools(tools, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -219,18 +220,20 @@ class ToolCaller:
         `history` is the conversation so far (from `Conversation`, or the card's messages). With
         `settings.constrained` (the default) the result is always a valid tool-call list: [] when no
         tool fits. `settings` overrides decoding settings (temperature, seed, max_tokens, ...) for
-        this call only; load-time settings (n_ctx, threads, offload) are fixed by `load`. `sampler`
+        this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
+        is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
         """
         s = settings or self.settings
+        self.settings.check_per_call(s)
         check_query(query)
         options = self.grammar_options(s)
         normalized, grammar = self._tools(tools, options)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
-        prompt_text = self.render(messages)
+        prompt_text = self.render(messages, s.date_string)
         marked = list(messages)
         marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
-        prefix_text = self.render(marked).split(_QUERY_MARK, 1)[0]
+        prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
         prompt = self.model.tokenize(prompt_text)
@@ -238,23 +241,25 @@ class ToolCaller:
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0) if s.constrained else None
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0) if s.constrained else None
         if matcher is not None and matcher.is_error():
-            raise GrammarStateError(f"the grammar did not load: {matcher.get_error()}")
+            raise GrammarStateError("the grammar did not load for this model's tokenizer (a bug: please report it "
+                                    "with the tools)", details=matcher.get_error())
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
-        # Free text stops after the first list: parse_response reads only that one.
+        # Free text stops after the first closed block: parse_response reads only that one.
         branch = self._first_branch(options, s) if s.constrained else None
         p_list = None
         if branch is not None and not options.allows_text:
             # "list" has no branch at the first token: the probability is still reported, from the
             # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
             p_list = self._no_call_probability(tools, options, branch)
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=TOOL_CALL_CLOSE.encode(),
+        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, 
+                     stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()),
                      markers=options.markers, branch=branch if options.allows_text else None)
         if p_list is not None:
             gen.no_call_probability = p_list
         message = None
-        if s.constrained and options.allows_text and not gen.text.startswith(TAG_OPEN):
+        if s.constrained and options.allows_text and not gen.text.startswith(TOOL_CALL_OPEN):
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
@@ -262,13 +267,13 @@ class ToolCaller:
         if s.constrained and message is None:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
-                raise GrammarStateError(f"constrained output failed validation: {problems}; text: {gen.text!r}")
+                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
+                                        "it with the tools)", details=f"text: {gen.text!r}")
         timings = _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0)
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)
             self._first_call = False
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message,
-                          None if gen.no_call_probability is None else round(gen.no_call_probability, 4))
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import AssetError
-from .paths import MANIFEST_DIR, atomic_path, converted_model_path, home
+from .paths import atomic_path, converted_model_path, home, manifest_dir
 
 STANDIN_ALIAS = "smollm2-135m-instruct"
 
@@ -60,7 +60,7 @@ def _remember_verified(path: Path, expected: str) -> None:
 
 
 def standin_manifest() -> dict:
-    return json.loads((MANIFEST_DIR / f"{STANDIN_ALIAS}.json").read_text())
+    return json.loads((manifest_dir() / f"{STANDIN_ALIAS}.json").read_text())
 
 
 def standin_gguf_path(verify: bool = True) -> Path:

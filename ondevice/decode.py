@@ -23,7 +23,6 @@ the branch instead of the sampler.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -32,14 +31,11 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from .errors import OndeviceError
-from .grammar import CLOSE, OPEN, TAG_CLOSE, TAG_OPEN, Markers
+from .errors import GrammarStateError
+from .grammar import Markers
 from .llama import LlamaModel
+from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, close_text
 from .sampling import Sampler, mask_to_bool
-
-
-class GrammarStateError(OndeviceError, RuntimeError):
-    """The grammar engine reached a state it should not (a bug: please report it with the tools)."""
 
 
 @dataclass
@@ -71,13 +67,14 @@ def decode(
     budget: int,
     matcher: Optional[LLMatcher] = None,
     fast_forward: bool = True,
-    stop: Optional[bytes] = None,
+    stop: Optional[tuple[bytes, bytes]] = None,
     markers: Optional[Markers] = None,
     branch: Optional[FirstBranch] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
-    Without a matcher, generation also ends (finish "stop") once the output's bytes contain `stop`.
+    Without a matcher, generation also ends (finish "stop") once `stop` = (open, close) is complete:
+    the first `close` after an `open` (a `close` in prose before any `open` does not end it).
     `markers` says how the tags are tokenized (for closing a truncated output); `branch` marks the
     first token as the choice between a call and a sentence (see FirstBranch).
     """
@@ -88,18 +85,21 @@ def decode(
     sampled = forced = 0
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
-    tail = b""  # the output's last bytes, for `stop`
+    text = b""  # the output so far, for `stop`
+    opened = -1  # where `stop`'s open tag ends in `text`
     p_no_call: Optional[float] = None
 
     while True:
         if matcher is not None:
             if matcher.is_error():
-                raise GrammarStateError(f"grammar error after {model.detokenize(out)!r}: {matcher.get_error()}")
+                raise GrammarStateError(f"the grammar engine failed after {model.detokenize(out)!r} (a bug: please "
+                                        "report it with the tools)", details=matcher.get_error())
             if fast_forward and not matcher.is_stopped():
                 ff = matcher.compute_ff_tokens()[: budget - len(out)]
                 if ff:
                     if not matcher.consume_tokens(ff):
-                        raise GrammarStateError(f"forced tokens refused: {matcher.get_error()}")
+                        raise GrammarStateError("the grammar engine refused its own forced tokens (a bug: please report "
+                                                "it with the tools)", details=matcher.get_error())
                     out.extend(ff)
                     pending.extend(ff)
                     forced += len(ff)
@@ -120,13 +120,22 @@ def decode(
             finish = "eog" if matcher is None else "stop"
             break
         if matcher is not None and not matcher.consume_token(token):
-            raise GrammarStateError(f"sampled token {token} refused: {matcher.get_error()}")
+            raise GrammarStateError(f"the grammar engine refused token {token} from its own mask after "
+                                    f"{model.detokenize(out)!r} (a bug: please report it with the tools)",
+                                    details=matcher.get_error())
         out.append(token)
         pending.append(token)
         sampled += 1
         if stop and matcher is None:
-            tail = (tail + model.detokenize([token]))[-(len(stop) + 64):]
-            if stop in tail:
+            open_tag, close_tag = stop
+            piece = model.detokenize([token])
+            search_from = max(0, len(text) - max(len(open_tag), len(close_tag)))
+            text += piece
+            if opened < 0:
+                found = text.find(open_tag, search_from)
+                if found >= 0:
+                    opened = search_from = found + len(open_tag)
+            if opened >= 0 and text.find(close_tag, max(opened, search_from)) >= 0:
                 finish = "stop"
                 break
 
@@ -169,30 +178,6 @@ def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher,
     return sampler.pick(logits, allowed, generated=[]), p_text
 
 
-def close_text(text: str) -> str:
-    """The valid tool-call text made of every complete call in a truncated `text`.
-
-    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
-    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
-    """
-    if not text.startswith(OPEN):
-        return OPEN + CLOSE
-    decoder = json.JSONDecoder()
-    end = i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            _, j = decoder.raw_decode(text, i)
-        except ValueError:
-            break
-        end = j
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return text[:end] + CLOSE
-
-
 def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Markers) -> list[int]:
     """Close a truncated output validly; the grammar re-checks the result from its start.
 
@@ -201,11 +186,11 @@ def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Marke
     model emits them (`markers`), the rest as plain text.
     """
     text = model.detokenize(out).decode("utf-8", errors="replace")
-    if out and not text.startswith(TAG_OPEN) and matcher.is_accepting():
+    if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
         return out
     text = close_text(text)
     if markers.special:
-        tokens = list(markers.open_ids) + model.tokenize(text[len(TAG_OPEN):-len(TAG_CLOSE)], special=False) \
+        tokens = list(markers.open_ids) + model.tokenize(text[len(TOOL_CALL_OPEN):-len(TOOL_CALL_CLOSE)], special=False) \
             + list(markers.close_ids)
     else:
         tokens = model.tokenize(text, special=False)

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class OndeviceError(Exception):
-    """Base class: the CLI prints these as `ondevice: error: <message>` and exits 2."""
+    """Base class: the CLI prints these as `ondevice: error: <message>` (one line) and exits 2.
+
+    `details` holds what only helps a bug report or an expert (an engine's parser state, a log tail):
+    kept out of the message, printed by the CLI with --verbose. `is_bug`: the error means ondevice
+    itself went wrong (the CLI then asks for a report and exits 1).
+    """
+
+    is_bug = False
+
+    def __init__(self, message: str = "", *, details: Optional[str] = None):
+        super().__init__(message)
+        self.details = details
 
 
 class ToolSchemaError(OndeviceError, ValueError):
@@ -23,9 +36,33 @@ class ContextOverflowError(OndeviceError, ValueError):
     """The prompt does not fit in the context window."""
 
 
-class EmptyQueryError(OndeviceError, ValueError):
+class QueryError(OndeviceError, ValueError):
+    """The query is not usable text (empty, not a string, not valid UTF-8)."""
+
+
+class EmptyQueryError(QueryError):
     """The query is empty or only whitespace."""
 
 
 class AssetError(OndeviceError, RuntimeError):
     """A pinned asset (stand-in model, tokenizer) is missing or fails its checksum."""
+
+
+class SettingsError(OndeviceError, ValueError):
+    """A setting is out of range, unknown, or cannot change per call."""
+
+
+class ChatTemplateError(OndeviceError, ValueError):
+    """A chat template is missing, does not compile, or refuses the messages."""
+
+
+class GrammarStateError(OndeviceError, RuntimeError):
+    """The grammar engine reached a state it should not (a bug: please report it with the tools).
+
+    llguidance's parser state goes to `details` (the CLI prints it with --verbose), not the message."""
+
+    is_bug = True
+
+
+class DirectoryError(OndeviceError, OSError):
+    """A directory ondevice writes into cannot be created or written (it is a file, or read-only)."""

@@ -19,22 +19,23 @@ costs about 15 ms per token against about 0.1 ms, and llguidance reports the tok
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from llguidance import LLMatcher
 
-from .errors import ModelFileError, ToolSchemaError
-from .settings import SettingsError
+from .errors import ModelFileError, SettingsError, ToolSchemaError
+from .parse import TOOL_CALL_CLOSE as TAG_CLOSE
+from .parse import TOOL_CALL_OPEN as TAG_OPEN
+from .schema_refs import check_refs
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
-TAG_OPEN = "<tool_call>"
-TAG_CLOSE = "</tool_call>"
-OPEN = TAG_OPEN + "["
-CLOSE = "]" + TAG_CLOSE
+_LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
+_POSITION = re.compile(r"^at \d+\(\d+\): ")
 
 NO_CALL_MODES = ("list", "text", "threshold")
 
@@ -127,7 +128,10 @@ def tool_call_lark(tools: Sequence[Tool], options: Optional[GrammarOptions] = No
 
 
 def compile_grammar(tools: Sequence[Tool], options: Optional[GrammarOptions] = None) -> str:
-    """The serialized llguidance grammar; a schema llguidance refuses names the tool."""
+    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied or that
+    llguidance refuses names the tool (llguidance's grammar listing goes to the error's details)."""
+    for tool in tools:
+        check_refs(tool.name, tool.parameters)
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
     if is_error:
@@ -135,6 +139,20 @@ def compile_grammar(tools: Sequence[Tool], options: Optional[GrammarOptions] = N
             alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], options))
             bad, why = LLMatcher.validate_grammar_with_warnings(alone)
             if bad:
-                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: {'; '.join(why)}")
-        raise ToolSchemaError(f"the tool-call grammar does not compile: {'; '.join(messages)}")
+                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
+                                      f"{_first_lines(why)}", details="\n".join(why))
+        raise ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(messages)}",
+                              details="\n".join(messages))
     return grammar
+
+
+def _first_lines(messages: Sequence[str]) -> str:
+    """llguidance's reasons without the listing of the grammar that follows them."""
+    reasons = []
+    for message in messages:
+        for line in message.splitlines():
+            if _LISTING.match(line):
+                break
+            if line.strip() and line.strip() != "^":
+                reasons.append(_POSITION.sub("", line.strip()))
+    return "; ".join(reasons)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import struct
+import sys
 import threading
 from pathlib import Path
 from typing import Optional, Sequence
@@ -17,7 +18,7 @@ from typing import Optional, Sequence
 import llama_cpp
 import numpy as np
 
-from .errors import ContextOverflowError, ModelFileError, OndeviceError
+from .errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
 from .settings import Settings
 
 GGUF_MAGIC = b"GGUF"
@@ -28,15 +29,37 @@ _LOG_LOCK = threading.Lock()
 _BACKEND_READY = False
 
 
+_ECHO_LOG = False  # Settings.verbose: llama.cpp's log also goes to stderr
+_INTERRUPTED = False  # Ctrl-C landed inside the log callback
+
+
 @llama_cpp.llama_log_callback
 def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     # Keep llama.cpp quiet but remember what it said, so a load failure can say why.
-    with _LOG_LOCK:
-        _LOG_LINES.append(text.decode("utf-8", errors="replace"))
+    global _INTERRUPTED
+    try:
+        decoded = text.decode("utf-8", errors="replace")
+        with _LOG_LOCK:
+            _LOG_LINES.append(decoded)
+        if _ECHO_LOG:
+            sys.stderr.write(decoded)
+    except KeyboardInterrupt:  # ctypes would swallow it: re-raised by check_interrupt() after the C call
+        _INTERRUPTED = True
+    except Exception:  # never raise into C
+        pass
 
 
-def _init_backend() -> None:
-    global _BACKEND_READY
+def check_interrupt() -> None:
+    """Raise the KeyboardInterrupt that arrived while llama.cpp was calling back into Python."""
+    global _INTERRUPTED
+    if _INTERRUPTED:
+        _INTERRUPTED = False
+        raise KeyboardInterrupt
+
+
+def _init_backend(verbose: bool = False) -> None:
+    global _BACKEND_READY, _ECHO_LOG
+    _ECHO_LOG = verbose
     # Set at every load: other code in the process (the quantizer) may have swapped the global callback.
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     if not _BACKEND_READY:
@@ -75,7 +98,7 @@ class LlamaModel:
     """A loaded GGUF model with one inference context (sequence 0) and a token batch."""
 
     def __init__(self, path: Path, settings: Settings):
-        _init_backend()
+        _init_backend(settings.verbose)
         self.path = Path(path)
         self.settings = settings
         check_gguf_header(self.path)
@@ -88,6 +111,7 @@ class LlamaModel:
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = settings.n_gpu_layers if settings.n_gpu_layers >= 0 else 2**31 - 1
         self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
+        check_interrupt()
         if not self.model:
             reason = _recent_log()
             raise ModelFileError(
@@ -98,6 +122,13 @@ class LlamaModel:
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)
+        if self.n_ctx_train > 0 and settings.n_ctx > self.n_ctx_train:
+            llama_cpp.llama_model_free(self.model)
+            self.model = None
+            raise ContextOverflowError(
+                f"n_ctx {settings.n_ctx} is more than {self.path.name} was trained on ({self.n_ctx_train} tokens): "
+                f"pass --n-ctx {self.n_ctx_train} or less"
+            )
 
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = settings.n_ctx
@@ -107,6 +138,7 @@ class LlamaModel:
         cparams.n_threads = settings.threads
         cparams.n_threads_batch = settings.threads
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
+        check_interrupt()
         if not self.ctx:
             llama_cpp.llama_model_free(self.model)
             self.model = None
@@ -122,14 +154,6 @@ class LlamaModel:
         self.eog_tokens = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
 
     # --- metadata -------------------------------------------------------------------------------
-    def meta(self, key: str) -> Optional[str]:
-        size = llama_cpp.llama_model_meta_val_str(self.model, key.encode(), None, 0)
-        if size < 0:
-            return None
-        buf = ctypes.create_string_buffer(size + 1)
-        llama_cpp.llama_model_meta_val_str(self.model, key.encode(), buf, size + 1)
-        return buf.value.decode("utf-8", errors="replace")
-
     def chat_template(self) -> Optional[str]:
         raw = llama_cpp.llama_model_chat_template(self.model, None)
         return raw.decode("utf-8") if raw else None
@@ -150,7 +174,11 @@ class LlamaModel:
     # --- text <-> tokens --------------------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Tokens of `text` with special tokens parsed (no BOS added: chat templates write it)."""
-        data = text.encode("utf-8")
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates: undecodable bytes in a query, history or tools
+            raise QueryError(f"the prompt holds text that is not valid UTF-8 ({text[max(0, exc.start - 20):exc.end]!r}): "
+                             "pass the query, history and tools as UTF-8") from None
         n_max = len(data) + 8
         buf = (llama_cpp.llama_token * n_max)()
         n = llama_cpp.llama_tokenize(self.vocab, data, len(data), buf, n_max, False, special)
@@ -203,6 +231,7 @@ class LlamaModel:
                 batch.logits[i] = 0
             batch.logits[len(chunk) - 1] = 1
             rc = llama_cpp.llama_decode(self.ctx, batch)
+            check_interrupt()
             if rc != 0:
                 raise OndeviceError(f"llama_decode failed with code {rc} at position {pos0}")
             self.tokens.extend(chunk)

@@ -14,7 +14,7 @@ from typing import Optional
 
 from .assets import STANDIN_ALIAS, chunked_gguf_path, standin_gguf_path
 from .errors import ModelNotFoundError
-from .paths import MANIFEST_DIR, converted_model_path, models_dir
+from .paths import converted_model_path, manifest_dir, models_dir
 
 REFERENCE_ALIAS = "llama-3.2-1b-apigen-fc"
 
@@ -29,9 +29,9 @@ class ResolvedModel:
 
 
 def manifests() -> dict[str, dict]:
-    """Every model manifest under models/, by alias."""
+    """Every model manifest (models/*.json, shipped in the package), by alias."""
     found = {}
-    for path in sorted(MANIFEST_DIR.glob("*.json")):
+    for path in sorted(manifest_dir().glob("*.json")):
         data = json.loads(path.read_text())
         found[data["alias"]] = data
     return found

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-from .errors import EmptyQueryError
+from .errors import EmptyQueryError, QueryError
 
 SYSTEM_PROMPT = """
 You are an expert in composing functions. You are given a question and a set of possible functions. 
@@ -40,17 +40,17 @@ def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
     return USER_TEMPLATE.format(tools=json.dumps(tools if tools is not None else []), query=query)
 
 
-def tools_prefix(tools: Optional[list[Any]] = None) -> str:
-    """The part of the first user turn that depends only on the tools (shared by every query)."""
-    return render_user_prompt("\0", tools).split("\0", 1)[0]
-
-
 def check_query(query: str) -> str:
-    """Reject an empty or non-string query with a message that says what to pass."""
+    """Reject an empty, non-string or non-UTF-8 query with a message that says what to pass."""
     if not isinstance(query, str):
         raise EmptyQueryError(f"expected the query to be a string, got {type(query).__name__}")
     if not query.strip():
         raise EmptyQueryError("the query is empty: pass the question to answer, e.g. \"What's the weather in Paris?\"")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: undecodable bytes from argv or a JSON escape
+        raise QueryError(f"the query is not valid UTF-8 text (undecodable {query[exc.start:exc.end]!r} at "
+                         f"character {exc.start}): pass it as UTF-8") from None
     return query
 
 

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Optional
 
-from .errors import OndeviceError
+from .errors import SettingsError
 
 
-class SettingsError(OndeviceError, ValueError):
-    """A setting is out of range."""
+INT32_MAX = 2**31 - 1
+UINT32_MAX = 2**32 - 1
+# llama.cpp stores n_ctx in a uint32 and sizes the KV cache from it; no model we run was trained on
+# more than 128k tokens, and a larger value only fails later (allocating the cache), so stop here.
+MAX_N_CTX = 1 << 20
+MAX_N_BATCH = 1 << 16
+MAX_THREADS = 512  # GGML_MAX_N_THREADS
+MAX_TEMPERATURE = 100.0  # beyond this every allowed token is equally likely anyway
+MAX_CACHE_MB = 1 << 30
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates (undecodable bytes from argv, files or JSON escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -26,11 +51,22 @@ class Settings:
     Llama 3.2's chat template. prefix_cache_entries / prefix_cache_mb: how many evaluated tool
     prefixes (KV snapshots) to keep in RAM, least recently used evicted first; prefix_cache_dir also
     keeps them on disk, so that a new process skips evaluating a known tools prefix. chat_template: Jinja
-    source to use instead of the GGUF's own template. no_call: how an answer without a call is
+    source to use instead of the GGUF's own template. prefix_cache_disk_mb: the bound on the
+    snapshots kept in prefix_cache_dir (all models together; least recently used removed first).
+    verbose: llama.cpp's log and llguidance's grammar diagnostics go to stderr (errors always keep
+    the engine's state, parser dumps and log tails, in `details`, out of the message). no_call: how an answer without a call is
     produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
     but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
     takes the model's default from its manifest ("list" for a model without one).
+
+    Every value is checked here, before a model loads; the upper bounds are those of the C side
+    (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
+    checked at load).
+
+    Fields in LOAD_TIME_FIELDS are fixed when the model loads (`ToolCaller.load`); the others
+    (PER_CALL_FIELDS) may change for one call (`call(..., settings=caller.settings.with_(...))`).
+    A per-call settings object whose load-time fields differ from the loaded ones is a SettingsError.
     """
 
     n_ctx: int = 4096
@@ -47,33 +83,65 @@ class Settings:
     prefix_cache_entries: int = 8
     prefix_cache_mb: int = 512
     prefix_cache_dir: Optional[str] = None
+    prefix_cache_disk_mb: int = 2048
     chat_template: Optional[str] = None
     no_call: Optional[str] = None
     no_call_threshold: Optional[float] = None
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.n_ctx >= 64, "n_ctx", "an integer >= 64"),
-            (self.n_threads is None or self.n_threads >= 1, "n_threads", "None or an integer >= 1"),
-            (self.n_batch >= 1, "n_batch", "an integer >= 1"),
-            (self.n_gpu_layers >= -1, "n_gpu_layers", "-1 (all), 0 (CPU) or a layer count"),
-            (self.temperature >= 0, "temperature", "a number >= 0 (0 is greedy)"),
-            (0 < self.top_p <= 1, "top_p", "a number in (0, 1]"),
-            (self.max_tokens >= 1, "max_tokens", "an integer >= 1"),
-            (self.prefix_cache_entries >= 0, "prefix_cache_entries", "an integer >= 0"),
-            (self.prefix_cache_mb >= 0, "prefix_cache_mb", "an integer >= 0"),
-            (self.no_call in (None, "list", "text", "threshold"), "no_call", "None, 'list', 'text' or 'threshold'"),
-            (self.no_call_threshold is None or 0 <= self.no_call_threshold <= 1, "no_call_threshold",
-             "None or a probability in [0, 1]"),
+        ints = [  # name, low, high, what to pass
+            ("n_ctx", 64, MAX_N_CTX, f"an integer from 64 to {MAX_N_CTX}"),
+            ("n_batch", 1, MAX_N_BATCH, f"an integer from 1 to {MAX_N_BATCH}"),
+            ("n_gpu_layers", -1, INT32_MAX, "-1 (all), 0 (CPU) or a layer count"),
+            ("seed", 0, UINT32_MAX, f"an integer from 0 to {UINT32_MAX}"),
+            ("max_tokens", 1, INT32_MAX, f"an integer from 1 to {INT32_MAX}"),
+            ("prefix_cache_entries", 0, INT32_MAX, "an integer >= 0"),
+            ("prefix_cache_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
+            ("prefix_cache_disk_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
         ]
-        for ok, name, expected in checks:
-            if not ok:
-                raise SettingsError(f"setting {name}: expected {expected}, got {getattr(self, name)!r}")
+        if self.n_threads is not None:
+            ints.append(("n_threads", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}"))
+        for name, low, high, expected in ints:
+            value = getattr(self, name)
+            if not _is_int(value) or not low <= value <= high:
+                raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
+        floats = [
+            ("temperature", lambda t: 0 <= t <= MAX_TEMPERATURE, f"a number from 0 to {MAX_TEMPERATURE} (0 is greedy)"),
+            ("top_p", lambda p: 0 < p <= 1, "a number in (0, 1]"),
+        ]
+        for name, ok, expected in floats:
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or not ok(value):
+                raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
+        if self.no_call not in (None, "list", "text", "threshold"):
+            raise SettingsError(f"setting no_call: expected None, 'list', 'text' or 'threshold', got {self.no_call!r}")
+        t = self.no_call_threshold
+        if t is not None and (not _is_number(t) or not 0 <= t <= 1):
+            raise SettingsError(f"setting no_call_threshold: expected None or a probability in [0, 1], got {t!r}")
+        for name in ("constrained", "fast_forward", "verbose"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"setting {name}: expected True or False, got {getattr(self, name)!r}")
+        for name in ("date_string", "prefix_cache_dir", "chat_template"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise SettingsError(f"setting {name}: expected None or a string, got {type(value).__name__}")
+            if isinstance(value, str) and not is_utf8(value):
+                raise SettingsError(f"setting {name}: expected UTF-8 text, got {value!r} (undecodable bytes)")
 
     @property
     def threads(self) -> int:
         return self.n_threads or max(1, os.cpu_count() or 1)
+
+    def check_per_call(self, per_call: "Settings") -> None:
+        """Raise SettingsError when `per_call` changes a field fixed at load (these are the loaded settings)."""
+        changed = [f"{name}: loaded with {getattr(self, name)!r}, got {getattr(per_call, name)!r}"
+                   for name in sorted(LOAD_TIME_FIELDS) if getattr(self, name) != getattr(per_call, name)]
+        if changed:
+            raise SettingsError(
+                f"load-time settings cannot change per call ({'; '.join(changed)}): load the model again with them; "
+                f"per call only {', '.join(sorted(PER_CALL_FIELDS))} may change"
+            )
 
     def with_(self, **changes: Any) -> "Settings":
         """A copy with some settings changed (unknown names are an error)."""
@@ -82,3 +150,11 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown settings {unknown}; known: {sorted(known)}")
         return replace(self, **changes)
+
+
+# Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
+LOAD_TIME_FIELDS = frozenset({
+    "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
+    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template",
+})
+PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 
-from ..api import ToolCaller
+from ..api import ToolCaller, check_tools
 from ..prompt import check_query
-from .options import add_model_options, load_tools, settings_from_args
+from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
 examples:
-  ondevice call "What's the weather like in New York in fahrenheit?" --tools examples/simple/tools.json
-  ondevice call "What is the capital of Brazil?" --tools examples/multiple/tools.json --json
+  ondevice call "What's the weather like in New York in fahrenheit?" --tools {examples}/simple/tools.json
+  ondevice call "What is the capital of Brazil?" --tools {examples}/multiple/tools.json --json
   cat tools.json | ondevice call "Find flights to Oslo" --tools - --model ./model.Q4_K_M.gguf
   ondevice call "Hello" --tools tools.json --temperature 0.8 --seed 7
 
@@ -24,7 +24,7 @@ Prints the calls as a JSON array ([] when no tool fits); --json prints the whole
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("call", help="answer one query with tool calls", description=__doc__,
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES.format(examples=example_path()), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("query", help="the question to answer")
     p.add_argument("--tools", "-t", help="JSON file with the list of tools ('-' for stdin); none: answers []")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON, not only the calls")
@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
     tools = load_tools(args.tools)
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    settings = settings_from_args(args)
+    check_tools(tools)  # a bad or unsatisfiable schema fails before the model loads
+    caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     result = caller.call(args.query, tools)

@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 
-from ..api import ToolCaller
-from .options import add_model_options, load_tools, settings_from_args
+from ..api import ToolCaller, check_tools
+from ..errors import QueryError
+from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
 examples:
-  ondevice chat --tools examples/multi_turn/tools.json
+  ondevice chat --tools {examples}/multi_turn/tools.json
   printf 'Weather in Madrid in celsius?\\nAnd in Edinburgh?\\n' | ondevice chat --tools tools.json
 
 Each answer goes back into the conversation as json.dumps(calls), as the model card's multi-turn
@@ -21,7 +22,7 @@ example does. An empty line, "exit" or end of input ends the session.
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="multi-turn tool calling, one query per line", description=__doc__,
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=EXAMPLES.format(examples=example_path()), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tools", "-t", help="JSON file with the list of tools")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -29,15 +30,24 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tools = load_tools(args.tools)
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    settings = settings_from_args(args)
+    check_tools(tools)  # a bad or unsatisfiable schema fails before the model loads
+    caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     conversation = caller.conversation(tools)
     interactive = sys.stdin.isatty()
+    number = 0
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
+        raw = sys.stdin.buffer.readline()
+        number += 1
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise QueryError(f"input line {number} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                             f"{exc.start}): type or pipe UTF-8") from None
         query = line.strip()
         if not line or not query or query in ("exit", "quit"):
             return 0

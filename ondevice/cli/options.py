@@ -1,4 +1,4 @@
-"""Options shared by the subcommands that run a model, and reading a tools file."""
+"""Options shared by the subcommands that run a model, and reading the files they name."""
 
 from __future__ import annotations
 
@@ -8,33 +8,52 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..chat_template import ChatTemplateError
-from ..errors import ToolSchemaError
+from ..errors import ChatTemplateError, OndeviceError, ToolSchemaError
+from ..jsonvalue import check_tools_value
+from ..paths import examples_dir
 from ..settings import Settings
 
 
+def example_path() -> str:
+    """Where the card's examples are, as the help shows it: relative when under the current directory."""
+    folder = examples_dir()
+    try:
+        return str(folder.relative_to(folder.cwd()))
+    except ValueError:
+        return str(folder)
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
+    d = Settings()  # the defaults live there, not here
     g = parser.add_argument_group("model and decoding")
     g.add_argument("--model", "-m", help="a .gguf path, an alias (see `ondevice models`) or a hub repo id "
                    "(owner/name[:QUANT]); default: the fine-tune if pulled, else the stand-in")
-    g.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    g.add_argument("--n-gpu-layers", type=int, default=0,
+    g.add_argument("--n-ctx", type=int, default=d.n_ctx,
+                   help=f"context window in tokens (default {d.n_ctx}; at most the model's training context)")
+    g.add_argument("--threads", type=int, default=d.n_threads, help="CPU threads (default: all cores; at most 512)")
+    g.add_argument("--n-gpu-layers", type=int, default=d.n_gpu_layers,
                    help="layers to offload to Metal/CUDA (-1: all; needs a GPU build of llama-cpp-python)")
-    g.add_argument("--temperature", type=float, default=0.0, help="0 is greedy (default)")
-    g.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
-    g.add_argument("--max-tokens", type=int, default=512, help="budget of generated tokens (default 512)")
+    g.add_argument("--temperature", type=float, default=d.temperature,
+                   help=f"0 is greedy (default {d.temperature:g}); at most 100")
+    g.add_argument("--seed", type=int, default=d.seed,
+                   help=f"sampling seed, 0 to 2^32-1 (with --temperature > 0; default {d.seed})")
+    g.add_argument("--max-tokens", type=int, default=d.max_tokens,
+                   help=f"budget of generated tokens (default {d.max_tokens})")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
     g.add_argument("--prefix-cache-dir", help="keep evaluated tool prefixes (KV snapshots) here, so the next "
-                   "process with the same model and tools skips evaluating them")
+                   "process with the same model and tools skips evaluating them (ondevice only touches "
+                   "its own ondevice-kv-* files there)")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
     g.add_argument("--no-call", choices=["list", "text", "threshold"], default=None,
                    help="an answer without a call: list (<tool_call>[]</tool_call>), text (the model may answer "
                         "with a sentence), threshold (P(sentence) at the first token decides); default: the model's")
     g.add_argument("--no-call-threshold", type=float, default=None,
                    help="with --no-call threshold: take the sentence when its probability is at least this")
+    # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
+    g.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+                   help="show llama.cpp's log and the engine's state in error messages")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -51,34 +70,55 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         prefix_cache_dir=args.prefix_cache_dir,
         no_call=args.no_call,
         no_call_threshold=args.no_call_threshold,
+        verbose=bool(getattr(args, "verbose", False)),
     )
+
+
+def read_text(source: str, what: str, error: type[OndeviceError], hint: str) -> tuple[str, str]:
+    """(text, where) of a UTF-8 file, or of stdin for '-'; `error` (saying `hint`) when it cannot be read."""
+    try:
+        if source == "-":
+            data, where = sys.stdin.buffer.read(), "stdin"
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise error(f"{what} not found: {path} ({hint})")
+            data, where = path.read_bytes(), str(path)
+    except OSError as exc:
+        raise error(f"cannot read {what} {source}: {exc.strerror or exc} ({hint})") from None
+    try:
+        return data.decode("utf-8"), where
+    except UnicodeDecodeError as exc:
+        raise error(f"{where} is not UTF-8 text: byte {data[exc.start]:#04x} at offset {exc.start} cannot be "
+                    "decoded; save it as UTF-8") from None
 
 
 def read_chat_template(source: Optional[str]) -> Optional[str]:
     """The Jinja source of a --chat-template file; None when not given."""
     if source is None:
         return None
-    path = Path(source)
-    if not path.is_file():
-        raise ChatTemplateError(f"chat template file not found: {path} (pass a Jinja file, e.g. the model's chat_template)")
-    return path.read_text(encoding="utf-8")
+    text, _ = read_text(source, "chat template file", ChatTemplateError, "pass a Jinja file, e.g. the model's chat_template")
+    return text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def load_tools(source: Optional[str]) -> Optional[list[Any]]:
     """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent."""
     if source is None:
         return None
-    if source == "-":
-        text, where = sys.stdin.read(), "stdin"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ToolSchemaError(f"tools file not found: {path} (pass a JSON file holding a list of tools)")
-        text, where = path.read_text(encoding="utf-8"), str(path)
+    text, where = read_text(source, "tools file", ToolSchemaError, "pass a JSON file holding a list of tools")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise ToolSchemaError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise ToolSchemaError(f"{where} nests too deeply to read: flatten the schema") from None
+    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
+        raise ToolSchemaError(f"{where} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
         data = data["tools"]
+    check_tools_value(data, where)
     return data

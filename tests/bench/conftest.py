@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def bfcl():
     """bench.bfcl with bfcl-eval (pinned) installed; skipped with the install command otherwise."""
-    from bench import bfcl as module
+    from ondevice_bench import bfcl as module
 
     try:
         module.data_dir()

@@ -57,7 +57,7 @@ def test_bfcl_tiny_run_with_and_without_grammar(bfcl, standin, tmp_path: Path, c
 def test_native_loop_decodes_the_same_tokens_as_our_unconstrained_path(standin):
     # The native reference must be the same computation as ours (same file, prompt, threads), or the
     # speed ratio compares different work: greedy decoding must agree token for token.
-    from bench.native import native_decode
+    from ondevice_bench.native import native_decode
     from ondevice import Settings, ToolCaller
     from ondevice.prompt import prepare_messages
 

@@ -27,7 +27,7 @@ def test_checker_loads_with_every_provider_sdk_blocked():
                     raise ModuleNotFoundError(f"blocked: {name}", name=name)
                 return None
         sys.meta_path.insert(0, Block())
-        from bench import bfcl
+        from ondevice_bench import bfcl
         from ondevice.parse import ToolCall
         case = bfcl.load_category("simple_python")[0]
         ok = bfcl.bfcl_verdict(case, [ToolCall("calculate_triangle_area", {"base": 10, "height": 5})])

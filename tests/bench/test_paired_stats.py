@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bfcl import CaseResult, made_call, mcnemar, threshold_policy, wilson
+from ondevice_bench.bfcl import CaseResult, made_call, mcnemar, threshold_policy, wilson
 
 
 def test_wilson_interval_matches_known_values():

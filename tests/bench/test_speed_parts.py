@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.quant import answer_text
-from bench.speed import card_examples
+from ondevice_bench.quant import answer_text
+from ondevice.examples import card_examples
 
 
 def test_card_examples_start_with_get_weather():

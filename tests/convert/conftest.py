@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from convert.assets import CACHE_ENV, llama3_tokenizer_dir
-from convert.synthetic import tiny_config, write_random_checkpoint
+from ondevice_bench.fixtures.tokenizer_assets import CACHE_ENV, llama3_tokenizer_dir
+from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
 
 TINY_SEED = 1
 
@@ -29,7 +29,7 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> 
 
 @pytest.fixture(scope="session")
 def tiny_f16(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
-    from convert import convert_checkpoint
+    from ondevice_convert import convert_checkpoint
 
     out = tmp_path_factory.mktemp("tiny-gguf")
     return convert_checkpoint(tiny_ckpt, out, quant=None, outtype="f16", progress=False).paths["F16"]
@@ -37,7 +37,7 @@ def tiny_f16(tmp_path_factory: pytest.TempPathFactory, tiny_ckpt: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_hf_model(tiny_ckpt: Path):
-    from convert.verify import transformers_model
+    from ondevice_convert.verify import transformers_model
 
     return transformers_model(tiny_ckpt)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from convert import MissingFileError, convert_checkpoint
-from convert.gguf_meta import read_header
+from ondevice_convert import MissingFileError, convert_checkpoint
+from ondevice_convert.gguf_meta import read_header
 from ondevice import paths
 from ondevice.cli import build_parser, main
 
@@ -128,7 +128,7 @@ def test_convert_cli_report_and_verify(tiny_ckpt: Path, tmp_path: Path, capsys: 
 @pytest.mark.slow
 def test_sigint_mid_write_leaves_nothing(tmp_path: Path, tokenizer_dir: Path) -> None:
     """A real interruption (Ctrl-C) while tensor data is being written leaves no .gguf and no .part."""
-    from convert.synthetic import tiny_config, write_random_checkpoint
+    from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
 
     ckpt = write_random_checkpoint(tmp_path / "wide", tiny_config(hidden_size=2048, intermediate_size=4096,
                                                                    num_attention_heads=32, num_key_value_heads=8),

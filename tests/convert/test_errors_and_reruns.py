@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert import (ConversionError, MissingFileError, UnknownQuantError, UnsupportedArchitectureError,
+from ondevice_convert import (ConversionError, MissingFileError, UnknownQuantError, UnsupportedArchitectureError,
                      convert_checkpoint)
-from convert.gguf_meta import read_header, tensor_rows
+from ondevice_convert.gguf_meta import read_header, tensor_rows
 from ondevice.errors import OndeviceError
 
 
@@ -133,8 +133,8 @@ def test_keep_float_false(tmp_ckpt, tmp_path: Path) -> None:
 def test_outtypes_and_sharded_source(tmp_path: Path, tokenizer_dir: Path, tiny_ckpt: Path, tiny_f16: Path,
                                      outtype: str) -> None:
     """A sharded checkpoint (index.json) gives the same weights; BF16 output is a bit copy, F32 exact."""
-    from convert.synthetic import tiny_config, write_random_checkpoint
-    from convert.safetensors_reader import SafetensorsCheckpoint, bf16_bits_to_f32
+    from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
+    from ondevice_convert.safetensors_reader import SafetensorsCheckpoint, bf16_bits_to_f32
 
     sharded = write_random_checkpoint(tmp_path / "sharded", tiny_config(), seed=1, shard_bytes=20 * 2**20,
                                       tokenizer_dir=tokenizer_dir)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from convert.gguf_meta import read_header
-from convert.hparams import llama3_rope_factors, parse_llama_config
-from convert.verify import (CHAT_CONVERSATIONS, VERIFY_TEXTS, compare_logits, llama_cpp_greedy,
+from ondevice_convert.gguf_meta import read_header
+from ondevice_convert.hparams import llama3_rope_factors, parse_llama_config
+from ondevice_convert.verify import (CHAT_CONVERSATIONS, VERIFY_TEXTS, compare_logits, llama_cpp_greedy,
                             llama_cpp_logits, render_chat, transformers_greedy, transformers_logits)
 
 # llama.cpp multiplies F16 weights with F16-rounded activations on CPU; transformers runs float32
@@ -93,8 +93,8 @@ def test_gguf_metadata(tiny_ckpt: Path, tiny_f16: Path) -> None:
 
 def test_rope_permutation(tiny_ckpt: Path, tiny_f16: Path) -> None:
     """attn_q/attn_k rows are in llama.cpp's interleaved rope order; attn_v rows are untouched."""
-    from convert.safetensors_reader import SafetensorsCheckpoint
-    from convert.gguf_meta import tensor_rows
+    from ondevice_convert.safetensors_reader import SafetensorsCheckpoint
+    from ondevice_convert.gguf_meta import tensor_rows
 
     ckpt = SafetensorsCheckpoint(tiny_ckpt)
     t = {x.name: x for x in read_header(tiny_f16).tensors}
@@ -121,7 +121,7 @@ def test_rope_freqs_match_transformers_llama3_scaling(tiny_ckpt: Path, tiny_f16:
 
     config = LlamaConfig.from_pretrained(str(tiny_ckpt))
     inv_freq, _ = ROPE_INIT_FUNCTIONS["llama3"](config, torch.device("cpu"))
-    from convert.gguf_meta import tensor_rows
+    from ondevice_convert.gguf_meta import tensor_rows
 
     info = next(t for t in read_header(tiny_f16).tensors if t.name == "rope_freqs.weight")
     factors = np.asarray(tensor_rows(tiny_f16, info)).view("<f4").reshape(-1)

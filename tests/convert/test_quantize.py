@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from convert import QUANT_TYPES, UnknownQuantError, quantize
-from convert.cli import REQUIRED_QUANTS
-from convert.gguf_meta import read_header
-from convert.report import format_report, quantization_errors
-from convert.verify import VERIFY_TEXTS, compare_logits, llama_cpp_logits
+from ondevice_convert import QUANT_TYPES, UnknownQuantError, quantize
+from ondevice_convert.cli import REQUIRED_QUANTS
+from ondevice_convert.gguf_meta import read_header
+from ondevice_convert.report import format_report, quantization_errors
+from ondevice_convert.verify import VERIFY_TEXTS, compare_logits, llama_cpp_logits
 
 # main weight type of each preset for 256-wide rows (no fallback needed: tiny widths are multiples of 256)
 MAIN_TYPE = {"Q8_0": "Q8_0", "Q6_K": "Q6_K", "Q5_K_M": "Q5_K", "Q4_K_M": "Q4_K", "Q4_0": "Q4_0"}
@@ -96,7 +96,7 @@ def test_quantizer_failure_leaves_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     out = tmp_path / "out"
-    from convert import ConversionError
+    from ondevice_convert import ConversionError
 
     with pytest.raises(ConversionError, match="llama.cpp could not quantize"):
         quantize(bad, out / "x.Q4_0.gguf", "Q4_0", progress=False)
@@ -104,7 +104,7 @@ def test_quantizer_failure_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_quant_benchmark_reports_the_type_mix_and_the_weight_error(quantized: dict[str, Path], tiny_f16: Path) -> None:
-    from bench.quant import weight_error
+    from ondevice_bench.quant import weight_error
 
     row = weight_error(tiny_f16, quantized["Q4_K_M"])
     assert abs(sum(row["tensor_types"].values()) - 1.0) < 0.01

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from convert import convert_checkpoint, quantize
-from convert.gguf_to_hf import gguf_to_hf
-from convert.verify import VERIFY_TEXTS, compare_logits, llama_cpp_logits, tokenization_mismatches
+from ondevice_convert import convert_checkpoint, quantize
+from ondevice_bench.fixtures.gguf_to_hf import gguf_to_hf
+from ondevice_convert.verify import VERIFY_TEXTS, compare_logits, llama_cpp_logits, tokenization_mismatches
 
 pytestmark = pytest.mark.slow  # ~1 minute: 135M parameters dequantized and converted
 

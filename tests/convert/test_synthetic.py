@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convert.synthetic import (LLAMA_3_2_1B_CONFIG, _tensor_specs, llama_3_2_special_name, tiny_config,
+from ondevice_bench.fixtures.synthetic import (LLAMA_3_2_1B_CONFIG, _tensor_specs, llama_3_2_special_name, tiny_config,
                                write_random_checkpoint)
-from convert.safetensors_reader import SafetensorsCheckpoint
-from convert.verify import CHAT_CONVERSATIONS, render_chat
+from ondevice_convert.safetensors_reader import SafetensorsCheckpoint
+from ondevice_convert.verify import CHAT_CONVERSATIONS, render_chat
 
 
 def test_llama_3_2_1b_shape() -> None:

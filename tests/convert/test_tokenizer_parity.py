@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from convert.verify import CHAT_CONVERSATIONS, VERIFY_TEXTS, llama_vocab, render_chat, tokenization_mismatches
+from ondevice_convert.verify import CHAT_CONVERSATIONS, VERIFY_TEXTS, llama_vocab, render_chat, tokenization_mismatches
 
 
 def _chat_prompts(ckpt: Path) -> list[str]:

@@ -4,19 +4,20 @@ tests/conftest.py sets; scripts/setup --dev installs the chunks)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.assets import standin_gguf_path
+from ondevice.examples import PINNED_DATE, example_names, load_example  # noqa: F401 (re-exported to the tests)
+from ondevice.paths import examples_dir
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
+EXAMPLES = examples_dir()
 SHARED = REPO.parent / "shared"
-PINNED_DATE = "26 Jul 2024"
 QWEN_ALIAS = "qwen2.5-coder-0.5b-instruct"
+EXAMPLE_NAMES = example_names()
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +36,3 @@ def qwen_caller(ondevice_home: Path) -> ToolCaller:
     with ToolCaller.load(QWEN_ALIAS, Settings(date_string=PINNED_DATE, n_ctx=4096)) as c:
         yield c
 
-
-def load_example(name: str) -> tuple[list, dict]:
-    folder = EXAMPLES / name
-    return json.loads((folder / "tools.json").read_text()), json.loads((folder / "case.json").read_text())
-
-
-EXAMPLE_NAMES = sorted(p.name for p in EXAMPLES.iterdir() if (p / "case.json").is_file())

@@ -28,7 +28,7 @@ def template_source() -> str:
 @pytest.fixture(scope="module")
 def hf_tokenizer(tmp_path_factory, template_source):
     transformers = pytest.importorskip("transformers")
-    from convert.assets import CACHE_ENV, llama3_tokenizer_dir
+    from ondevice_bench.fixtures.tokenizer_assets import CACHE_ENV, llama3_tokenizer_dir
 
     cache = os.environ.get(CACHE_ENV)
     folder = llama3_tokenizer_dir(Path(cache) if cache else tmp_path_factory.mktemp("tok"))

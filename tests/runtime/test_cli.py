@@ -71,7 +71,7 @@ def test_help_has_examples(command):
     (["call", "hi", "--tools", "nope.json"], "tools file not found: nope.json"),
     (["call", "hi", "--tools", "pyproject.toml"], "pyproject.toml is not valid JSON: Expecting value at line 1"),
     (["call", "hi", "--model", "no-such-model"], "unknown model 'no-such-model'"),
-    (["call", "hi", "--max-tokens", "0"], "setting max_tokens: expected an integer >= 1, got 0"),
+    (["call", "hi", "--max-tokens", "0"], "setting max_tokens: expected an integer from 1 to 2147483647, got 0"),
     (["call", "hi", "--tools", "-"], "missing 'name'"),
     (["call", "hi", "--chat-template", "nope.jinja"], "chat template file not found: nope.jinja"),
 ])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ondevice import Settings
-from ondevice.grammar import OPEN, GrammarOptions, tool_call_lark
+from ondevice.grammar import GrammarOptions, tool_call_lark
+from ondevice.parse import OPEN
 from ondevice.settings import SettingsError
 
 from .conftest import load_example

@@ -7,7 +7,7 @@ import re
 
 from jinja2 import Template
 
-from ondevice.prompt import SYSTEM_PROMPT, USER_TEMPLATE, prepare_messages, render_user_prompt, tools_prefix
+from ondevice.prompt import SYSTEM_PROMPT, USER_TEMPLATE, prepare_messages, render_user_prompt
 
 from .conftest import SHARED, load_example
 
@@ -55,4 +55,3 @@ def test_prepare_messages_first_turn_and_follow_up():
 
 def test_no_tools_renders_an_empty_list():
     assert "<tools>[]</tools>" in prepare_messages("hi")[1]["content"]
-    assert tools_prefix([]).endswith("Please answer the following query:\n")

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ondevice import Settings, ToolCaller
-from ondevice.grammar import CLOSE, OPEN
+from ondevice.parse import CLOSE, OPEN
 from ondevice.tools import normalize_tools
 
 from .conftest import PINNED_DATE

@@ -12,7 +12,7 @@ import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.chat_template import ChatTemplateError
-from ondevice.grammar import OPEN
+from ondevice.parse import OPEN
 from ondevice.models import manifests
 
 from .conftest import EXAMPLE_NAMES, PINNED_DATE, QWEN_ALIAS, load_example
