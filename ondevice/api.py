@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -22,10 +23,13 @@ from llguidance.llamacpp import lltokenizer_from_vocab
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .chat_template import ChatTemplate
+from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
-from .errors import ChatTemplateError, ContextOverflowError, GrammarStateError
-from .grammar import GrammarOptions, Markers, compile_grammar, message_lark
+from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
+from .grammar import (GrammarOptions, Markers, compile_grammar, explain_grammar_error, grammar_limits, is_limit_error,
+                      message_lark, tool_over_step_limit)
 from .jsonvalue import check_tools_value
+from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
 from .models import ResolvedModel, manifests, resolve
 from .parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, parse_tool_calls, validate_calls
@@ -70,16 +74,24 @@ class CallResult:
         }
 
 
-def check_tools(tools: Optional[Sequence[Any]], options: Optional[GrammarOptions] = None) -> tuple[list[Tool], str]:
+def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
+                options: Optional[GrammarOptions] = None) -> tuple[list[Tool], str]:
     """The tools normalized and their compiled grammar; a ToolSchemaError naming the tool and the
-    path when they are malformed or cannot be satisfied. Needs no model: check before loading one."""
+    path when they are malformed or cannot be satisfied, an InputLimitError when they are over a
+    limit of `settings`. Needs no model: check before loading one."""
+    check_tool_limits(tools, settings)
     check_tools_value(tools)
     normalized = normalize_tools(tools)
-    return normalized, compile_grammar(normalized, options)
+    return normalized, compile_grammar(normalized, options, grammar_limits(settings))
 
 
 class ToolCaller:
-    """A loaded model that answers queries with tool calls."""
+    """A loaded model that answers queries with tool calls.
+
+    Safe to share between threads: `call` and `close` hold `lock`, so calls on one loaded model run
+    one at a time, each as it would alone; `close` waits for a running call, and a call after it
+    raises CallerClosedError.
+    """
 
     def __init__(self, model: LlamaModel, settings: Settings, resolved: Optional[ResolvedModel] = None,
                  load_seconds: float = 0.0):
@@ -102,11 +114,14 @@ class ToolCaller:
         self._lltokenizer: Optional[LLTokenizer] = None
         self._markers: Optional[Markers] = None
         self._message_start: Optional[np.ndarray] = None
+        self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
         self.default_no_call: str = manifest.get("no_call", "list")
         self.default_no_call_threshold: float = manifest.get("no_call_threshold", 0.5)
         self._first_call = True
+        self.lock = threading.RLock()
+        self.closed = False
 
     @classmethod
     def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
@@ -128,12 +143,24 @@ class ToolCaller:
         date = self.settings.date_string if date_string is None else date_string
         return self.template.render(messages, add_generation_prompt=True, date_string=date)
 
-    def _tools(self, tools: Optional[Sequence[Any]], options: GrammarOptions) -> tuple[list[Tool], str]:
-        check_tools_value(tools)
-        key = json.dumps([tools, options.no_call, options.message_max_chars], sort_keys=True, default=str)
+    def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None) -> tuple[str, list[int]]:
+        """The rendered prompt (as `render`) and its tokens, control tokens coming only from the template's markup."""
+        date = self.settings.date_string if date_string is None else date_string
+        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date)
+        if self._control is None:
+            self._control = ControlTokens(self.model.control_tokens)
+        if spans is None:
+            refuse_unmapped_control_text(_strings(messages), self._control)
+            return text, self.model.tokenize(text)
+        return text, tokenize_prompt(text, spans, self._control, self.model.tokenize)
+
+    def _tools(self, tools: Optional[Sequence[Any]], s: Settings, options: GrammarOptions) -> tuple[list[Tool], str]:
+        check_tool_limits(tools, s)  # before json.dumps below: a deep list would overflow its recursion
+        limits = (s.grammar_compile_fuel, s.grammar_step_fuel, s.grammar_max_size)
+        key = json.dumps([tools, limits, options.no_call, options.message_max_chars], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            hit = check_tools(tools, options)
+            hit = check_tools(tools, s, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -174,10 +201,10 @@ class ToolCaller:
                 threshold = self.default_no_call_threshold
         return FirstBranch(~self._message_start, threshold)
 
-    def _no_call_probability(self, tools: Optional[Sequence[Any]], options: GrammarOptions,
+    def _no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: GrammarOptions,
                              branch: FirstBranch) -> float:
-        _, grammar = self._tools(tools, replace(options, no_call="text"))
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
+        _, grammar = self._tools(tools, s, replace(options, no_call="text"))
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0, limits=grammar_limits(s))
         bitmask = allocate_token_bitmask(1, self.model.n_vocab)
         fill_next_token_bitmask(matcher, bitmask)
         allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
@@ -224,27 +251,38 @@ class ToolCaller:
         is a SettingsError. `sampler`
         replaces the token chooser built from the settings (the grammar still restricts its choices).
         """
-        s = settings or self.settings
-        self.settings.check_per_call(s)
+        with self.lock:
+            if self.closed:
+                raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
+            s = settings or self.settings
+            self.settings.check_per_call(s)
+            return self._call(query, tools, history, s, sampler)
+
+    def _call(self, query: str, tools: Optional[Sequence[Any]], history: Optional[list[Message]], s: Settings,
+              sampler: Optional[Sampler]) -> CallResult:
         check_query(query)
         options = self.grammar_options(s)
-        normalized, grammar = self._tools(tools, options)
+        normalized, grammar = self._tools(tools, s, options)
         messages = prepare_messages(query, list(tools) if tools is not None else None, history)
-        prompt_text = self.render(messages, s.date_string)
+        check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
+                            self.model.max_token_bytes)
         marked = list(messages)
         marked[-1] = dict(marked[-1], content=marked[-1]["content"].replace(query, _QUERY_MARK, 1))
         prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
 
         t0 = time.perf_counter()
-        prompt = self.model.tokenize(prompt_text)
+        _, prompt = self.tokenize_prompt(messages, s.date_string)
+        # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
+        # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0) if s.constrained else None
-        if matcher is not None and matcher.is_error():
-            raise GrammarStateError("the grammar did not load for this model's tokenizer (a bug: please report it "
-                                    "with the tools)", details=matcher.get_error())
+        matcher = None
+        if s.constrained:
+            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
+            if matcher.is_error():
+                raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error(), options)
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         # Free text stops after the first closed block: parse_response reads only that one.
         branch = self._first_branch(options, s) if s.constrained else None
@@ -252,10 +290,21 @@ class ToolCaller:
         if branch is not None and not options.allows_text:
             # "list" has no branch at the first token: the probability is still reported, from the
             # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
-            p_list = self._no_call_probability(tools, options, branch)
-        gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, 
-                     stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()),
-                     markers=options.markers, branch=branch if options.allows_text else None)
+            p_list = self._no_call_probability(tools, s, options, branch)
+        try:
+            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward,
+                         stop=(TOOL_CALL_OPEN.encode(), TOOL_CALL_CLOSE.encode()),
+                         markers=options.markers, branch=branch if options.allows_text else None)
+        except GrammarStateError:
+            if matcher is None or not is_limit_error(matcher.get_error()):
+                raise
+            text = self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace")
+            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s, options)
+            raise ToolSchemaError(
+                f"tool {name!r}: computing its grammar's next-token mask went over the limit "
+                f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "
+                "schema (long or nested patterns, large enums) or raise grammar_step_fuel"
+            ) from None
         if p_list is not None:
             gen.no_call_probability = p_list
         message = None
@@ -280,7 +329,10 @@ class ToolCaller:
         return Conversation(self, tools)
 
     def close(self) -> None:
-        self.model.close()
+        """Free the model; waits for a running call (any thread) to finish first."""
+        with self.lock:
+            self.closed = True
+            self.model.close()
 
     def __enter__(self) -> "ToolCaller":
         return self
@@ -296,18 +348,21 @@ class Conversation:
         self.caller = caller
         self.tools = list(tools) if tools is not None else []
         self.messages: list[Message] = []
+        self._lock = threading.Lock()
 
     def ask(self, query: str, settings: Optional[Settings] = None) -> CallResult:
-        result = self.caller.call(query, self.tools, self.messages or None, settings)
-        self.messages = prepare_messages(query, self.tools, self.messages or None)
-        if result.message is not None:
-            content = result.message  # a sentence instead of a call goes back as the model wrote it
-        elif result.calls is not None:
-            content = json.dumps(result.calls_as_dicts())
-        else:
-            content = result.text
-        self.messages.append({"role": "assistant", "content": content})
-        return result
+        """Answer `query` after the turns so far; from several threads, turns are taken one at a time."""
+        with self._lock:
+            result = self.caller.call(query, self.tools, self.messages or None, settings)
+            self.messages = prepare_messages(query, self.tools, self.messages or None)
+            if result.message is not None:
+                content = result.message  # a sentence instead of a call goes back as the model wrote it
+            elif result.calls is not None:
+                content = json.dumps(result.calls_as_dicts())
+            else:
+                content = result.text
+            self.messages.append({"role": "assistant", "content": content})
+            return result
 
 
 def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
@@ -321,3 +376,14 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "total_s": round(total_s, 4),
     }
 
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a message structure (content, tool calls, tool results), roles included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in _strings(item)]
+    return []

@@ -10,6 +10,8 @@ prompt the GGUF sees is character for character the one the fine-tune was traine
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -17,9 +19,14 @@ from typing import Any, Optional
 
 import jinja2
 from jinja2.ext import loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import ChatTemplateError
+
+
+Span = tuple[int, int]
+# A role is written into the template's markup as is, so it must be a plain word.
+_ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
 
 
 def _raise_exception(message: str) -> None:
@@ -36,6 +43,14 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox (no attribute starting with ``_``, no mutating methods), where reaching for
+    an unsafe attribute fails at once instead of rendering as an empty undefined value."""
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__!r} object is not allowed")
+
+
 # Bounds on what one render may build, so a template (the GGUF's or --chat-template's) that loops or
 # multiplies without end fails with a message instead of hanging or exhausting memory. A real chat
 # template uses a few dozen range items and no large products.
@@ -48,7 +63,7 @@ class _TemplateLimit(Exception):
     """A render went past one of the bounds above."""
 
 
-class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+class _BoundedEnvironment(_Sandbox):
     intercepted_binops = frozenset({"*", "**"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -78,6 +93,8 @@ class _BudgetRange:
 
 @lru_cache(maxsize=8)
 def _compile(source: str) -> jinja2.Template:
+    # GGUF files come from anywhere: their templates run sandboxed, without access to Python internals,
+    # and bounded in what one render may build.
     env = _BoundedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
@@ -125,3 +142,70 @@ class ChatTemplate:
         except Exception as exc:  # the template's own code failed: 1/0, a bad index, range(10**9), ...
             raise ChatTemplateError(f"the chat template failed on the messages ({type(exc).__name__}: {exc}); "
                                     "fix the template (--chat-template FILE replaces the model's)") from exc
+
+    def render_with_spans(
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        date_string: Optional[str] = None,
+    ) -> tuple[str, Optional[list[Span]]]:
+        """The prompt text and where the caller's content lies in it, as (start, end) character spans.
+
+        Every string in the messages except roles and keys is content. It is rendered a second time
+        with each content string wrapped in markers holding a random nonce (inside its leading and
+        trailing whitespace, so a template's ``trim`` acts the same); the markers are then removed and
+        must leave exactly the first rendering. Spans are None when they do not, i.e. when the
+        template transforms content beyond trimming or escaping (slicing, case changes, ASCII-only
+        JSON): then content and markup cannot be told apart.
+        """
+        for i, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if not isinstance(role, str) or not _ROLE.fullmatch(role):
+                raise ChatTemplateError(
+                    f"message #{i}: expected 'role' to be a plain word such as 'user' or 'assistant', got {role!r}"
+                )
+        text = self.render(messages, add_generation_prompt, date_string)
+        nonce = secrets.token_hex(8)
+        open_mark, close_mark = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue001"
+        marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string)
+        return text, _unmark(marked, text, open_mark, close_mark)
+
+
+def _mark(value: Any, open_mark: str, close_mark: str, key: Optional[str] = None) -> Any:
+    if isinstance(value, str):
+        core = value.strip()
+        if key == "role" or not core:
+            return value
+        start = len(value) - len(value.lstrip())
+        return value[:start] + open_mark + core + close_mark + value[start + len(core):]
+    if isinstance(value, dict):
+        return {k: _mark(v, open_mark, close_mark, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mark(v, open_mark, close_mark) for v in value]
+    return value
+
+
+def _unmark(marked: str, expected: str, open_mark: str, close_mark: str) -> Optional[list[Span]]:
+    pieces: list[str] = []
+    spans: list[Span] = []
+    length = pos = 0
+    while True:
+        start = marked.find(open_mark, pos)
+        if start < 0:
+            break
+        end = marked.find(close_mark, start)
+        if end < 0:
+            return None
+        pieces.append(marked[pos:start])
+        length += start - pos
+        content = marked[start + len(open_mark):end]
+        if open_mark in content:
+            return None
+        pieces.append(content)
+        spans.append((length, length + len(content)))
+        length += len(content)
+        pos = end + len(close_mark)
+    pieces.append(marked[pos:])
+    if marked.count(close_mark) != len(spans) or "".join(pieces) != expected:
+        return None
+    return spans

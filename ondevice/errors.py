@@ -66,3 +66,11 @@ class GrammarStateError(OndeviceError, RuntimeError):
 
 class DirectoryError(OndeviceError, OSError):
     """A directory ondevice writes into cannot be created or written (it is a file, or read-only)."""
+
+
+class InputLimitError(OndeviceError, ValueError):
+    """An input is larger or deeper than a configured limit (a `Settings` field, named in the message)."""
+
+
+class CallerClosedError(OndeviceError, RuntimeError):
+    """The ToolCaller was closed: load a new one."""

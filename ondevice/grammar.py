@@ -23,12 +23,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from llguidance import LLMatcher
+from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
 from .errors import ModelFileError, SettingsError, ToolSchemaError
 from .parse import TOOL_CALL_CLOSE as TAG_CLOSE
 from .parse import TOOL_CALL_OPEN as TAG_OPEN
 from .schema_refs import check_refs
+from .parse import CLOSE, OPEN
+from .settings import Settings
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -127,32 +129,84 @@ def tool_call_lark(tools: Sequence[Tool], options: Optional[GrammarOptions] = No
     return "\n".join(lines) + "\n"
 
 
-def compile_grammar(tools: Sequence[Tool], options: Optional[GrammarOptions] = None) -> str:
-    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied or that
-    llguidance refuses names the tool (llguidance's grammar listing goes to the error's details)."""
+def grammar_limits(settings: Settings) -> LLParserLimits:
+    """llguidance's resource limits from the settings: building a grammar, one mask, grammar size."""
+    return LLParserLimits(initial_lexer_fuel=settings.grammar_compile_fuel, step_lexer_fuel=settings.grammar_step_fuel,
+                          max_grammar_size=settings.grammar_max_size, verbose_errors=settings.verbose)
+
+
+def is_limit_error(message: str) -> bool:
+    """Whether an llguidance error says a resource limit was hit (rather than a grammar or token error)."""
+    return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
+
+
+def compile_grammar(tools: Sequence[Tool], options: Optional[GrammarOptions] = None,
+                    limits: Optional[LLParserLimits] = None) -> str:
+    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied, that
+    llguidance refuses or that is over `limits` names the tool (llguidance's grammar listing goes to
+    the error's details)."""
     for tool in tools:
         check_refs(tool.name, tool.parameters)
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
-        for tool in tools:  # find which tool's schema was refused, to say so
-            alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], options))
-            bad, why = LLMatcher.validate_grammar_with_warnings(alone)
-            if bad:
-                raise ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
-                                      f"{_first_lines(why)}", details="\n".join(why))
-        raise ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(messages)}",
-                              details="\n".join(messages))
+        raise _name_the_tool(tools, None, limits, "\n".join(messages), options)
     return grammar
 
 
-def _first_lines(messages: Sequence[str]) -> str:
+def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str,
+                          options: Optional[GrammarOptions] = None) -> ToolSchemaError:
+    """The error for a grammar llguidance refused when building it for the vocabulary, naming the tool."""
+    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message, options)
+
+
+def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limits: Optional[LLParserLimits],
+                   message: str, options: Optional[GrammarOptions] = None) -> ToolSchemaError:
+    hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
+            if is_limit_error(message) else "")
+    for tool in tools:  # find which tool's schema was refused, to say so
+        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], options))
+        if tokenizer is None:
+            bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
+            reason = "\n".join(why)
+        else:
+            matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
+            bad, reason = matcher.is_error(), matcher.get_error()
+        if bad:
+            return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
+                                   f"{_first_lines(reason)}{hint}", details=reason)
+    return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
+
+
+def _first_lines(message: str) -> str:
     """llguidance's reasons without the listing of the grammar that follows them."""
     reasons = []
-    for message in messages:
-        for line in message.splitlines():
-            if _LISTING.match(line):
-                break
-            if line.strip() and line.strip() != "^":
-                reasons.append(_POSITION.sub("", line.strip()))
+    for line in message.splitlines():
+        if _LISTING.match(line):
+            break
+        if line.strip() and line.strip() != "^":
+            reasons.append(_POSITION.sub("", line.strip()))
     return "; ".join(reasons)
+
+
+def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings,
+                         options: Optional[GrammarOptions] = None) -> str:
+    """Which tool's grammar went over the per-mask limit: the call begun in the generated `text`, else the
+    first tool whose grammar alone goes over it at its first mask (for the error message)."""
+    begun = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
+    if begun:
+        return begun[-1]
+    for tool in tools:
+        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool], options)), log_level=0,
+                            limits=grammar_limits(settings))
+        for _ in range(len(OPEN) + 1):  # through "<tool_call>[" to the first choice
+            if matcher.is_error() or matcher.is_stopped():
+                break
+            forced = matcher.compute_ff_tokens()
+            if not forced:
+                matcher.compute_bitmask()
+                break
+            matcher.consume_tokens(forced)
+        if matcher.is_error():
+            return tool.name
+    return tools[0].name if len(tools) == 1 else "?"

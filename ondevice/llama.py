@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import struct
 import sys
 import threading
@@ -172,6 +173,17 @@ class LlamaModel:
         return self.detokenize([token], special=True).decode("utf-8", errors="replace")
 
     # --- text <-> tokens --------------------------------------------------------------------------
+    @functools.cached_property
+    def control_tokens(self) -> dict[str, int]:
+        """The tokens that only special-token parsing produces (control, unknown), by their text."""
+        kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+        return {self.token_text(t): t for t in range(self.n_vocab) if llama_cpp.llama_vocab_get_attr(self.vocab, t) & kinds}
+
+    @functools.cached_property
+    def max_token_bytes(self) -> int:
+        """An upper bound on the bytes of text one token covers (its vocabulary entry's length)."""
+        return max(len(llama_cpp.llama_vocab_get_text(self.vocab, t) or b"") for t in range(self.n_vocab))
+
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Tokens of `text` with special tokens parsed (no BOS added: chat templates write it)."""
         try:

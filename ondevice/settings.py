@@ -64,6 +64,14 @@ class Settings:
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
     checked at load).
 
+    Limits on untrusted input (each refused with an `InputLimitError` that names the setting):
+    max_tools: tools per call. max_tools_bytes: the tools list as JSON. max_schema_depth: nesting of
+    JSON objects/arrays in one tool. max_body_bytes: a JSON document read from outside (the CLI's
+    tools file or stdin, the server's request body). grammar_compile_fuel / grammar_step_fuel /
+    grammar_max_size: llguidance's budget to build a tool's grammar (lexer fuel, ~50k a ms), to
+    compute one token's mask (~14k a ms), and its size in symbols; a tool over them is refused by name.
+    The query and history are bounded by the context (n_ctx tokens).
+
     Fields in LOAD_TIME_FIELDS are fixed when the model loads (`ToolCaller.load`); the others
     (PER_CALL_FIELDS) may change for one call (`call(..., settings=caller.settings.with_(...))`).
     A per-call settings object whose load-time fields differ from the loaded ones is a SettingsError.
@@ -88,6 +96,13 @@ class Settings:
     no_call: Optional[str] = None
     no_call_threshold: Optional[float] = None
     verbose: bool = False
+    max_tools: int = 256
+    max_tools_bytes: int = 1 << 20
+    max_schema_depth: int = 64
+    max_body_bytes: int = 8 << 20
+    grammar_compile_fuel: int = 1_000_000
+    grammar_step_fuel: int = 200_000
+    grammar_max_size: int = 500_000
 
     def __post_init__(self) -> None:
         ints = [  # name, low, high, what to pass
@@ -99,6 +114,13 @@ class Settings:
             ("prefix_cache_entries", 0, INT32_MAX, "an integer >= 0"),
             ("prefix_cache_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
             ("prefix_cache_disk_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
+            ("max_tools", 1, INT32_MAX, "an integer >= 1"),
+            ("max_tools_bytes", 2, INT32_MAX, "an integer >= 2"),
+            ("max_schema_depth", 2, INT32_MAX, "an integer >= 2"),
+            ("max_body_bytes", 2, INT32_MAX, "an integer >= 2"),
+            ("grammar_compile_fuel", 1, INT32_MAX, "an integer >= 1"),
+            ("grammar_step_fuel", 1, INT32_MAX, "an integer >= 1"),
+            ("grammar_max_size", 1, INT32_MAX, "an integer >= 1"),
         ]
         if self.n_threads is not None:
             ints.append(("n_threads", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}"))

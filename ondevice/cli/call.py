@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
-    tools = load_tools(args.tools)
     settings = settings_from_args(args)
-    check_tools(tools)  # a bad or unsatisfiable schema fails before the model loads
+    tools = load_tools(args.tools, settings)
+    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
     caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)

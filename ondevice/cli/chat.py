@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..api import ToolCaller, check_tools
-from ..errors import QueryError
+from ..errors import InputLimitError, QueryError
 from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
@@ -29,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    tools = load_tools(args.tools)
     settings = settings_from_args(args)
-    check_tools(tools)  # a bad or unsatisfiable schema fails before the model loads
+    tools = load_tools(args.tools, settings)
+    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
     caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
@@ -41,8 +41,11 @@ def run(args: argparse.Namespace) -> int:
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
-        raw = sys.stdin.buffer.readline()
+        raw = sys.stdin.buffer.readline(settings.max_body_bytes + 1)
         number += 1
+        if len(raw) > settings.max_body_bytes:
+            raise InputLimitError(f"input line {number}: a query line is longer than {settings.max_body_bytes} "
+                                  "bytes (setting max_body_bytes): send shorter queries")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import ChatTemplateError, OndeviceError, ToolSchemaError
+from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
 from ..jsonvalue import check_tools_value
+from ..limits import parse_json_body
 from ..paths import examples_dir
 from ..settings import Settings
 
@@ -74,18 +75,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def read_text(source: str, what: str, error: type[OndeviceError], hint: str) -> tuple[str, str]:
-    """(text, where) of a UTF-8 file, or of stdin for '-'; `error` (saying `hint`) when it cannot be read."""
+def read_text(source: str, what: str, error: type[OndeviceError], hint: str,
+              limit: Optional[int] = None) -> tuple[str, str]:
+    """(text, where) of a UTF-8 file, or of stdin for '-'; `error` (saying `hint`) when it cannot be read,
+    an InputLimitError when it holds more than `limit` bytes (setting max_body_bytes)."""
+    size = -1 if limit is None else limit + 1
     try:
         if source == "-":
-            data, where = sys.stdin.buffer.read(), "stdin"
+            data, where = sys.stdin.buffer.read(size), "stdin"
         else:
             path = Path(source)
             if not path.is_file():
                 raise error(f"{what} not found: {path} ({hint})")
-            data, where = path.read_bytes(), str(path)
+            with open(path, "rb") as fh:
+                data, where = fh.read(size), str(path)
     except OSError as exc:
         raise error(f"cannot read {what} {source}: {exc.strerror or exc} ({hint})") from None
+    if limit is not None and len(data) > limit:
+        raise InputLimitError(f"{where} holds more than {limit} bytes (setting max_body_bytes): "
+                              "send less, or raise max_body_bytes")
     try:
         return data.decode("utf-8"), where
     except UnicodeDecodeError as exc:
@@ -101,21 +109,21 @@ def read_chat_template(source: Optional[str]) -> Optional[str]:
     return text
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+def load_tools(source: Optional[str], settings: Settings) -> Optional[list[Any]]:
+    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent.
 
-
-def load_tools(source: Optional[str]) -> Optional[list[Any]]:
-    """Tools from a JSON file (a list of tools, or {"tools": [...]}) or '-' for stdin; None when absent."""
+    At most `settings.max_body_bytes` are read (the tools' own limits are checked by the call).
+    """
     if source is None:
         return None
-    text, where = read_text(source, "tools file", ToolSchemaError, "pass a JSON file holding a list of tools")
+    text, where = read_text(source, "tools file", ToolSchemaError, "pass a JSON file holding a list of tools",
+                            limit=settings.max_body_bytes)
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = parse_json_body(text, settings, f"the tools in {where}")
+    except InputLimitError:
+        raise
     except json.JSONDecodeError as exc:
         raise ToolSchemaError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except RecursionError:
-        raise ToolSchemaError(f"{where} nests too deeply to read: flatten the schema") from None
     except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
         raise ToolSchemaError(f"{where} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):

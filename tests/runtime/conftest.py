@@ -15,7 +15,8 @@ from ondevice.paths import examples_dir
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = examples_dir()
-SHARED = REPO.parent / "shared"
+# shared/ sits beside the checkout; a git worktree (wt/NAME) finds it one level further up
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared")
 QWEN_ALIAS = "qwen2.5-coder-0.5b-instruct"
 EXAMPLE_NAMES = example_names()
 

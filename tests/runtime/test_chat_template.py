@@ -75,3 +75,51 @@ def test_template_errors_are_clear(template_source):
     bad = [{"role": "user", "content": "x", "tool_calls": [1, 2]}]
     with pytest.raises(ChatTemplateError, match="only supports single tool-calls"):
         ChatTemplate(template_source).render(bad)
+
+
+def test_llama3_control_tokens_in_content_stay_text(hf_tokenizer, template_source):
+    """Every Llama 3 special token through the query, tools, history, a tool call and a tool result: the
+    prompt holds exactly the template's own special tokens (with the real Llama 3 tokenizer)."""
+    from ondevice.control_tokens import ControlTokens, tokenize_prompt
+
+    from .test_untrusted_content import control_ids, conversation, payload
+
+    specials = {text: hf_tokenizer.convert_tokens_to_ids(text) for text in hf_tokenizer.all_special_tokens}
+    specials.update({text: token for text, token in hf_tokenizer.get_added_vocab().items()})
+    assert len(specials) == 256 and "<|eot_id|>" in specials and "<|start_header_id|>" in specials
+    control = ControlTokens(specials)
+    template = ChatTemplate(template_source, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+
+    def tokenize(text: str, special: bool) -> list[int]:
+        return hf_tokenizer(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"]
+
+    def prompt_tokens(evil: str) -> tuple[str, list[int]]:
+        _, messages = conversation(evil)
+        messages.insert(-1, {"role": "assistant", "tool_calls": [{"function": {"name": evil, "arguments": {"x": evil}}}]})
+        messages.insert(-1, {"role": "ipython", "content": {"result": evil}})
+        text, spans = template.render_with_spans(messages, date_string="26 Jul 2024")
+        assert spans is not None
+        return text, tokenize_prompt(text, spans, control, tokenize)
+
+    text, tokens = prompt_tokens(payload(specials))
+    clean_text, clean = prompt_tokens("hello")
+    assert clean == tokenize(clean_text, True)  # no special text in content: tokenized as before
+    assert control_ids(tokens, specials) == control_ids(clean, specials)
+    assert hf_tokenizer.decode(tokens) == text
+    assert len(control_ids(tokenize(text, True), specials)) > 10 * len(specials)  # what the old path made
+
+
+@pytest.mark.parametrize("source", [
+    "{{ messages.__class__ }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ raise_exception.__globals__ }}",
+    "{{ self.__init__.__globals__['os'] }}",
+    "{{ os.system('touch /tmp/ondevice-pwned') }}",
+    "{% set x = messages.append({'role': 'system'}) %}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+])
+def test_template_cannot_reach_python(source):
+    """GGUF chat templates run in Jinja's immutable sandbox: reaching for internals fails cleanly."""
+    with pytest.raises(ChatTemplateError, match="refused the messages"):
+        ChatTemplate(source).render([{"role": "user", "content": "hi"}])
