@@ -743,7 +743,7 @@ def format_table(summary: dict[str, Any]) -> str:
                  "'no call' counts false refusals (a call was due, none made); +/-: cases only the grammar mode "
                  "got right / only free generation got right.")
     for m, cal in summary.get("threshold_calibration", {}).items():
-        lines.append(f"no_call=threshold, simulated from {m}: best threshold {cal['best_threshold']}, overall "
+        lines.append(f"no_call=threshold, simulated from {m}: best threshold {cal['best_threshold']:.4g}, overall "
                      f"{100 * cal['overall']:.1f}% vs {100 * cal['list_overall']:.1f}% for list; median P(no call) by "
                      f"category {cal['median_no_call_probability']}")
     return "\n".join(lines)
