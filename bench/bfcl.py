@@ -20,6 +20,7 @@ Two numbers per category and mode (grammar / no grammar), on the same model and 
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -328,6 +329,25 @@ def to_query_and_history(case: Case) -> tuple[str, Optional[list[dict[str, str]]
 # ---------------------------------------------------------------------------------------------- runs
 
 MODES = {"grammar": True, "free": False}
+# "grammar" uses the model's no-call default (its manifest); "grammar:list|text|threshold" forces one.
+NO_CALL_VARIANTS = ("list", "text", "threshold")
+
+
+def mode_names(spec: str) -> list[str]:
+    """The modes of a --modes value: grammar, free, grammar:list, grammar:text, grammar:threshold."""
+    modes = [m.strip() for m in spec.split(",") if m.strip()]
+    known = list(MODES) + [f"grammar:{v}" for v in NO_CALL_VARIANTS]
+    unknown = [m for m in modes if m not in known]
+    if unknown or not modes:
+        raise SystemExit(f"ondevice bench bfcl: --modes expects some of {','.join(known)}, got {spec!r}")
+    return modes
+
+
+def made_call(result: "CaseResult") -> bool:
+    """Whether the answer holds a call: a non-empty parsed list, or a tool-call tag at all."""
+    if result.calls:
+        return True
+    return result.calls is None and "<tool_call>" in (result.text or "")
 
 
 @dataclass
@@ -400,13 +420,82 @@ def run_case(caller: Any, case: Case, mode: str, settings: Any = None) -> CaseRe
         sampled_tokens=t.get("sampled_tokens"),
         forced_tokens=t.get("forced_tokens"),
         extra={k: t[k] for k in ("prompt_reused", "prompt_eval_s", "decode_s") if k in t}
-        | {"finish_reason": getattr(res, "finish_reason", None), "truncated": getattr(res, "truncated", None)},
+        | {"finish_reason": getattr(res, "finish_reason", None), "truncated": getattr(res, "truncated", None),
+           "message": getattr(res, "message", None), "no_call_probability": getattr(res, "no_call_probability", None)},
     )
 
 
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95% Wilson score interval of k successes in n trials."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4))
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> dict[str, Any]:
+    """Exact McNemar test on paired outcomes: a right & b wrong vs a wrong & b right (two-sided)."""
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    n = only_a + only_b
+    k = min(only_a, only_b)
+    p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+    return {"only_first": only_a, "only_second": only_b, "p_value": round(p, 4)}
+
+
+def paired(first: dict[str, CaseResult], second: dict[str, CaseResult], categories: Iterable[str]) -> dict[str, Any]:
+    """McNemar of two modes on the cases both answered, per category and pooled."""
+    ids = [i for i in first if i in second]
+    out: dict[str, Any] = {}
+    for cat in list(categories) + ["overall"]:
+        chosen = [i for i in ids if cat == "overall" or first[i].category == cat]
+        if chosen:
+            out[cat] = mcnemar([first[i].correct for i in chosen], [second[i].correct for i in chosen])
+    return out
+
+
+def threshold_policy(rows: list[CaseResult], categories: Iterable[str]) -> Optional[dict[str, Any]]:
+    """What no_call="threshold" would score, from a "list" run that reported no_call_probability.
+
+    Below the threshold the answer is the list run's own (the call branch decodes the same tokens);
+    at or above it the model answers with a sentence: right on the irrelevance categories, a false
+    refusal elsewhere. Each observed probability is tried as the threshold; the best by the
+    unweighted mean over categories is reported (chosen on these cases: an optimistic estimate).
+    """
+    probs = [r.extra.get("no_call_probability") for r in rows]
+    if not rows or any(p is None for p in probs):
+        return None
+    cats = [c for c in categories if any(r.category == c for r in rows)]
+
+    def score_at(t: float) -> dict[str, float]:
+        acc = {}
+        for c in cats:
+            sub = [r for r in rows if r.category == c]
+            acc[c] = sum((is_irrelevance(c) if r.extra["no_call_probability"] >= t else r.correct) for r in sub) / len(sub)
+        return acc
+
+    candidates = sorted(set(probs)) + [2.0]  # 2.0: never a sentence (the list run itself)
+    best_t, best = 2.0, score_at(2.0)
+    for t in candidates:
+        acc = score_at(t)
+        if sum(acc.values()) > sum(best.values()) + 1e-12:
+            best_t, best = t, acc
+    by_cat = {c: [r.extra["no_call_probability"] for r in rows if r.category == c] for c in cats}
+    return {
+        "best_threshold": best_t,
+        "accuracy": {c: round(v, 4) for c, v in best.items()},
+        "overall": round(sum(best.values()) / len(best), 4),
+        "list_overall": round(sum(score_at(2.0).values()) / len(cats), 4),
+        "median_no_call_probability": {c: round(sorted(v)[len(v) // 2], 6) for c, v in by_cat.items()},
+    }
+
+
 def summarize(results: Iterable[CaseResult], categories: Iterable[str]) -> dict[str, Any]:
-    """Per category: n, accuracy, validity, mean wall time, error types; plus an overall row
-    (unweighted mean over categories, as BFCL averages, and the pooled share)."""
+    """Per category: n, accuracy and validity with 95% intervals, false refusals (a call was due,
+    none made), mean wall time, error types; plus an overall row (unweighted mean over categories,
+    as BFCL averages, and the pooled share)."""
     by_cat: dict[str, list[CaseResult]] = {c: [] for c in categories}
     for r in results:
         by_cat.setdefault(r.category, []).append(r)
@@ -420,12 +509,17 @@ def summarize(results: Iterable[CaseResult], categories: Iterable[str]) -> dict[
             if not r.correct:
                 key = r.error_type or "wrong"
                 errors[key] = errors.get(key, 0) + 1
+        correct = sum(r.correct for r in rows)
+        valid = sum(r.valid for r in rows)
         out[cat] = {
             "n": n,
-            "correct": sum(r.correct for r in rows),
-            "valid": sum(r.valid for r in rows),
-            "accuracy": round(sum(r.correct for r in rows) / n, 4),
-            "validity": round(sum(r.valid for r in rows) / n, 4),
+            "correct": correct,
+            "valid": valid,
+            "accuracy": round(correct / n, 4),
+            "accuracy_ci95": wilson(correct, n),
+            "validity": round(valid / n, 4),
+            "validity_ci95": wilson(valid, n),
+            "false_refusals": None if is_irrelevance(cat) else sum(1 for r in rows if not made_call(r)),
             "runtime_errors": sum(1 for r in rows if r.exception),
             "mean_wall_s": round(sum(r.wall_s for r in rows) / n, 3),
             "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
@@ -438,7 +532,10 @@ def summarize(results: Iterable[CaseResult], categories: Iterable[str]) -> dict[
             "accuracy": round(sum(out[c]["accuracy"] for c in cats) / len(cats), 4),
             "validity": round(sum(out[c]["validity"] for c in cats) / len(cats), 4),
             "accuracy_pooled": round(sum(out[c]["correct"] for c in cats) / n_all, 4),
+            "accuracy_pooled_ci95": wilson(sum(out[c]["correct"] for c in cats), n_all),
             "validity_pooled": round(sum(out[c]["valid"] for c in cats) / n_all, 4),
+            "false_refusals": sum(out[c]["false_refusals"] or 0 for c in cats),
+            "calls_due": sum(out[c]["n"] for c in cats if not is_irrelevance(c)),
             "mean_wall_s": round(sum(out[c]["mean_wall_s"] * out[c]["n"] for c in cats) / n_all, 3),
         }
     return out
@@ -482,10 +579,7 @@ def run(args: Any) -> int:
     from .common import Progress, command_line, file_mib, git_commit, log, machine_info, utc_now, version_of, write_json
 
     categories = parse_categories(args.categories)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise SystemExit(f"ondevice bench bfcl: --modes expects some of {','.join(MODES)}, got {args.modes!r}")
+    modes = mode_names(args.modes)
     limit = None if args.limit is None or args.limit <= 0 else args.limit
     load_checker()  # fail early, before loading a model, if bfcl-eval is missing
     cases = sample_cases(categories, limit, args.seed)
@@ -515,7 +609,7 @@ def run(args: Any) -> int:
     mode_settings = {
         "grammar": base,
         "free": base.with_(constrained=False, max_tokens=args.free_max_tokens),
-    }
+    } | {f"grammar:{v}": base.with_(no_call=v) for v in NO_CALL_VARIANTS}
     log(
         f"[bfcl] {len(cases)} cases x {len(modes)} modes ({', '.join(modes)}) on {resolved.path.name}; "
         f"{'limit ' + str(limit) + ' per category, seed ' + str(args.seed) if limit else 'full set'}"
@@ -523,7 +617,7 @@ def run(args: Any) -> int:
     # One model for both modes: a case's modes run back to back, so the second finds the prompt
     # already in the KV cache (the prompts are identical) and pays only for its own decoding.
     t0 = time.perf_counter()
-    caller = ToolCaller.load(str(resolved.path), base)
+    caller = ToolCaller.load(args.model, base)  # by its spec: an alias brings its manifest's no-call default
     load_s = round(time.perf_counter() - t0, 3)
 
     # Round-robin over categories, so that an interrupted run still covers every category evenly.
@@ -573,6 +667,7 @@ def run(args: Any) -> int:
         "settings": {
             m: {
                 "constrained": mode_settings[m].constrained,
+                "no_call": (mode_settings[m].no_call or caller.default_no_call) if mode_settings[m].constrained else None,
                 "max_tokens": mode_settings[m].max_tokens,
                 "n_ctx": mode_settings[m].n_ctx,
                 "threads": mode_settings[m].threads,
@@ -587,6 +682,13 @@ def run(args: Any) -> int:
             m: summarize([r for r in done[m].values() if r.id in wanted], categories) for m in modes
         },
         "raw": {m: _display_path(raw_paths[m]) for m in modes},
+    }
+    finished = {m: {i: r for i, r in done[m].items() if i in wanted} for m in modes}
+    if "free" in modes:
+        summary["paired_vs_free"] = {m: paired(finished[m], finished["free"], categories) for m in modes if m != "free"}
+    summary["threshold_calibration"] = {
+        m: policy for m in modes if summary["settings"][m]["no_call"] == "list"
+        and (policy := threshold_policy(list(finished[m].values()), categories)) is not None
     }
     write_json(out, summary)
     print(format_table(summary))
@@ -606,20 +708,42 @@ def _display_path(path: Path) -> str:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """A markdown table: per category, accuracy and validity in each mode."""
+    """A markdown table: per category, accuracy [95% interval] and validity in each mode, false
+    refusals, and McNemar's paired p-value of each grammar mode against free generation."""
     modes = list(summary["modes"])
-    header = "| category | n | " + " | ".join(f"acc ({m}) | valid ({m})" for m in modes) + " |"
-    sep = "|---|---:|" + "---:|---:|" * len(modes)
+    pairs = summary.get("paired_vs_free", {})
+    header = "| category | n | " + " | ".join(f"acc ({m}) [95% CI] | valid ({m}) | no call ({m})" for m in modes)
+    header += "".join(f" | {m} vs free: +/- (McNemar p)" for m in pairs) + " |"
+    sep = "|---|---:|" + "---:|---:|---:|" * len(modes) + "---:|" * len(pairs)
     lines = [header, sep]
-    rows = list(summary["categories"]) + ["overall"]
-    for cat in rows:
+    for cat in list(summary["categories"]) + ["overall"]:
         first = summary["modes"][modes[0]].get(cat)
         if first is None:
             continue
         cells = []
         for m in modes:
             s = summary["modes"][m].get(cat, {})
-            cells.append(f"{100 * s.get('accuracy', 0):.1f}% | {100 * s.get('validity', 0):.1f}%")
+            ci = s.get("accuracy_ci95") or s.get("accuracy_pooled_ci95")
+            ci_text = f" [{100 * ci[0]:.0f}-{100 * ci[1]:.0f}]" if ci else ""
+            refusals = s.get("false_refusals")
+            if cat == "overall":
+                no_call = f"{refusals}/{s.get('calls_due')} false" if refusals is not None else ""
+            elif refusals is None:
+                no_call = "(wanted)"
+            else:
+                no_call = f"{refusals} false"
+            cells.append(f"{100 * s.get('accuracy', 0):.1f}%{ci_text} | {100 * s.get('validity', 0):.1f}% | {no_call}")
+        for m, by_cat in pairs.items():
+            t = by_cat.get(cat)
+            cells.append(f"+{t['only_first']}/-{t['only_second']} (p={t['p_value']:.3g})" if t else "")
         label = f"**{cat}**" if cat == "overall" else cat
         lines.append(f"| {label} | {first['n']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("overall: accuracy is the unweighted mean over categories, its interval the pooled one; "
+                 "'no call' counts false refusals (a call was due, none made); +/-: cases only the grammar mode "
+                 "got right / only free generation got right.")
+    for m, cal in summary.get("threshold_calibration", {}).items():
+        lines.append(f"no_call=threshold, simulated from {m}: best threshold {cal['best_threshold']:.4g}, overall "
+                     f"{100 * cal['overall']:.1f}% vs {100 * cal['list_overall']:.1f}% for list; median P(no call) by "
+                     f"category {cal['median_no_call_probability']}")
     return "\n".join(lines)

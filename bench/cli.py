@@ -90,7 +90,9 @@ examples:
         limit_help="run N cases per category (a stratified subsample, fixed by --seed); default: all",
     )
     p.add_argument("--categories", default="all", help="comma-separated BFCL categories, or 'all'")
-    p.add_argument("--modes", default="grammar,free", help="grammar (constrained), free (no grammar), or both")
+    p.add_argument("--modes", default="grammar,free",
+                   help="grammar (constrained, the model's no-call default), free (no grammar), "
+                        "grammar:list / grammar:text / grammar:threshold (a no-call setting forced)")
     p.add_argument("--max-tokens", type=int, default=512, help="token budget with the grammar")
     p.add_argument("--free-max-tokens", type=int, default=256, help="token budget without the grammar")
     p.add_argument("--n-ctx", type=int, default=8192, help="context window (BFCL's largest tool lists need ~7k)")

@@ -21,23 +21,26 @@ IMG_DIR = "img"
 
 
 def find_results(results_dir: Path, bfcl_choice: Optional[str] = None) -> dict[str, Any]:
-    """The result files to report: one BFCL run (the full one if present, else the largest), the
-    speed run and the quant run, each when present."""
+    """The result files to report: one BFCL run per model (a finished run before a partial one, then
+    the full set before a sample, then the largest), the speed run and the quant run, each when present."""
     found: dict[str, Any] = {}
     bfcl_files = sorted(results_dir.glob("bfcl-*.json"))
     if bfcl_choice:
         chosen = Path(bfcl_choice)
-        found["bfcl"] = (chosen, read_json(chosen))
+        found["bfcl"] = [(chosen, read_json(chosen))]
     elif bfcl_files:
         loaded = [(p, read_json(p)) for p in bfcl_files]
 
-        def rank(item: tuple[Path, Any]) -> tuple[int, int]:
+        def rank(item: tuple[Path, Any]) -> tuple[int, int, int]:
             data = item[1]
             first = next(iter(data["modes"].values()), {})
             n = first.get("overall", {}).get("n", 0)
-            return (1 if data.get("limit_per_category") is None else 0, n)
+            return (0 if data.get("partial") else 1, 1 if data.get("limit_per_category") is None else 0, n)
 
-        found["bfcl"] = max(loaded, key=rank)
+        by_model: dict[str, list[tuple[Path, Any]]] = {}
+        for item in loaded:
+            by_model.setdefault(item[1]["model"]["alias"], []).append(item)
+        found["bfcl"] = [max(items, key=rank) for _, items in sorted(by_model.items())]
     for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json")):
         files = sorted(results_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
         if files:
@@ -180,7 +183,7 @@ def bfcl_section(path: Path, data: dict[str, Any], img: Optional[str]) -> list[s
                   "is cut evenly; `--resume` continues it)")
     settings = data.get("settings", {})
     lines = [
-        "## BFCL accuracy, with and without the grammar",
+        f"## BFCL accuracy, with and without the grammar: {data['model']['alias']}",
         "",
         f"Model: `{data['model']['alias']}` ({data['model']['file']}, {data['model']['size_mib']} MiB). "
         f"Data and AST checker: bfcl-eval {data.get('bfcl_eval')}, {scope}. Greedy decoding; "
@@ -341,18 +344,18 @@ def schemas_section(path: Path, data: dict[str, Any]) -> list[str]:
 def headline(found: dict[str, Any]) -> list[str]:
     """The README's short table: the numbers people choose a runtime by, each with its command."""
     rows = ["| what | number | measured with |", "|---|---|---|"]
-    if "bfcl" in found:
-        _, b = found["bfcl"]
+    for _, b in found.get("bfcl", []):
         g = b["modes"].get("grammar", {})
         f = b["modes"].get("free", {})
         cats = [c for c in b["categories"] if c in g]
         min_valid = min((g[c]["validity"] for c in cats), default=None)
+        alias = b["model"]["alias"]
         scope = "full" if b.get("limit_per_category") is None else f"{b['limit_per_category']}/category"
         if b.get("partial"):
             scope += f", partial: {b['cases_done']}/{b['cases_planned']} cases"
-        rows.append(f"| BFCL format validity, with grammar (stand-in, {scope}) | {_pct(g.get('overall', {}).get('validity'))} "
+        rows.append(f"| BFCL format validity, with grammar ({alias}, {scope}) | {_pct(g.get('overall', {}).get('validity'))} "
                     f"(lowest category {_pct(min_valid)}) vs {_pct(f.get('overall', {}).get('validity'))} without | `{b['command']}` |")
-        rows.append(f"| BFCL accuracy, with vs without grammar (stand-in, {scope}) | {_pct(g.get('overall', {}).get('accuracy'))} "
+        rows.append(f"| BFCL accuracy, with vs without grammar ({alias}, {scope}) | {_pct(g.get('overall', {}).get('accuracy'))} "
                     f"vs {_pct(f.get('overall', {}).get('accuracy'))} | `{b['command']}` |")
     if "speed" in found:
         _, s = found["speed"]
@@ -376,8 +379,9 @@ def headline(found: dict[str, Any]) -> list[str]:
             if r:
                 rows.append(f"| stand-in {name} vs F16: KL / top-1 agreement / size | {r['kl_mean']:.4f} nats / "
                             f"{_pct(r['top1_agreement'])} / {r['size_mib']} MiB | `{q['command']}` |")
-    dates = sorted({d.get("date", "")[:10] for _, d in found.values()})
-    machines = sorted({machine_line(d.get("machine", {})) for _, d in found.values()})
+    runs = [d for key, value in found.items() for _, d in (value if key == "bfcl" else [value])]
+    dates = sorted({d.get("date", "")[:10] for d in runs})
+    machines = sorted({machine_line(d.get("machine", {})) for d in runs})
     return rows + ["", f"*Measured {', '.join(dates)} on {'; '.join(machines)}. Details: docs/benchmarks.md.*"]
 
 
@@ -416,9 +420,8 @@ def write_report(results_dir: Path, out_dir: Path, bfcl_choice: Optional[str] = 
         *headline(found),
         "",
     ]
-    if "bfcl" in found:
-        path, data = found["bfcl"]
-        img = save_png("bfcl_grammar_vs_free.png", lambda p: plot_bfcl(data, p))
+    for path, data in found.get("bfcl", []):
+        img = save_png(f"bfcl_grammar_vs_free-{data['model']['alias']}.png", lambda p: plot_bfcl(data, p))
         lines += bfcl_section(path, data, img)
     if "speed" in found:
         lines += speed_section(*found["speed"])

@@ -12,28 +12,30 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import llama_cpp
+import numpy as np
 from llguidance import LLMatcher, LLTokenizer
+from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
-from .decode import Generation, decode, lcp
+from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
-from .grammar import (DEFAULT_OPTIONS, CallOptions, compile_grammar, explain_grammar_error, grammar_limits,
-                      is_limit_error, tool_over_step_limit)
+from .grammar import (DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error, grammar_limits,
+                      is_limit_error, message_lark, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
-from .models import ResolvedModel, resolve
-from .parse import ToolCall, block_closed, parse_tool_calls, validate_calls
+from .models import ResolvedModel, manifests, resolve
+from .parse import TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls, validate_calls
 from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages
-from .sampling import Sampler
+from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, draft_source
 from .settings import Settings
 from .tools import Tool, normalize_tools
@@ -44,13 +46,20 @@ _LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
 
 @dataclass
 class CallResult:
-    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text."""
+    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text.
+
+    message: the sentence the model answered with instead of a call (``no_call`` "text" or
+    "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
+    model gave a sentence rather than the tool-call block at the first token.
+    """
 
     calls: Optional[list[ToolCall]]
     text: str
     finish_reason: str
     truncated: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    message: Optional[str] = None
+    no_call_probability: Optional[float] = None
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -61,6 +70,8 @@ class CallResult:
             "text": self.text,
             "finish_reason": self.finish_reason,
             "truncated": self.truncated,
+            "message": self.message,
+            "no_call_probability": self.no_call_probability,
             "timings": self.timings,
         }
 
@@ -108,8 +119,13 @@ class ToolCaller:
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
+        self._markers: Optional[Markers] = None
+        self._message_start: Optional[np.ndarray] = None
         self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
+        manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
+        self.default_no_call: str = manifest.get("no_call", "list")
+        self.default_no_call_threshold: float = manifest.get("no_call_threshold", 0.5)
         self._first_call = True
         self.lock = threading.RLock()
         self.closed = False
@@ -165,6 +181,42 @@ class ToolCaller:
         if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
             self._lltokenizer = build_lltokenizer(self.model)
         return self._lltokenizer
+
+    def markers(self) -> Markers:
+        """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
+        if self._markers is None:
+            self._markers = Markers.for_tokenizer(self.model.tokenize, self.lltokenizer().is_special_token)
+        return self._markers
+
+    def grammar_options(self, settings: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
+        """`options` completed for this model and these settings: its tags, and how "no call" is
+        answered (the setting no_call, else the model's default)."""
+        return replace(options, no_call=settings.no_call or self.default_no_call, markers=self.markers())
+
+    def _first_branch(self, options: CallOptions, settings: Settings) -> FirstBranch:
+        """The tokens that start the tool-call block rather than a sentence, i.e. every token a
+        sentence cannot start with (one mask, computed once), and the threshold when one decides."""
+        if self._message_start is None:
+            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
+            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
+            bitmask = allocate_token_bitmask(1, self.model.n_vocab)
+            fill_next_token_bitmask(matcher, bitmask)
+            self._message_start = mask_to_bool(bitmask[0], self.model.n_vocab)
+        threshold = None
+        if options.no_call == "threshold":
+            threshold = settings.no_call_threshold
+            if threshold is None:
+                threshold = self.default_no_call_threshold
+        return FirstBranch(~self._message_start, threshold)
+
+    def _no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
+                             branch: FirstBranch) -> float:
+        _, grammar = self._tools(tools, s, replace(options, no_call="text"))
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0, limits=grammar_limits(s))
+        bitmask = allocate_token_bitmask(1, self.model.n_vocab)
+        fill_next_token_bitmask(matcher, bitmask)
+        allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
+        return no_call_probability(self.model.logits(), allowed, branch.call_start)
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
     def _evaluate(self, prompt: list[int], prefix_len: int) -> int:
@@ -245,6 +297,7 @@ class ToolCaller:
     def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
                 sampler: Optional[Sampler], options: CallOptions,
                 on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
+        options = self.grammar_options(s, options)
         normalized, grammar = self._tools(tools, s, options)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
                             self.model.max_token_bytes)
@@ -270,7 +323,7 @@ class ToolCaller:
         if s.constrained:
             matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
             if matcher.is_error():
-                raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error())
+                raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error(), options)
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         drafter = None
         if s.speculate and matcher is not None:  # drafts are copied from the turns, the query last
@@ -278,21 +331,35 @@ class ToolCaller:
             source = query if query is not None else (last if isinstance(last, str) else "")
             drafter = Drafter(self.model, draft_source(source, messages[:-1]))
         # Free text stops after the first closed block: parse_response reads only that one.
+        branch = self._first_branch(options, s) if s.constrained else None
+        p_list = None
+        if branch is not None and not options.allows_text and options.min_calls == 0:
+            # "list" has no branch at the first token: the probability is still reported, from the
+            # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
+            p_list = self._no_call_probability(tools, s, options, branch)
         try:
             gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
-                         max_identical=s.max_identical_calls, drafter=drafter, on_tokens=on_tokens)
+                         max_identical=s.max_identical_calls, drafter=drafter, on_tokens=on_tokens,
+                         markers=options.markers, branch=branch if options.allows_text else None)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
             text = self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace")
-            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s)
+            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s, options)
             raise ToolSchemaError(
                 f"tool {name!r}: computing its grammar's next-token mask went over the limit "
                 f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "
                 "schema (long or nested patterns, large enums) or raise grammar_step_fuel"
             ) from None
-        calls = parse_tool_calls(gen.text)
-        if s.constrained:
+        if p_list is not None:
+            gen.no_call_probability = p_list
+        message = None
+        if s.constrained and options.allows_text and not gen.text.startswith(TOOL_CALL_OPEN):
+            calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
+            message = gen.text.strip()
+        else:
+            calls = parse_tool_calls(gen.text)
+        if s.constrained and message is None:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
                 raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
@@ -301,7 +368,7 @@ class ToolCaller:
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)
             self._first_call = False
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings)
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""
@@ -334,9 +401,13 @@ class Conversation:
         with self._lock:
             result = self.caller.call(query, self.tools, self.messages or None, settings)
             self.messages = prepare_messages(query, self.tools, self.messages or None)
-            answer = result.calls_as_dicts() if result.calls is not None else result.text
-            self.messages.append({"role": "assistant",
-                                  "content": json.dumps(answer) if result.calls is not None else answer})
+            if result.message is not None:
+                content = result.message  # a sentence instead of a call goes back as the model wrote it
+            elif result.calls is not None:
+                content = json.dumps(result.calls_as_dicts())
+            else:
+                content = result.text
+            self.messages.append({"role": "assistant", "content": content})
             return result
 
 

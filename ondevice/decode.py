@@ -15,8 +15,13 @@ fast-forward is token for token the step-by-step masked decoding (tested on rand
 Checking only the picked token (``validate_tokens``) would be cheaper still, but it accepts
 non-canonical splits of forced text that the mask refuses, so the two paths would drift apart.
 When the budget runs out inside a call, the output is cut after the last complete call and the
-structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>``,
-flagged ``truncated``.
+structure is closed: the result is always a valid ``<tool_call>[...]</tool_call>`` (or, where the
+grammar admits a sentence instead, the sentence so far), flagged ``truncated``.
+
+The first branch (``FirstBranch``): where the grammar admits a sentence as well as the tool-call
+block, the first token decides between them. Its masked distribution gives the probability of "no
+call" (the mass on tokens that start a sentence); it is reported, and with a threshold it decides
+the branch instead of the sampler.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from .errors import BudgetError, GrammarStateError
+from .grammar import Markers
 from .llama import LlamaModel
-from .parse import CLOSE, OPEN, close_text, complete_calls
+from .parse import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, Speculation
 
@@ -50,6 +56,16 @@ class Generation:
     steps: int = 0  # llama_decode calls
     drafted: int = 0  # speculative tokens evaluated (see speculate.py)
     accepted: int = 0  # of which confirmed
+    no_call_probability: Optional[float] = None  # at the first branch, when the grammar has one
+
+
+@dataclass(frozen=True)
+class FirstBranch:
+    """The tokens that start the tool-call block (a bool array over the vocabulary) at the first
+    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`."""
+
+    call_start: np.ndarray
+    threshold: Optional[float] = None
 
 
 def decode(
@@ -62,6 +78,8 @@ def decode(
     max_identical: int = 0,
     drafter: Optional[Drafter] = None,
     on_tokens: Optional[Callable[[list[int]], None]] = None,
+    markers: Optional[Markers] = None,
+    branch: Optional[FirstBranch] = None,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
@@ -73,6 +91,8 @@ def decode(
     `on_tokens` sees each run of tokens as it is appended (for streaming); an exception it raises
     stops the generation and propagates. When the budget cuts a call, or a repeated call is dropped,
     the returned tokens differ from what it saw (the structure is closed after the last kept call).
+    `markers` says how the tags are tokenized (for closing a truncated output); `branch` marks the
+    first token as the choice between a call and a sentence (see FirstBranch).
     """
     start = time.perf_counter()
     calls_before = model.decode_calls
@@ -84,6 +104,7 @@ def decode(
     bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
     finish = "budget"
     text = b""  # the output so far, for `stop`
+    p_no_call: Optional[float] = None
 
     while True:
         if matcher is not None:
@@ -114,9 +135,12 @@ def decode(
             draft = drafter.draft(out, matcher, budget - len(out)) if drafter and matcher else []
             spec.evaluate(pending, draft)
             pending = []
-        token = _pick(sampler, spec.logits(), matcher, bitmask, out)
-        if matcher is None and token in model.eog_tokens:
-            finish = "eog"
+        if branch is not None and not out and matcher is not None:
+            token, p_no_call = _pick_first_branch(sampler, spec.logits(), matcher, bitmask, branch)
+        else:
+            token = _pick(sampler, spec.logits(), matcher, bitmask, out)
+        if token in model.eog_tokens:  # under a grammar: allowed only where the answer is complete
+            finish = "eog" if matcher is None else "stop"
             break
         if matcher is not None and not matcher.consume_token(token):
             raise GrammarStateError(f"the grammar engine refused token {token} from its own mask after "
@@ -140,13 +164,13 @@ def decode(
     spec.discard()
     truncated = False
     if matcher is not None and finish == "budget":
-        out = _close(model, matcher, out)
+        out = _close(model, matcher, out, markers or Markers())
         truncated = True
     elif finish == "repeat":
-        out = _close(model, matcher, out, keep=-1)
+        out = _close(model, matcher, out, markers or Markers(), keep=-1)
     text = model.detokenize(out).decode("utf-8", errors="replace")
     return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start,
-                      model.decode_calls - calls_before, spec.drafted, spec.accepted)
+                      model.decode_calls - calls_before, spec.drafted, spec.accepted, p_no_call)
 
 
 def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bitmask: Any,
@@ -170,10 +194,45 @@ def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: i
     return all(value == last[0] for value in last)
 
 
-def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], keep: Optional[int] = None) -> list[int]:
-    """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it."""
-    text = close_text(model.detokenize(out).decode("utf-8", errors="replace"), keep)
-    tokens = model.tokenize(text, special=False)
+def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray) -> float:
+    """The share of the masked next-token distribution (softmax of the raw logits) on allowed
+    tokens that do not start the tool-call block."""
+    call = call_start[: logits.shape[0]]
+    weights = np.exp(logits[allowed].astype(np.float64) - float(np.max(logits[allowed])))
+    return float(weights[~call[allowed]].sum() / weights.sum())
+
+
+def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher, bitmask: Any,
+                       branch: FirstBranch) -> tuple[int, float]:
+    """The first token, and the probability of "no call": the share of the masked distribution
+    (softmax of the raw logits, temperature 1) on tokens that start a sentence rather than a call."""
+    fill_next_token_bitmask(matcher, bitmask)
+    allowed = mask_to_bool(bitmask[0], logits.shape[0])
+    p_text = no_call_probability(logits, allowed, branch.call_start)
+    call = allowed & branch.call_start[: logits.shape[0]]
+    text = allowed & ~call
+    if branch.threshold is not None and call.any() and text.any():
+        allowed = text if p_text >= branch.threshold else call
+    return sampler.pick(logits, allowed, generated=[]), p_text
+
+
+def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Markers,
+           keep: Optional[int] = None) -> list[int]:
+    """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it.
+
+    A sentence (an output that does not start with the tag, where the grammar admits one) is
+    complete as it stands; a tool-call block keeps its complete calls. The tags are encoded as the
+    model emits them (`markers`), the rest as plain text.
+    """
+    text = model.detokenize(out).decode("utf-8", errors="replace")
+    if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
+        return out
+    text = close_text(text, keep)
+    if markers.special:
+        tokens = list(markers.open_ids) + model.tokenize(text[len(TOOL_CALL_OPEN):-len(TOOL_CALL_CLOSE)], special=False) \
+            + list(markers.close_ids)
+    else:
+        tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
         if text == OPEN + CLOSE:  # the grammar asks for a call (tool_choice "required") and none was complete

@@ -1,9 +1,15 @@
-"""The tool-call grammar: exactly ``<tool_call>[`` + calls + ``]</tool_call>``, as an llguidance grammar.
+"""The tool-call grammar: ``<tool_call>[`` + calls + ``]</tool_call>``, as an llguidance grammar.
 
 Each call is ``{"name": <a given tool's name>, "arguments": <an object valid for that tool>}`` in the
 compact ``json.dumps`` layout the fine-tune was trained on (", " and ": " separators). Whitespace is
 bounded: one optional newline after ``[`` and before ``]``, and a space or a newline after each ``,``
 between calls; none inside a call.
+
+The tags are written the way the model itself emits them (`Markers`): as text for a tokenizer that
+spells ``<tool_call>`` with ordinary pieces, or as the special token for one that has it as a single
+token (Qwen2.5's 151657/151658). With ``no_call="text"`` the grammar also admits, instead of the
+tool-call block, a plain sentence (the model's own way of saying no tool fits) that cannot start or
+contain a tag, of bounded length.
 
 Why llguidance rather than llama.cpp's GBNF: measured here on the 128k Llama 3 vocabulary, a GBNF mask
 costs about 15 ms per token against about 0.1 ms, and llguidance reports the tokens the grammar forces
@@ -14,14 +20,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional, Sequence
 
 from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
-from .errors import ToolChoiceError, ToolSchemaError
+from .errors import ModelFileError, SettingsError, ToolChoiceError, ToolSchemaError
+from .parse import TOOL_CALL_CLOSE as TAG_CLOSE
+from .parse import TOOL_CALL_OPEN as TAG_OPEN
 from .schema_refs import check_refs
-from .parse import CLOSE, OPEN
+from .parse import OPEN
 from .settings import Settings
 from .tools import Tool
 
@@ -31,22 +39,68 @@ JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separa
 _LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
 _POSITION = re.compile(r"^at \d+\(\d+\): ")
 
+NO_CALL_MODES = ("list", "text", "threshold")
+
+@dataclass(frozen=True)
+class Markers:
+    """The tags as the model emits them: Lark expressions, and the token ids of each tag.
+
+    ``special`` tags are single special tokens (written ``<[id]>`` in the grammar, so llguidance
+    matches the token itself); plain tags are text (a Lark string literal). `for_tokenizer` decides.
+    """
+
+    open_lark: str = json.dumps(TAG_OPEN)
+    close_lark: str = json.dumps(TAG_CLOSE)
+    special: bool = False
+    open_ids: tuple[int, ...] = ()
+    close_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def for_tokenizer(cls, tokenize: Callable[[str], list[int]], is_special: Callable[[int], bool]) -> "Markers":
+        """The markers for a tokenizer: `tokenize` parses special tokens; `is_special` is llguidance's view."""
+        open_ids, close_ids = tokenize(TAG_OPEN), tokenize(TAG_CLOSE)
+        special = [len(ids) == 1 and is_special(ids[0]) for ids in (open_ids, close_ids)]
+        if special[0] != special[1]:
+            raise ModelFileError(
+                f"the tokenizer has only one of the tags as a special token: {TAG_OPEN} -> {open_ids}, "
+                f"{TAG_CLOSE} -> {close_ids}; expected both or neither")
+        if not special[0]:
+            return cls(open_ids=tuple(open_ids), close_ids=tuple(close_ids))
+        return cls(f"<[{open_ids[0]}]>", f"<[{close_ids[0]}]>", True, tuple(open_ids), tuple(close_ids))
+
 
 @dataclass(frozen=True)
 class CallOptions:
-    """What the grammar allows beyond the tools' schemas (OpenAI's ``tool_choice`` and ``parallel_tool_calls``).
+    """What the grammar allows beyond the tools' schemas.
 
     min_calls / max_calls bound the number of calls (max None: unbounded); allowed, when given, names
-    the only tools that may be called (the prompt still lists every tool).
+    the only tools that may be called (the prompt still lists every tool): OpenAI's ``tool_choice``
+    and ``parallel_tool_calls``. no_call: "list" (an answer without a call is
+    ``<tool_call>[]</tool_call>``), "text" (it may also be a plain sentence, unless a call is
+    required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
+    of "no call", see decode.py); message_max_chars bounds that sentence. markers: the tags as the
+    model emits them.
     """
 
     min_calls: int = 0
     max_calls: Optional[int] = None
     allowed: Optional[tuple[str, ...]] = None
+    no_call: str = "list"
+    message_max_chars: int = 600
+    markers: Markers = field(default_factory=Markers)
 
     def __post_init__(self) -> None:
         if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
             raise ToolChoiceError(f"call bounds: expected 0 <= min_calls <= max_calls, got {self.min_calls}..{self.max_calls}")
+        if self.no_call not in NO_CALL_MODES:
+            raise SettingsError(f"setting no_call: expected one of {list(NO_CALL_MODES)}, got {self.no_call!r}")
+        if self.message_max_chars < 1:
+            raise SettingsError(f"setting message_max_chars: expected an integer >= 1, got {self.message_max_chars!r}")
+
+    @property
+    def allows_text(self) -> bool:
+        """Whether a sentence may stand instead of the tool-call block (never when a call is required)."""
+        return self.no_call in ("text", "threshold") and self.min_calls == 0
 
     def capped(self, max_calls: int) -> "CallOptions":
         """These options with at most `max_calls` calls (the setting max_calls; 0: no bound)."""
@@ -54,10 +108,11 @@ class CallOptions:
             return self
         if self.min_calls > max_calls:
             raise ToolChoiceError(f"at least {self.min_calls} calls required, but the setting max_calls is {max_calls}")
-        return CallOptions(self.min_calls, max_calls, self.allowed)
+        return replace(self, max_calls=max_calls)
 
     def key(self) -> str:
-        return json.dumps([self.min_calls, self.max_calls, self.allowed])
+        return json.dumps([self.min_calls, self.max_calls, self.allowed, self.no_call, self.message_max_chars,
+                           self.markers.open_lark, self.markers.close_lark])
 
     def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
         """The tools a call may name; an allowed name that is not a tool is an error naming it."""
@@ -87,17 +142,35 @@ def _calls_rule(min_calls: int, max_calls: Optional[int]) -> str:
     return " ".join(items)
 
 
+def _message_rule(max_chars: int) -> str:
+    # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
+    return f"message: /[^<\\s][^<]{{0,{max_chars - 1}}}/"
+
+
+def message_lark(max_chars: int) -> str:
+    """The Lark source of a grammar admitting only the sentence (its first mask tells the tokens
+    that can start a sentence from those that start the tool-call block)."""
+    return "start: message\n" + _message_rule(max_chars) + "\n"
+
+
 def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
     """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
     tools = options.callable_tools(tools)
     if options.min_calls and not tools:
         raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
+    m = options.markers
+    lines = []
+    if options.allows_text:
+        lines += ["start: calls | message", _message_rule(options.message_max_chars)]
+    else:
+        lines.append("start: calls")
     if not tools or options.max_calls == 0:
-        return f"start: {json.dumps(OPEN + CLOSE)}\n"
+        lines.append(f'calls: {m.open_lark} "[]" {m.close_lark}')
+        return "\n".join(lines) + "\n"
     calls = _calls_rule(options.min_calls, options.max_calls)
     body = f"NL? {calls} NL?" if options.min_calls else f"(NL? {calls} NL?)?"
-    lines = [
-        f"start: {json.dumps(OPEN)} {body} {json.dumps(CLOSE)}",
+    lines += [
+        f'calls: {m.open_lark} "[" {body} "]" {m.close_lark}',
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
         "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
@@ -129,21 +202,22 @@ def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = No
     grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
     if is_error:
-        raise _name_the_tool(tools, None, limits, "\n".join(messages))
+        raise _name_the_tool(tools, None, limits, "\n".join(messages), options)
     return grammar
 
 
-def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str) -> ToolSchemaError:
+def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str,
+                          options: Optional[CallOptions] = None) -> ToolSchemaError:
     """The error for a grammar llguidance refused when building it for the vocabulary, naming the tool."""
-    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message)
+    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message, options)
 
 
 def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limits: Optional[LLParserLimits],
-                   message: str) -> ToolSchemaError:
+                   message: str, options: Optional[CallOptions] = None) -> ToolSchemaError:
     hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
             if is_limit_error(message) else "")
     for tool in tools:  # find which tool's schema was refused, to say so
-        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool]))
+        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], _one_tool(options)))
         if tokenizer is None:
             bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
             reason = "\n".join(why)
@@ -154,6 +228,11 @@ def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limi
             return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
                                    f"{_first_lines(reason)}{hint}", details=reason)
     return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
+
+
+def _one_tool(options: Optional[CallOptions]) -> CallOptions:
+    """The options for one tool's grammar alone (to find which tool a refusal is about)."""
+    return replace(options or DEFAULT_OPTIONS, min_calls=0, allowed=None)
 
 
 def _first_lines(message: str) -> str:
@@ -167,14 +246,15 @@ def _first_lines(message: str) -> str:
     return "; ".join(reasons)
 
 
-def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings) -> str:
+def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings,
+                         options: Optional[CallOptions] = None) -> str:
     """Which tool's grammar went over the per-mask limit: the call begun in the generated `text`, else the
     first tool whose grammar alone goes over it at its first mask (for the error message)."""
     begun = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
     if begun:
         return begun[-1]
     for tool in tools:
-        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool])), log_level=0,
+        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool], _one_tool(options))), log_level=0,
                             limits=grammar_limits(settings))
         for _ in range(len(OPEN) + 1):  # through "<tool_call>[" to the first choice
             if matcher.is_error() or matcher.is_stopped():

@@ -15,7 +15,8 @@ import re
 from typing import Any, Optional, Sequence
 
 from .errors import ToolChoiceError, ToolSchemaError
-from .grammar import CLOSE, DEFAULT_OPTIONS, OPEN, CallOptions
+from .grammar import DEFAULT_OPTIONS, CallOptions
+from .parse import CLOSE, OPEN
 from .tools import Tool
 
 NOT_IN_GBNF = ("pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .assets import STANDIN_ALIAS, standin_gguf_path
+from .assets import STANDIN_ALIAS, chunked_gguf_path, standin_gguf_path
 from .errors import ModelNotFoundError
 from .paths import converted_model_path, manifest_dir, models_dir
 
@@ -87,6 +87,8 @@ def resolve(spec: Optional[str] = None) -> ResolvedModel:
         manifest = known[name]
         if name == STANDIN_ALIAS:
             return ResolvedModel(standin_gguf_path(), name)
+        if "pypi_chunks" in manifest.get("source", {}):
+            return ResolvedModel(chunked_gguf_path(name, manifest), name)
         converted = _converted(name, manifest, quant)
         if converted is None:
             wanted = quant or manifest.get("default_quant", "Q4_K_M")

@@ -61,6 +61,11 @@ class Settings:
     max_identical_calls: the most identical calls back to back; the next identical one ends the list,
     dropped (0: no check). The default 2 keeps BFCL's one ground truth with two identical calls in a
     row (parallel_158) and stops a model that repeats itself.
+    no_call: how an answer without a call is
+    produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
+    with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
+    but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
+    takes the model's default from its manifest ("list" for a model without one).
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
@@ -96,6 +101,8 @@ class Settings:
     prefix_cache_dir: Optional[str] = None
     prefix_cache_disk_mb: int = 2048
     chat_template: Optional[str] = None
+    no_call: Optional[str] = None
+    no_call_threshold: Optional[float] = None
     verbose: bool = False
     max_tools: int = 256
     max_tools_bytes: int = 1 << 20
@@ -141,6 +148,11 @@ class Settings:
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or not ok(value):
                 raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
+        if self.no_call not in (None, "list", "text", "threshold"):
+            raise SettingsError(f"setting no_call: expected None, 'list', 'text' or 'threshold', got {self.no_call!r}")
+        t = self.no_call_threshold
+        if t is not None and (not _is_number(t) or not 0 <= t <= 1):
+            raise SettingsError(f"setting no_call_threshold: expected None or a probability in [0, 1], got {t!r}")
         for name in ("constrained", "fast_forward", "verbose"):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"setting {name}: expected True or False, got {getattr(self, name)!r}")

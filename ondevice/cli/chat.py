@@ -55,5 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if not line or not query or query in ("exit", "quit"):
             return 0
         result = conversation.ask(query)
+        if result.message is not None:
+            print(f"ondevice: no call; the model answered: {result.message}", file=sys.stderr, flush=True)
         print(json.dumps(result.calls_as_dicts() if result.calls is not None else result.text, ensure_ascii=False),
               flush=True)

@@ -53,6 +53,11 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                    "ondevice cache directory; ondevice only touches its own ondevice-kv-* files there)")
     g.add_argument("--no-prefix-cache", action="store_true", help="do not read or write the on-disk prefix cache")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
+    g.add_argument("--no-call", choices=["list", "text", "threshold"], default=None,
+                   help="an answer without a call: list (<tool_call>[]</tool_call>), text (the model may answer "
+                        "with a sentence), threshold (P(sentence) at the first token decides); default: the model's")
+    g.add_argument("--no-call-threshold", type=float, default=None,
+                   help="with --no-call threshold: take the sentence when its probability is at least this")
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
     g.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
                    help="show llama.cpp's log and the engine's state in error messages")
@@ -70,6 +75,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         date_string=args.date_string,
         chat_template=read_chat_template(args.chat_template),
         prefix_cache_dir=None if args.no_prefix_cache else (args.prefix_cache_dir or str(prefix_cache_dir())),
+        no_call=args.no_call,
+        no_call_threshold=args.no_call_threshold,
         verbose=bool(getattr(args, "verbose", False)),
         max_calls=args.max_calls,
         max_identical_calls=args.max_identical_calls,

@@ -16,8 +16,9 @@ MACHINE = {"cpu": "Test CPU", "cores": 2, "ram_gib": 24.0, "os": "Linux 6", "lla
 
 def _bfcl_result() -> dict:
     rows = [
-        CaseResult("simple_python_0", "simple_python", "grammar", True, True),
-        CaseResult("simple_python_1", "simple_python", "grammar", False, True, error_type="value_error"),
+        CaseResult("simple_python_0", "simple_python", "grammar", True, True, calls=[{"name": "f", "arguments": {}}]),
+        CaseResult("simple_python_1", "simple_python", "grammar", False, True, error_type="value_error",
+                   calls=[{"name": "f", "arguments": {"x": 1}}]),
         CaseResult("irrelevance_0", "irrelevance", "grammar", False, True, error_type="irrelevance_error:decoder_success"),
         CaseResult("simple_python_0", "simple_python", "free", False, False, error_type="ast_decoder:decoder_failed"),
         CaseResult("simple_python_1", "simple_python", "free", True, True),
@@ -78,13 +79,13 @@ def test_report_writes_markdown_and_pngs(results_dir: Path, tmp_path: Path):
     out = tmp_path / "docs"
     written = report.write_report(results_dir, out)
     md = (out / "benchmarks.md").read_text()
-    for png in ("bfcl_grammar_vs_free.png", "quant_size_speed_quality.png"):
+    for png in ("bfcl_grammar_vs_free-smollm2-135m-instruct.png", "quant_size_speed_quality.png"):
         data = (out / "img" / png).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, png
         assert f"img/{png}" in md
-    # the BFCL table: per category, both modes, accuracy and validity
-    assert "| simple_python | 2 | 50.0% | 100.0% | 50.0% | 50.0% |" in md
-    assert "| irrelevance | 1 | 0.0% | 100.0% | 100.0% | 0.0% |" in md
+    # the BFCL table: per category, both modes, accuracy [95% interval], validity, false refusals
+    assert "| simple_python | 2 | 50.0% [9-91] | 100.0% | 0 false | 50.0% [9-91] | 50.0% | 2 false |" in md
+    assert "| irrelevance | 1 | 0.0% [0-79] | 100.0% | (wanted) | 100.0% [21-100] | 0.0% | (wanted) |" in md
     # every table says how to reproduce it
     for command in ("ondevice bench bfcl --limit 2", "ondevice bench speed", "ondevice bench quant"):
         assert f"`{command}`" in md

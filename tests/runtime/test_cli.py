@@ -52,6 +52,14 @@ def test_one_shot_calls_share_the_tools_prefix_on_disk_by_default(tmp_path):
     assert other["timings"]["prompt_reused"] == 0  # another setting: never the other setting's state
 
 
+def test_call_with_no_call_text_prints_the_sentence_on_stderr(ondevice_home):
+    tools, case = EXAMPLES / "wrong_tool" / "tools.json", json.loads((EXAMPLES / "wrong_tool" / "case.json").read_text())
+    r = ondevice("call", case["queries"][0], "--tools", str(tools), "--no-call", "text", "--max-tokens", "40",
+                 "--date-string", PINNED_DATE, home=ondevice_home)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [] and "ondevice: no call; the model answered: " in r.stderr
+
+
 def test_chat_is_multi_turn(ondevice_home):
     r = ondevice("chat", "--tools", str(EXAMPLES / "multi_turn" / "tools.json"), "--date-string", PINNED_DATE,
                  stdin="What's the weather like in Madrid in celsius?\nAnd in Edinburgh in celsius?\n", home=ondevice_home)

@@ -8,7 +8,7 @@ import pytest
 
 from ondevice import Settings, ToolCaller, validate_calls
 from ondevice.errors import ContextOverflowError, EmptyQueryError
-from ondevice.grammar import CLOSE, OPEN
+from ondevice.parse import CLOSE, OPEN
 from ondevice.sampling import Sampler
 from ondevice.tools import normalize_tools
 

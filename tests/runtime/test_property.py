@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ondevice import Settings, ToolCaller
-from ondevice.grammar import CLOSE, OPEN
+from ondevice.parse import CLOSE, OPEN
 from ondevice.tools import normalize_tools
 
 from .conftest import PINNED_DATE
@@ -77,6 +77,20 @@ def toolsets(draw):
            "What's the weather like in New York in fahrenheit?", "Do it twice, with different values.",
            "Call every tool you have.", "Nothing to do here, thanks."]))
 def test_every_output_is_valid(caller, tools, seed, temperature, budget, query):
+    check_valid_output(caller, tools, seed, temperature, budget, query)
+
+
+# Qwen2.5-Coder-0.5B writes the tags as special tokens: the same property, fewer cases (a larger model).
+@settings(max_examples=max(4, EXAMPLES // 10), deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(tools=toolsets(), seed=st.integers(0, 2**31 - 1), temperature=st.floats(0.7, 2.0),
+       budget=st.integers(8, 96), query=st.sampled_from([
+           "What's the weather like in New York in fahrenheit?", "Call every tool you have."]))
+def test_every_output_is_valid_on_a_tool_calling_model(qwen_caller, tools, seed, temperature, budget, query):
+    check_valid_output(qwen_caller, tools, seed, temperature, budget, query)
+
+
+def check_valid_output(caller, tools, seed, temperature, budget, query):
     normalized = {t.name: t for t in normalize_tools(tools)}
     s = caller.settings.with_(temperature=temperature, seed=seed, max_tokens=budget)
     result = caller.call(query, tools, settings=s)

@@ -82,7 +82,7 @@ def test_local_refs_are_hoisted_into_the_call_schema():
 
 
 def test_no_tools_grammar_is_the_empty_list_only():
-    assert tool_call_lark([]) == 'start: "<tool_call>[]</tool_call>"\n'
+    assert tool_call_lark([]) == 'start: calls\ncalls: "<tool_call>" "[]" "</tool_call>"\n'
 
 
 @pytest.mark.parametrize("tools, message", [
