@@ -287,7 +287,14 @@ def format_validity(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optio
     if calls is None:
         return False, "not a <tool_call> list"
     typed = [c if isinstance(c, ToolCall) else ToolCall(c.get("name"), c.get("arguments")) for c in calls]
-    problems = validate_calls(typed, _tools_of(json.dumps(case.functions, sort_keys=True)))
+    tools = _tools_of(json.dumps(case.functions, sort_keys=True))
+    problems = validate_calls(typed, tools)
+    # BFCL's functions are closed: an argument they do not declare is a wrong call (its AST checker
+    # refuses it), although JSON Schema would let the caller's object schema accept it.
+    declared = {t.name: set(t.parameters.get("properties", {})) for t in tools}
+    problems += [f"call #{i} ({c.name}): unexpected argument(s) {sorted(set(c.arguments) - declared[c.name])}"
+                 for i, c in enumerate(typed)
+                 if c.name in declared and isinstance(c.arguments, dict) and set(c.arguments) - declared[c.name]]
     return (False, problems[0][:200]) if problems else (True, None)
 
 
