@@ -104,7 +104,7 @@ class ToolCaller:
         identity = "|".join(str(x) for x in (
             model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
             settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION)
-            + ((f"parallel={settings.n_parallel}",) if settings.n_parallel > 1 else ()))
+            + ((f"parallel={settings.n_parallel}x1",) if settings.n_parallel > 1 else ()))  # x1: one KV stream each
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)

@@ -21,6 +21,7 @@ examples:
 Endpoints: POST /v1/chat/completions (tools, tool_choice, parallel_tool_calls, stream), GET /v1/models,
 GET /health. Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" when ready; SIGINT or
 SIGTERM stops it (in-flight requests get a few seconds to finish). --port 0 picks a free port.
+--parallel N (default 4) decodes up to N requests together, their steps in one llama_decode; 1: one at a time.
 """
 
 
