@@ -251,6 +251,8 @@ examples:
     p.add_argument("--max-tokens", type=int, default=64, help="token budget per answer")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the server (default: all usable cores)")
+    p.add_argument("--parallel", type=int, default=None,
+                   help="the server's --parallel: requests decoded together (default: the server's default, 4)")
     p.add_argument("--out", default=None, help="where to write the result (default bench/results/serve-MODEL.json)")
     p.set_defaults(func=_lazy(".serve"), _bench_parser=p, _bench_name="serve")
 

@@ -114,7 +114,8 @@ class ToolCaller:
         # count (rounding), offload, and the llama.cpp build (state format).
         identity = "|".join(str(x) for x in (
             model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
-            settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION))
+            settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION)
+            + ((f"parallel={settings.n_parallel}x1",) if settings.n_parallel > 1 else ()))  # x1: one KV stream each
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
@@ -219,14 +220,19 @@ class ToolCaller:
         return no_call_probability(self.model.logits(), allowed, branch.call_start)
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
-    def _evaluate(self, prompt: list[int], prefix_len: int) -> int:
-        """Bring the KV cache to `prompt`, reusing what is cached; returns how many tokens were reused."""
+    def check_prompt_fits(self, prompt: list[int]) -> None:
+        """A ContextOverflowError when `prompt` leaves no room for an answer token."""
         model = self.model
         if len(prompt) + 1 > model.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(prompt)} tokens but the context holds {model.n_ctx}: raise n_ctx "
                 f"(--n-ctx; the model was trained on {model.n_ctx_train}), or pass fewer tools or less history"
             )
+
+    def _evaluate(self, prompt: list[int], prefix_len: int) -> int:
+        """Bring the KV cache to `prompt`, reusing what is cached; returns how many tokens were reused."""
+        model = self.model
+        self.check_prompt_fits(prompt)
         common = lcp(model.tokens, prompt)
         if common < prefix_len:
             entry = self.prefix_cache.get(prompt[:prefix_len])
@@ -294,10 +300,10 @@ class ToolCaller:
             self.settings.check_per_call(s)
             return self._answer(messages, tools, s, sampler, options, on_tokens, query)
 
-    def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
-                sampler: Optional[Sampler], options: CallOptions,
-                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
-        options = self.grammar_options(s, options)
+    def _prepare(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
+                 options: CallOptions, query: Optional[str]) -> tuple[list[Tool], str, list[int], int]:
+        """(tools normalized, grammar, prompt tokens, length of its tools prefix) of one request;
+        `options` as completed by `grammar_options`."""
         normalized, grammar = self._tools(tools, s, options)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
                             self.model.max_token_bytes)
@@ -310,20 +316,61 @@ class ToolCaller:
                 marked = list(messages)
                 marked[-1] = dict(marked[-1], content=last[:at] + _QUERY_MARK + last[at + len(query):])
                 prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
-
-        t0 = time.perf_counter()
         _, prompt = self.tokenize_prompt(messages, s.date_string)
         # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
         # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
+        return normalized, grammar, prompt, prefix_len
+
+    def _matcher(self, normalized: list[Tool], grammar: str, s: Settings,
+                 options: CallOptions = DEFAULT_OPTIONS) -> Optional[LLMatcher]:
+        """A fresh grammar matcher for one answer (None when unconstrained)."""
+        if not s.constrained:
+            return None
+        matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
+        if matcher.is_error():
+            raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error(), options)
+        return matcher
+
+    def _step_limit_error(self, matcher: LLMatcher, normalized: list[Tool], text: str, s: Settings,
+                          options: CallOptions = DEFAULT_OPTIONS) -> ToolSchemaError:
+        """The error for a mask computation over grammar_step_fuel, naming the tool being written."""
+        name = tool_over_step_limit(text, normalized, self.lltokenizer(), s, options)
+        return ToolSchemaError(
+            f"tool {name!r}: computing its grammar's next-token mask went over the limit "
+            f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "
+            "schema (long or nested patterns, large enums) or raise grammar_step_fuel"
+        )
+
+    def _result(self, gen: Generation, normalized: list[Tool], s: Settings, timings: dict[str, float],
+                options: CallOptions = DEFAULT_OPTIONS) -> CallResult:
+        """Parse and (constrained) validate a generation into the answer."""
+        message = None
+        if s.constrained and options.allows_text and not gen.text.startswith(TOOL_CALL_OPEN):
+            calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
+            message = gen.text.strip()
+        else:
+            calls = parse_tool_calls(gen.text)
+        if s.constrained and message is None:
+            problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
+            if problems:  # the grammar guarantees this never happens; if it does, say so loudly
+                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
+                                        "it with the tools)", details=f"text: {gen.text!r}")
+        if self._first_call:
+            timings["load_s"] = round(self.load_seconds, 4)
+            self._first_call = False
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
+
+    def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
+                sampler: Optional[Sampler], options: CallOptions,
+                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
+        t0 = time.perf_counter()
+        options = self.grammar_options(s, options)
+        normalized, grammar, prompt, prefix_len = self._prepare(messages, tools, s, options, query)
         reused = self._evaluate(prompt, prefix_len)
         t1 = time.perf_counter()
 
-        matcher = None
-        if s.constrained:
-            matcher = LLMatcher(self.lltokenizer(), grammar, log_level=2 if s.verbose else 0, limits=grammar_limits(s))
-            if matcher.is_error():
-                raise explain_grammar_error(normalized, self.lltokenizer(), s, matcher.get_error(), options)
+        matcher = self._matcher(normalized, grammar, s, options)
         chooser = sampler or Sampler(s.temperature, s.top_p, s.seed)
         drafter = None
         if s.speculate and matcher is not None:  # drafts are copied from the turns, the query last
@@ -345,30 +392,11 @@ class ToolCaller:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
             text = self.model.detokenize(self.model.tokens[len(prompt):]).decode("utf-8", "replace")
-            name = tool_over_step_limit(text, normalized, self.lltokenizer(), s, options)
-            raise ToolSchemaError(
-                f"tool {name!r}: computing its grammar's next-token mask went over the limit "
-                f"({matcher.get_error().splitlines()[0]}; setting grammar_step_fuel={s.grammar_step_fuel}): simplify its "
-                "schema (long or nested patterns, large enums) or raise grammar_step_fuel"
-            ) from None
+            raise self._step_limit_error(matcher, normalized, text, s, options) from None
         if p_list is not None:
             gen.no_call_probability = p_list
-        message = None
-        if s.constrained and options.allows_text and not gen.text.startswith(TOOL_CALL_OPEN):
-            calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
-            message = gen.text.strip()
-        else:
-            calls = parse_tool_calls(gen.text)
-        if s.constrained and message is None:
-            problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
-            if problems:  # the grammar guarantees this never happens; if it does, say so loudly
-                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
-                                        "it with the tools)", details=f"text: {gen.text!r}")
-        timings = _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0)
-        if self._first_call:
-            timings["load_s"] = round(self.load_seconds, 4)
-            self._first_call = False
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
+        return self._result(gen, normalized, s, _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0),
+                            options)
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""

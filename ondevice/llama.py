@@ -96,7 +96,11 @@ def check_gguf_header(path: Path) -> None:
 
 
 class LlamaModel:
-    """A loaded GGUF model with one inference context (sequence 0) and a token batch."""
+    """A loaded GGUF model with one inference context and a token batch.
+
+    With `settings.n_parallel` = 1 the context holds one sequence (0). With N > 1 it holds N
+    sequences (slots 0..N-1, for batch.py), each in its own KV stream of n_ctx cells.
+    """
 
     def __init__(self, path: Path, settings: Settings):
         _init_backend(settings.verbose)
@@ -135,7 +139,15 @@ class LlamaModel:
         cparams.n_ctx = settings.n_ctx
         cparams.n_batch = settings.n_batch
         cparams.n_ubatch = settings.n_batch
-        cparams.n_seq_max = 1
+        self.n_parallel = settings.n_parallel
+        cparams.n_seq_max = self.n_parallel
+        if self.n_parallel > 1:
+            # Not unified (kv_unified False, the default): llama.cpp splits the cells into one stream per
+            # sequence, so a sequence's cells lie as they would alone (position i in cell i) whatever
+            # the others do, and its attention sums in the same order: answers do not depend on the
+            # neighbours. (In one unified pool, cells freed by one request are reused by another out of
+            # position order, and the answers changed with the load.)
+            cparams.n_ctx = settings.n_ctx * self.n_parallel
         cparams.n_threads = settings.threads
         cparams.n_threads_batch = settings.threads
         self.ctx = llama_cpp.llama_init_from_model(self.model, cparams)
@@ -148,10 +160,10 @@ class LlamaModel:
                 f"lower n_ctx (the model was trained on {self.n_ctx_train}) or free memory"
                 + (f" (llama.cpp: {_recent_log()})" if _LOG_LINES else "")
             )
-        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx(self.ctx) // self.n_parallel  # per sequence
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
-        self.tokens: list[int] = []  # what the KV cache of sequence 0 holds, in order
+        self.seq_tokens: list[list[int]] = [[] for _ in range(self.n_parallel)]  # what each sequence holds, in order
         self.decode_calls = 0  # llama_decode calls so far (decode steps are counted with it)
         self.eog_tokens = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
 
@@ -215,13 +227,53 @@ class LlamaModel:
         return bytes(out)
 
     # --- the KV cache -----------------------------------------------------------------------------
-    def truncate(self, n: int) -> None:
-        """Forget every cached token from position n on."""
-        if n < len(self.tokens):
-            llama_cpp.llama_memory_seq_rm(self.memory, 0, n, -1)
-            del self.tokens[n:]
+    @property
+    def tokens(self) -> list[int]:
+        """What the KV cache of sequence 0 holds, in order."""
+        return self.seq_tokens[0]
 
-    def eval(self, tokens: Sequence[int], n_logits: int = 1) -> None:
+    @tokens.setter
+    def tokens(self, value: list[int]) -> None:
+        self.seq_tokens[0] = value
+
+    def truncate(self, n: int, seq: int = 0) -> None:
+        """Forget every cached token of sequence `seq` from position n on."""
+        if n < len(self.seq_tokens[seq]):
+            llama_cpp.llama_memory_seq_rm(self.memory, seq, n, -1)
+            del self.seq_tokens[seq][n:]
+
+    def eval_many(self, runs: Sequence[tuple[int, Sequence[int]]]) -> list[int]:
+        """Append each run's tokens to its sequence, all in one llama_decode; returns, per run, the
+        batch row whose logits follow its last token (for `logits`). The runs together must fit n_batch."""
+        total = sum(len(tokens) for _, tokens in runs)
+        if not 0 < total <= self.settings.n_batch:
+            raise ValueError(f"eval_many: expected 1..{self.settings.n_batch} tokens, got {total}")
+        batch = self.batch
+        rows = []
+        i = 0
+        for seq, tokens in runs:
+            held = self.seq_tokens[seq]
+            if len(held) + len(tokens) > self.n_ctx:
+                raise ContextOverflowError(f"{len(held) + len(tokens)} tokens do not fit the context of {self.n_ctx}")
+            for j, token in enumerate(tokens):
+                batch.token[i] = token
+                batch.pos[i] = len(held) + j
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = seq
+                batch.logits[i] = j == len(tokens) - 1
+                i += 1
+            rows.append(i - 1)
+        batch.n_tokens = total
+        rc = llama_cpp.llama_decode(self.ctx, batch)
+        self.decode_calls += 1
+        check_interrupt()
+        if rc != 0:
+            raise OndeviceError(f"llama_decode failed with code {rc} for a batch of {total} tokens in {len(runs)} sequences")
+        for seq, tokens in runs:
+            self.seq_tokens[seq].extend(tokens)
+        return rows
+
+    def eval(self, tokens: Sequence[int], n_logits: int = 1, seq: int = 0) -> None:
         """Append `tokens` to the KV cache, with logits after each of the last `n_logits` of them.
 
         Afterwards `logits(-1)` is the next-token distribution, `logits(-2)` the one before the last
@@ -230,9 +282,10 @@ class LlamaModel:
         """
         if not tokens:
             return
-        if len(self.tokens) + len(tokens) > self.n_ctx:
+        held = self.seq_tokens[seq]
+        if len(held) + len(tokens) > self.n_ctx:
             raise ContextOverflowError(
-                f"{len(self.tokens) + len(tokens)} tokens do not fit the context of {self.n_ctx}: "
+                f"{len(held) + len(tokens)} tokens do not fit the context of {self.n_ctx}: "
                 f"raise n_ctx (--n-ctx; the model was trained on {self.n_ctx_train}) or shorten the tools or history"
             )
         step = self.settings.n_batch
@@ -244,21 +297,21 @@ class LlamaModel:
             chunks = [tokens[i:min(i + step, head)] for i in range(0, head, step)] + [tokens[head:]]
         batch = self.batch
         for c, chunk in enumerate(chunks):
-            pos0 = len(self.tokens)
+            pos0 = len(held)
             batch.n_tokens = len(chunk)
             first_logit = len(chunk) - (n_logits if c == len(chunks) - 1 else 1)
             for i, token in enumerate(chunk):
                 batch.token[i] = token
                 batch.pos[i] = pos0 + i
                 batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
+                batch.seq_id[i][0] = seq
                 batch.logits[i] = i >= first_logit
             rc = llama_cpp.llama_decode(self.ctx, batch)
             self.decode_calls += 1
             check_interrupt()
             if rc != 0:
                 raise OndeviceError(f"llama_decode failed with code {rc} at position {pos0}")
-            self.tokens.extend(chunk)
+            held.extend(chunk)
 
     def logits(self, row: int = -1) -> np.ndarray:
         """Logits after a token of the last batch (-1: the last; see `eval`). A view into llama.cpp's
@@ -268,22 +321,22 @@ class LlamaModel:
             raise OndeviceError(f"llama.cpp holds no logits for row {row} of the last batch")
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def snapshot(self) -> bytes:
-        """The state (KV cache) of sequence 0, to restore later with `restore`."""
-        size = llama_cpp.llama_state_seq_get_size(self.ctx, 0)
+    def snapshot(self, seq: int = 0) -> bytes:
+        """The state (KV cache) of sequence `seq`, to restore later with `restore`."""
+        size = llama_cpp.llama_state_seq_get_size(self.ctx, seq)
         buf = ctypes.create_string_buffer(size)
         # One copy out of llama.cpp (slicing a c_uint8 array would build a list of ints: 0.2 s for 9 MB).
-        written = llama_cpp.llama_state_seq_get_data(self.ctx, ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8)), size, 0)
+        written = llama_cpp.llama_state_seq_get_data(self.ctx, ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8)), size, seq)
         return buf.raw[:written]
 
-    def restore(self, state: bytes, tokens: Sequence[int]) -> bool:
-        """Replace sequence 0 with a snapshot holding `tokens`; False if llama.cpp refused it."""
-        llama_cpp.llama_memory_seq_rm(self.memory, 0, 0, -1)
-        self.tokens = []
+    def restore(self, state: bytes, tokens: Sequence[int], seq: int = 0) -> bool:
+        """Replace sequence `seq` with a snapshot holding `tokens`; False if llama.cpp refused it."""
+        llama_cpp.llama_memory_seq_rm(self.memory, seq, 0, -1)
+        self.seq_tokens[seq] = []
         buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        if llama_cpp.llama_state_seq_set_data(self.ctx, buf, len(state), 0) == 0:
+        if llama_cpp.llama_state_seq_set_data(self.ctx, buf, len(state), seq) == 0:
             return False
-        self.tokens = list(tokens)
+        self.seq_tokens[seq] = list(tokens)
         return True
 
     def close(self) -> None:

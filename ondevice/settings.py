@@ -17,6 +17,7 @@ UINT32_MAX = 2**32 - 1
 MAX_N_CTX = 1 << 20
 MAX_N_BATCH = 1 << 16
 MAX_THREADS = 512  # GGML_MAX_N_THREADS
+MAX_PARALLEL = 64  # sequences of one context (LLAMA_MAX_SEQ is 256)
 MAX_TEMPERATURE = 100.0  # beyond this every allowed token is equally likely anyway
 MAX_CACHE_MB = 1 << 30
 
@@ -66,6 +67,9 @@ class Settings:
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
     but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
     takes the model's default from its manifest ("list" for a model without one).
+    n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets
+    batch.py decode N requests in one llama_decode (`ondevice serve --parallel`), the KV cache
+    then holding N x n_ctx cells (each request still bounded by n_ctx).
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
@@ -113,6 +117,7 @@ class Settings:
     grammar_max_size: int = 500_000
     max_calls: int = 16
     max_identical_calls: int = 2
+    n_parallel: int = 1
 
     def __post_init__(self) -> None:
         ints = [  # name, low, high, what to pass
@@ -133,6 +138,7 @@ class Settings:
             ("grammar_max_size", 1, INT32_MAX, "an integer >= 1"),
             ("max_calls", 0, INT32_MAX, "an integer >= 0 (0: no bound)"),
             ("max_identical_calls", 0, INT32_MAX, "an integer >= 0 (0: no check)"),
+            ("n_parallel", 1, MAX_PARALLEL, f"an integer from 1 to {MAX_PARALLEL}"),
         ]
         if self.n_threads is not None:
             ints.append(("n_threads", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}"))
@@ -189,6 +195,6 @@ class Settings:
 # Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
 LOAD_TIME_FIELDS = frozenset({
     "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
-    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template",
+    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template", "n_parallel",
 })
 PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

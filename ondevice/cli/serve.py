@@ -9,6 +9,7 @@ import sys
 
 from ..api import ToolCaller
 from ..errors import OndeviceError
+from ..settings import MAX_PARALLEL
 from .options import add_model_options, settings_from_args
 
 EXAMPLES = """\
@@ -20,6 +21,7 @@ examples:
 Endpoints: POST /v1/chat/completions (tools, tool_choice, parallel_tool_calls, stream), GET /v1/models,
 GET /health. Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" when ready; SIGINT or
 SIGTERM stops it (in-flight requests get a few seconds to finish). --port 0 picks a free port.
+--parallel N (default 4) decodes up to N requests together, their steps in one llama_decode; 1: one at a time.
 """
 
 
@@ -35,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=os.environ.get("ONDEVICE_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1 (default: $ONDEVICE_API_KEY; none: open)")
     p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for the model (more: 503)")
+    p.add_argument("--parallel", type=int, default=4,
+                   help="requests decoded together, each in its own sequence, their steps batched in one llama_decode "
+                        "(default 4; 1: one at a time; the KV cache holds parallel x n_ctx cells)")
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         raise OndeviceError(f"--port: expected 0..65535, got {args.port}")
     if args.max_queue < 1:
         raise OndeviceError(f"--max-queue: expected an integer >= 1, got {args.max_queue}")
-    caller = ToolCaller.load(args.model, settings_from_args(args))
+    if not 1 <= args.parallel <= MAX_PARALLEL:
+        raise OndeviceError(f"--parallel: expected an integer from 1 to {MAX_PARALLEL}, got {args.parallel}")
+    caller = ToolCaller.load(args.model, settings_from_args(args).with_(n_parallel=args.parallel))
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     model_id = (caller.resolved.alias if caller.resolved is not None and caller.resolved.alias

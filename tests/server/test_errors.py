@@ -192,3 +192,10 @@ def test_missing_extra_is_one_line():
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "ondevice: error: ondevice serve needs starlette (the serve extra): pip install 'ondevice[serve]'"]
+
+
+def test_bad_parallel_is_one_line():
+    r = subprocess.run([sys.executable, "-m", "ondevice", "serve", "--port", "0", "--parallel", "0"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120, env=dict(os.environ))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["ondevice: error: --parallel: expected an integer from 1 to 64, got 0"]
