@@ -301,7 +301,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     prompt_text = caller.render(prepare_messages(ex["query"], ex["tools"]))
     prompt_tokens = caller.model.tokenize(prompt_text)
     opening_tokens = caller.model.tokenize(opening, special=False)
-    _, grammar = caller._tools(ex["tools"], settings)  # the exact grammar `call` uses for these tools
+    _, grammar = caller.grammar(ex["tools"], settings)  # the exact grammar `call` uses for these tools
     lltok = caller.lltokenizer()
     model = caller.model
 

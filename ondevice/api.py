@@ -178,6 +178,13 @@ class ToolCaller:
             self._grammars.move_to_end(key)
         return hit
 
+    def grammar(self, tools: Optional[Sequence[Any]], settings: Optional[Settings] = None,
+                options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:
+        """The tools normalized and the compiled grammar a call with these settings decodes under
+        (cached; for benchmarks and exports that drive the engine themselves)."""
+        s = settings or self.settings
+        return self._tools(tools, s, self.grammar_options(s, options))
+
     def lltokenizer(self) -> LLTokenizer:
         if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
             self._lltokenizer = build_lltokenizer(self.model)
