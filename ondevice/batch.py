@@ -176,7 +176,7 @@ class BatchEngine:
         waiting = [r for r in self.active if r.finish is None]
         while waiting:
             group, size = [], 0
-            while waiting and (not group or size + len(waiting[0].pending) <= model.settings.n_batch):
+            while waiting and (not group or size + len(waiting[0].pending) <= model.n_batch):
                 size += len(waiting[0].pending)
                 group.append(waiting.pop(0))
             try:

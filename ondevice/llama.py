@@ -162,6 +162,9 @@ class LlamaModel:
             )
         self.n_ctx = llama_cpp.llama_n_ctx(self.ctx) // self.n_parallel  # per sequence
         self.memory = llama_cpp.llama_get_memory(self.ctx)
+        # llama.cpp may clamp the batch to a small context (n_ctx=330 gives n_batch 330): every batch we
+        # send must fit what it kept, or llama_decode aborts the process.
+        self.n_batch = min(settings.n_batch, llama_cpp.llama_n_batch(self.ctx), llama_cpp.llama_n_ubatch(self.ctx))
         self.batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
         self.seq_tokens: list[list[int]] = [[] for _ in range(self.n_parallel)]  # what each sequence holds, in order
         self.decode_calls = 0  # llama_decode calls so far (decode steps are counted with it)
@@ -246,8 +249,8 @@ class LlamaModel:
         """Append each run's tokens to its sequence, all in one llama_decode; returns, per run, the
         batch row whose logits follow its last token (for `logits`). The runs together must fit n_batch."""
         total = sum(len(tokens) for _, tokens in runs)
-        if not 0 < total <= self.settings.n_batch:
-            raise ValueError(f"eval_many: expected 1..{self.settings.n_batch} tokens, got {total}")
+        if not 0 < total <= self.n_batch:
+            raise ValueError(f"eval_many: expected 1..{self.n_batch} tokens, got {total}")
         batch = self.batch
         rows = []
         i = 0
@@ -288,7 +291,7 @@ class LlamaModel:
                 f"{len(held) + len(tokens)} tokens do not fit the context of {self.n_ctx}: "
                 f"raise n_ctx (--n-ctx; the model was trained on {self.n_ctx_train}) or shorten the tools or history"
             )
-        step = self.settings.n_batch
+        step = self.n_batch
         if not 1 <= n_logits <= min(step, len(tokens)):
             raise ValueError(f"n_logits: expected 1..{min(step, len(tokens))}, got {n_logits}")
         chunks = [tokens[i:i + step] for i in range(0, len(tokens), step)]

@@ -95,3 +95,12 @@ def test_bad_input_exits_2_with_a_message(args, message, ondevice_home):
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_context_smaller_than_a_batch_does_not_abort(ondevice_home):
+    # llama.cpp clamps n_batch to a small n_ctx (360 here, the context itself padded to 512): a batch
+    # of the configured 512 tokens used to abort the process inside llama_decode.
+    r = ondevice("call", "What is the weather in Paris?", "--tools", str(EXAMPLES / "simple" / "tools.json"),
+                 "--n-ctx", "360", "--max-tokens", "8", home=ondevice_home)
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout), list)
