@@ -4,6 +4,7 @@ per session, or from $ONDEVICE_TOKENIZER_CACHE), and one tiny random Llama-3.2 c
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ from ondevice_bench.fixtures.tokenizer_assets import CACHE_ENV, llama3_tokenizer
 from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
 
 TINY_SEED = 1
+
+
+def sigint_as_usual() -> None:
+    """For a child that gets Ctrl-C: a shell's background job starts with SIGINT ignored, and Python
+    keeps an ignored SIGINT ignored; reset it so the child raises KeyboardInterrupt as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from ondevice_convert.gguf_meta import read_header
 from ondevice import paths
 from ondevice.cli import build_parser, main
 
+from .conftest import sigint_as_usual
+
 REPO = "argilla/Llama-3.2-1B-Instruct-APIGen-FC-v0.1"
 ALIAS = "llama-3.2-1b-apigen-fc"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -137,7 +139,7 @@ def test_sigint_mid_write_leaves_nothing(tmp_path: Path, tokenizer_dir: Path) ->
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen([sys.executable, "-m", "ondevice", "convert", str(ckpt), "--quant", "none",
                              "--outtype", "f32", "--out", str(out), "--quiet"], env=env,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_usual)
     deadline = time.time() + 60
     while time.time() < deadline:
         parts = list(out.glob("*.part")) if out.exists() else []

@@ -14,6 +14,8 @@ import pytest
 
 from ondevice_convert import convert_checkpoint
 
+from .conftest import sigint_as_usual
+
 
 @pytest.mark.slow
 def test_sigint_during_quantization(tmp_path: Path, tokenizer_dir: Path) -> None:
@@ -28,7 +30,8 @@ def test_sigint_during_quantization(tmp_path: Path, tokenizer_dir: Path) -> None
     repo = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "ondevice", "convert", str(ckpt), "--quant", "Q4_K_M",
-                             "--out", str(out), "--threads", "1"], env=env, stderr=subprocess.PIPE, text=True)
+                             "--out", str(out), "--threads", "1"], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_usual)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".*Q4_K_M*.part")):
         time.sleep(0.02)
