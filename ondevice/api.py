@@ -27,7 +27,7 @@ from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
 from .grammar import (DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error, grammar_limits,
                       is_limit_error, message_lark, tool_over_step_limit)
-from .grammar_tokenizer import build_lltokenizer
+from .grammar_tokenizer import build_lltokenizer, cached_token_pieces, is_special_token
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
@@ -111,15 +111,18 @@ class ToolCaller:
         self.template = ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text)
         stat = model.path.stat()
         # Everything that changes the evaluated state: the file, the context and batch shape, the thread
-        # count (rounding), offload, and the llama.cpp build (state format).
+        # count and the weights' layout (rounding), offload, and the llama.cpp build (state format).
         identity = "|".join(str(x) for x in (
             model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
             settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION)
+            + (("norepack",) if not settings.repack else ())
             + ((f"parallel={settings.n_parallel}x1",) if settings.n_parallel > 1 else ()))  # x1: one KV stream each
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
+        self._pieces: Optional[list[bytes]] = None  # each token's bytes, until the LLTokenizer holds them
+        self._max_token_bytes: Optional[int] = None
         self._markers: Optional[Markers] = None
         self._message_start: Optional[np.ndarray] = None
         self._control: Optional[ControlTokens] = None
@@ -187,13 +190,27 @@ class ToolCaller:
 
     def lltokenizer(self) -> LLTokenizer:
         if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
-            self._lltokenizer = build_lltokenizer(self.model)
+            self._lltokenizer = build_lltokenizer(self.model, self._token_pieces())
+            self._pieces = None  # llguidance holds its own copy
         return self._lltokenizer
+
+    def _token_pieces(self) -> list[bytes]:
+        pieces = self._pieces or cached_token_pieces(self.model)
+        self._max_token_bytes = max(map(len, pieces), default=1)
+        self._pieces = pieces if self._lltokenizer is None else None
+        return pieces
+
+    @property
+    def max_token_bytes(self) -> int:
+        """An upper bound on the bytes of text one token covers (the longest token's bytes)."""
+        if self._max_token_bytes is None:
+            self._token_pieces()
+        return self._max_token_bytes
 
     def markers(self) -> Markers:
         """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
         if self._markers is None:
-            self._markers = Markers.for_tokenizer(self.model.tokenize, self.lltokenizer().is_special_token)
+            self._markers = Markers.for_tokenizer(self.model.tokenize, lambda t: is_special_token(self.model, t))
         return self._markers
 
     def grammar_options(self, settings: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
@@ -313,7 +330,7 @@ class ToolCaller:
         `options` as completed by `grammar_options`."""
         normalized, grammar = self._tools(tools, s, options)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
-                            self.model.max_token_bytes)
+                            self.max_token_bytes)
         prefix_text = self.render(messages, s.date_string)
         last = messages[-1].get("content")
         if isinstance(last, str) and last:
