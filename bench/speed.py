@@ -253,6 +253,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
 
     # --- speculation off/on: decode steps and warm wall time, card examples + BFCL live_simple ---
     out["speculation"] = measure_speculation(caller, examples + bfcl_replay_cases(bfcl_sample, seed), repeats)
+    out["batch_cost"] = measure_batch_cost(caller.model, repeats)
 
     # --- get_weather: complete call under the grammar vs free generation of as many tokens -----
     ex = examples[0]
@@ -386,6 +387,32 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
         log(f"[speed] {path} ({time.perf_counter() - t0:.0f}s)")
         targets.append((quant, path))
     return targets
+
+
+def measure_batch_cost(model: Any, repeats: int, sizes: tuple[int, ...] = (1, 2, 4, 8)) -> dict[str, Any]:
+    """The time of one llama_decode of k tokens with a row of logits each (what a speculative draft
+    of k - 1 tokens, or k batched requests, cost), relative to one token: what speculation and
+    batching can gain on this machine. 1.0 would be a memory-bound machine (k tokens for the price of
+    one); k a compute-bound one (nothing to gain)."""
+    from .common import log
+
+    model.truncate(0)
+    model.eval(list(range(1000, 1300)))  # a realistic context: a tools prefix of 300 tokens
+    base = len(model.tokens)
+    times: dict[int, list[float]] = {k: [] for k in sizes}
+    for _ in range(max(3, repeats)):
+        for k in sizes:
+            for _ in range(4):
+                t0 = time.perf_counter()
+                model.eval(list(range(2000, 2000 + k)), n_logits=k)
+                times[k].append(time.perf_counter() - t0)
+                model.truncate(base)
+    one = _median(times[sizes[0]])
+    result = {"context_tokens": base, "step_s": {str(k): round(_median(v), 4) for k, v in times.items()},
+              "relative": {str(k): _ratio(_median(v), one) for k, v in times.items()}}
+    log(f"[speed] llama_decode of k tokens relative to 1: {result['relative']}")
+    model.truncate(0)
+    return result
 
 
 def one_shot_cli(path: Path, repeats: int, threads: Optional[int]) -> dict[str, Any]:

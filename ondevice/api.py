@@ -83,6 +83,12 @@ def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
     limit of `settings`, a ToolChoiceError when `options` cannot be met. Needs no model: check
     before loading one."""
     check_tool_limits(tools, settings)
+    return _compile_tools(tools, settings, options)
+
+
+def _compile_tools(tools: Optional[Sequence[Any]], settings: Settings,
+                   options: CallOptions) -> tuple[list[Tool], str]:
+    """`check_tools` after its limits were checked."""
     check_tools_value(tools)
     normalized = normalize_tools(tools)
     return normalized, compile_grammar(normalized, grammar_limits(settings), options.capped(settings.max_calls))
@@ -173,7 +179,7 @@ class ToolCaller:
         key = json.dumps([tools, limits, options.key()], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            hit = check_tools(tools, s, options)
+            hit = _compile_tools(tools, s, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)

@@ -20,6 +20,9 @@ MAX_THREADS = 512  # GGML_MAX_N_THREADS
 MAX_PARALLEL = 64  # sequences of one context (LLAMA_MAX_SEQ is 256)
 MAX_TEMPERATURE = 100.0  # beyond this every allowed token is equally likely anyway
 MAX_CACHE_MB = 1 << 30
+# Real-world tool schemas nest far less (JSONSchemaBench's deepest: 27 levels); deeper input would only
+# exhaust Python's or the grammar compiler's stack.
+MAX_SCHEMA_DEPTH = 100
 
 
 def _is_int(value: Any) -> bool:
@@ -137,7 +140,7 @@ class Settings:
             ("prefix_cache_disk_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
             ("max_tools", 1, INT32_MAX, "an integer >= 1"),
             ("max_tools_bytes", 2, INT32_MAX, "an integer >= 2"),
-            ("max_schema_depth", 2, INT32_MAX, "an integer >= 2"),
+            ("max_schema_depth", 2, MAX_SCHEMA_DEPTH, f"an integer from 2 to {MAX_SCHEMA_DEPTH}"),
             ("max_body_bytes", 2, INT32_MAX, "an integer >= 2"),
             ("grammar_compile_fuel", 1, INT32_MAX, "an integer >= 1"),
             ("grammar_step_fuel", 1, INT32_MAX, "an integer >= 1"),

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
 from ..jsonvalue import check_tools_value
-from ..limits import parse_json_body
+from ..limits import check_tool_limits, parse_json_body
 from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
 
@@ -144,5 +144,6 @@ def load_tools(source: Optional[str], settings: Settings) -> Optional[list[Any]]
         raise ToolSchemaError(f"{where} is not valid JSON: {exc}") from None
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
         data = data["tools"]
+    check_tool_limits(data, settings)
     check_tools_value(data, where)
     return data
