@@ -144,25 +144,28 @@ examples:
     # --- contention ---------------------------------------------------------------------------
     p = sub.add_parser(
         "contention",
-        help="one call alone vs two processes at once, with and without the runtime's thread wait policy",
+        help="one call alone vs two processes at once, for each way llama.cpp's threads may wait",
         description=(
             "The same constrained call timed alone and in two processes started together (each one's wall "
             "time / the alone median; fair sharing of the cores gives about 2), and the single-process decode "
-            "speed, with the runtime's OMP_WAIT_POLICY=PASSIVE and with libgomp's default. Fresh processes "
+            "speed, for each way of waiting: the runtime's (GOMP_SPINCOUNT=1000), OMP_WAIT_POLICY=PASSIVE, libgomp's "
+            "default, or spin:N (GOMP_SPINCOUNT=N). Fresh processes "
             "for every measurement; a pair running past --timeout is stopped."
         ),
         epilog="""\
 examples:
   ondevice bench contention                                   # the stand-in, 384-token budget
   ondevice bench contention --model ~/.cache/ondevice/assets/random-llama-1b.Q4_K_M.gguf --max-tokens 128
-  ondevice bench contention --modes passive --repeats 1       # quick
+  ondevice bench contention --modes runtime --repeats 1       # quick
+  ondevice bench contention --modes spin:1000,spin:3000        # other spin counts
 """,
         formatter_class=_Formatter,
     )
     p.add_argument("--model", default=STANDIN, help="model: alias, hub repo or .gguf path")
     p.add_argument("--example", default="parallel", help="the card example to call (examples/NAME)")
     p.add_argument("--max-tokens", type=int, default=384, help="token budget of the timed call")
-    p.add_argument("--modes", default="passive,default", help="wait policies to compare: passive, default")
+    p.add_argument("--modes", default="runtime,passive,default",
+                   help="ways to wait to compare: runtime, passive, default, spin:N (default: runtime,passive,default)")
     p.add_argument("--repeats", type=int, default=3, help="alone runs and pairs per mode")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before a pair is stopped")
     p.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: all usable cores)")

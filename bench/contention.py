@@ -8,11 +8,12 @@ a budget of one token (so the tools and query are evaluated and cached), prints 
 - together: two workers started together, both told ``go`` at the same moment; each one's wall time
   is divided by the alone median (fair sharing of the cores gives about 2).
 
-Both are run twice: with the runtime's wait policy (``OMP_WAIT_POLICY=PASSIVE``, set by
-``ondevice.wait_policy`` before llama.cpp loads) and with libgomp's default (the worker imports
-``llama_cpp`` before ``ondevice``, with ``OMP_WAIT_POLICY`` absent, so the runtime's setting cannot
-apply). The alone runs also give the single-process decode speed (output tokens / decode seconds) in
-both modes. A pair that runs longer than ``--timeout`` is stopped and reported as at least that slow.
+Each mode is one way llama.cpp's OpenMP threads wait (see ondevice/wait_policy.py): ``runtime``, what
+``import ondevice`` sets (``GOMP_SPINCOUNT=1000``); ``passive`` (``OMP_WAIT_POLICY=PASSIVE``: never
+spin); ``default`` (libgomp's own: 300,000 spins; the worker imports ``llama_cpp`` before ``ondevice``
+with neither variable set, so the runtime's setting cannot apply); ``spin:N`` (``GOMP_SPINCOUNT=N``).
+The alone runs also give the single-process decode speed (output tokens / decode seconds) in each
+mode. A pair that runs longer than ``--timeout`` is stopped and reported as at least that slow.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import time
 from typing import Any, Optional
 
 MODES = {
-    "passive": "the runtime's setting: OMP_WAIT_POLICY=PASSIVE set by ondevice before llama.cpp loads",
-    "default": "libgomp's default wait policy (OMP_WAIT_POLICY unset; idle threads spin before sleeping)",
+    "runtime": "the runtime's setting: GOMP_SPINCOUNT=1000 set by ondevice before llama.cpp loads",
+    "passive": "OMP_WAIT_POLICY=PASSIVE: idle threads never spin",
+    "default": "libgomp's default (neither variable set; idle threads spin 300,000 times before sleeping)",
 }
+_OMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 # --------------------------------------------------------------------------------------------- worker
@@ -36,9 +39,14 @@ MODES = {
 
 def worker(params: dict[str, Any]) -> int:
     """One process: load, warm up, wait for `go`, time one call, print its timings."""
-    policy_at_start = os.environ.get("OMP_WAIT_POLICY")
-    if params["mode"] == "default":
-        import llama_cpp  # noqa: F401  (loads libgomp before ondevice can set a wait policy)
+    mode = params["mode"]
+    if mode == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif mode.startswith("spin:"):
+        os.environ["GOMP_SPINCOUNT"] = mode.split(":", 1)[1]
+    if mode != "runtime":
+        import llama_cpp  # noqa: F401  (loads libgomp before ondevice can set how its threads wait)
+    waiting = {name: os.environ[name] for name in _OMP_VARIABLES if name in os.environ}
     from ondevice import Settings, ToolCaller
 
     settings = Settings(n_ctx=params["n_ctx"], n_threads=params["threads"], date_string="26 Jul 2024",
@@ -56,7 +64,7 @@ def worker(params: dict[str, Any]) -> int:
     out_tokens = t["sampled_tokens"] + t["forced_tokens"]
     print(json.dumps({"wall_s": round(wall, 4), "decode_s": t["decode_s"], "output_tokens": out_tokens,
                       "decode_tok_s": round(out_tokens / t["decode_s"], 2) if t["decode_s"] else None,
-                      "wait_policy_at_load": policy_at_start or ("PASSIVE (set by ondevice)" if params["mode"] == "passive" else "unset"), "pid": os.getpid()}), flush=True)
+                      "omp_environment_at_load": waiting, "pid": os.getpid()}), flush=True)
     return 0
 
 
@@ -65,7 +73,8 @@ def worker(params: dict[str, Any]) -> int:
 
 def _env(mode: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)  # passive: the runtime sets it; default: it stays unset
+    for name in _OMP_VARIABLES:  # each mode sets its own in the worker, before llama.cpp loads
+        env.pop(name, None)
     return env
 
 
@@ -121,7 +130,7 @@ def run(args: Any) -> int:
               "max_tokens": args.max_tokens, "query": ex["query"], "tools": ex["tools"]}
     results: dict[str, Any] = {}
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        if mode not in MODES:
+        if mode not in MODES and not (mode.startswith("spin:") and mode[5:].isdigit()):
             raise ValueError(f"--modes: expected a list of {sorted(MODES)}, got {mode!r}")
         p = dict(params, mode=mode)
         alone = []
@@ -142,7 +151,7 @@ def run(args: Any) -> int:
                 f"(x{pairs[-1]['vs_alone']} of alone)")
         ratios = [r if r is not None else args.timeout / alone_s for pr in pairs for r in pr["vs_alone"]]
         results[mode] = {
-            "description": MODES[mode],
+            "description": MODES.get(mode, f"libgomp's default policy with GOMP_SPINCOUNT={mode[5:]}"),
             "alone_wall_s": round(alone_s, 4),
             "alone": alone,
             "decode_tok_s": round(statistics.median(r["decode_tok_s"] for r in alone), 2),
@@ -151,8 +160,9 @@ def run(args: Any) -> int:
             "together_vs_alone_median": round(statistics.median(ratios), 2),
             "any_timed_out": any(pr["timed_out"] for pr in pairs),
         }
-    if "passive" in results and "default" in results:
-        results["passive_vs_default_decode"] = round(results["passive"]["decode_tok_s"] / results["default"]["decode_tok_s"], 3)
+    for mode in [m for m in results if m != "default"]:
+        if "default" in results:
+            results[mode]["decode_vs_default"] = round(results[mode]["decode_tok_s"] / results["default"]["decode_tok_s"], 3)
     summary = {
         "benchmark": "contention",
         "date": utc_now(),
@@ -172,11 +182,11 @@ def run(args: Any) -> int:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    lines = ["| wait policy | alone s | decode tok/s alone | together / alone (median) | (worst) | timed out |",
-             "|---|---:|---:|---:|---:|---|"]
+    lines = ["| how threads wait | alone s | decode tok/s alone | vs default | together / alone (median) | (worst) | timed out |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for mode, r in summary["results"].items():
         if not isinstance(r, dict):
             continue
-        lines.append(f"| {mode} | {r['alone_wall_s']:.2f} | {r['decode_tok_s']} | {r['together_vs_alone_median']} "
+        lines.append(f"| {mode} | {r['alone_wall_s']:.2f} | {r['decode_tok_s']} | {r.get('decode_vs_default', 1.0)} | {r['together_vs_alone_median']} "
                      f"| {r['together_vs_alone_max']} | {'yes' if r['any_timed_out'] else 'no'} |")
     return "\n".join(lines)
