@@ -125,6 +125,9 @@ class BatchEngine:
         if options.allows_text:
             raise OndeviceError(f"batched decoding answers \"no call\" as an empty list, not with no_call={options.no_call!r}: "
                                 "use one sequence (ondevice serve --parallel 1) for that setting")
+        if options.tool_format != "card":
+            raise OndeviceError(f"batched decoding lays calls out in the card format, not tool_format="
+                                f"{options.tool_format!r}: use one sequence (ondevice serve --parallel 1) for it")
         t0 = time.perf_counter()
         normalized, grammar, prompt, prefix_len = caller._prepare(messages, tools, s, options, query)
         caller.check_prompt_fits(prompt)
