@@ -25,8 +25,8 @@ from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
-from .grammar import (DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error, grammar_limits,
-                      is_limit_error, message_lark, tool_over_step_limit)
+from .grammar import (CALL_INTENT_STARTS, DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error,
+                      grammar_limits, is_limit_error, message_lark, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
@@ -41,6 +41,7 @@ from .settings import Settings
 from .tools import Tool, normalize_tools
 
 _QUERY_MARK = "\x00ondevice-query\x00"
+CALL_INTENT_BYTES = {bytes([c]) for c in CALL_INTENT_STARTS.encode()}
 _LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
 
 
@@ -121,7 +122,8 @@ class ToolCaller:
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
         self._markers: Optional[Markers] = None
-        self._message_start: Optional[np.ndarray] = None
+        self._message_start: dict[str, np.ndarray] = {}
+        self._intent: Optional[np.ndarray] = None
         self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
@@ -221,20 +223,39 @@ class ToolCaller:
     def _first_branch(self, options: CallOptions, settings: Settings) -> FirstBranch:
         """The tokens that start the tool-call block rather than a sentence, i.e. every token a
         sentence cannot start with (one mask, computed once), and the threshold when one decides."""
-        if self._message_start is None:
-            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
+        fmt = options.tool_format
+        if fmt not in self._message_start:
+            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars, fmt))
             matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
             bitmask = allocate_token_bitmask(1, self.model.n_vocab)
             fill_next_token_bitmask(matcher, bitmask)
-            self._message_start = mask_to_bool(bitmask[0], self.model.n_vocab)
+            self._message_start[fmt] = mask_to_bool(bitmask[0], self.model.n_vocab)
         threshold = None
         if options.no_call == "threshold":
             threshold = settings.no_call_threshold
             if threshold is None:
                 threshold = self.default_no_call_threshold
-        call_start = ~self._message_start
+        call_start = ~self._message_start[fmt]
         call_start[[t for t in self.model.eog_tokens if t < len(call_start)]] = False  # ending at once: no call
-        return FirstBranch(call_start, threshold)
+        return FirstBranch(call_start, threshold, self.call_intent() if fmt == NATIVE else None)
+
+    def call_intent(self) -> np.ndarray:
+        """The tokens that start a call in any spelling (their text, less leading blanks, starts with
+        one of grammar.CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
+        control token), as a bool array over the vocabulary; computed once."""
+        if self._intent is None:
+            model = self.model
+            intent = np.zeros(model.n_vocab, dtype=bool)
+            for token in range(model.n_vocab):
+                piece = model.detokenize([token]).lstrip()
+                intent[token] = piece[:1] in CALL_INTENT_BYTES
+            control = [t for t in model.control_tokens.values() if t < model.n_vocab]
+            intent[control] = False
+            markers = self.markers()
+            intent[[t for t in markers.open_ids if markers.special]] = True
+            intent[[t for t in model.eog_tokens if t < model.n_vocab]] = False
+            self._intent = intent
+        return self._intent
 
     def _no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
                              branch: FirstBranch) -> float:
@@ -243,7 +264,7 @@ class ToolCaller:
         bitmask = allocate_token_bitmask(1, self.model.n_vocab)
         fill_next_token_bitmask(matcher, bitmask)
         allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
-        return no_call_probability(self.model.logits(), allowed, branch.call_start)
+        return no_call_probability(self.model.logits(), allowed, branch.call_start, branch.intent)
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
     def check_prompt_fits(self, prompt: list[int]) -> None:

@@ -62,10 +62,19 @@ class Generation:
 @dataclass(frozen=True)
 class FirstBranch:
     """The tokens that start the tool-call block (a bool array over the vocabulary) at the first
-    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`."""
+    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`.
+
+    `intent` (the native format): the tokens with which the model starts a call in any spelling (a
+    tag, ``{``, ``[``, a code fence; see grammar.CALL_INTENT_STARTS). Then the branch is the model's
+    own: its unconstrained first token (the sampler's pick without the mask) is a call or a
+    sentence, and "no call" has the probability of all the other tokens (the whole distribution):
+    a model that writes its calls as a JSON code block rather than in its trained tags still
+    decides by its own first token, and the grammar then writes the call in the tags.
+    """
 
     call_start: np.ndarray
     threshold: Optional[float] = None
+    intent: Optional[np.ndarray] = None
 
 
 def decode(
@@ -196,9 +205,14 @@ def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: i
     return all(value == last[0] for value in last)
 
 
-def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray) -> float:
+def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray,
+                        intent: Optional[np.ndarray] = None) -> float:
     """The share of the masked next-token distribution (softmax of the raw logits) on allowed
-    tokens that do not start the tool-call block."""
+    tokens that do not start the tool-call block; with `intent`, the share of the whole
+    distribution on tokens that do not start a call in any spelling (see FirstBranch)."""
+    if intent is not None:
+        weights = np.exp(logits.astype(np.float64) - float(np.max(logits)))
+        return float(weights[~intent[: logits.shape[0]]].sum() / weights.sum())
     call = call_start[: logits.shape[0]]
     weights = np.exp(logits[allowed].astype(np.float64) - float(np.max(logits[allowed])))
     return float(weights[~call[allowed]].sum() / weights.sum())
@@ -210,11 +224,14 @@ def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher,
     (softmax of the raw logits, temperature 1) on tokens that start a sentence rather than a call."""
     fill_next_token_bitmask(matcher, bitmask)
     allowed = mask_to_bool(bitmask[0], logits.shape[0])
-    p_text = no_call_probability(logits, allowed, branch.call_start)
+    p_text = no_call_probability(logits, allowed, branch.call_start, branch.intent)
     call = allowed & branch.call_start[: logits.shape[0]]
     text = allowed & ~call
     if branch.threshold is not None and call.any() and text.any():
         allowed = text if p_text >= branch.threshold else call
+    elif branch.intent is not None and call.any() and text.any():
+        own = sampler.pick(logits, generated=[])  # the model's own first token, unconstrained
+        allowed = call if branch.intent[own] else text
     return sampler.pick(logits, allowed, generated=[]), p_text
 
 
