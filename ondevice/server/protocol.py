@@ -90,8 +90,8 @@ class ChatRequest:
     options: CallOptions
     query: Optional[str]
     stream: bool = False
-    tool_format: str = "card"
     include_usage: bool = False
+    tool_format: str = "card"
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
