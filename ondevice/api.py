@@ -27,7 +27,7 @@ from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
 from .grammar import (CALL_INTENT_STARTS, DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error,
                       grammar_limits, is_limit_error, message_lark, tool_over_step_limit)
-from .grammar_tokenizer import build_lltokenizer
+from .grammar_tokenizer import build_lltokenizer, cached_token_pieces, is_special_token
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
@@ -84,6 +84,12 @@ def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
     limit of `settings`, a ToolChoiceError when `options` cannot be met. Needs no model: check
     before loading one."""
     check_tool_limits(tools, settings)
+    return _compile_tools(tools, settings, options)
+
+
+def _compile_tools(tools: Optional[Sequence[Any]], settings: Settings,
+                   options: CallOptions) -> tuple[list[Tool], str]:
+    """`check_tools` after its limits were checked."""
     check_tools_value(tools)
     normalized = normalize_tools(tools)
     return normalized, compile_grammar(normalized, grammar_limits(settings), options.capped(settings.max_calls))
@@ -112,18 +118,22 @@ class ToolCaller:
         self.template = ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text)
         stat = model.path.stat()
         # Everything that changes the evaluated state: the file, the context and batch shape, the thread
-        # count (rounding), offload, and the llama.cpp build (state format).
+        # count and the weights' layout (rounding), offload, and the llama.cpp build (state format).
         identity = "|".join(str(x) for x in (
             model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
             settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION)
+            + (("norepack",) if not settings.repack else ())
             + ((f"parallel={settings.n_parallel}x1",) if settings.n_parallel > 1 else ()))  # x1: one KV stream each
         self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
+        self._pieces: Optional[list[bytes]] = None  # each token's bytes, until the LLTokenizer holds them
+        self._max_token_bytes: Optional[int] = None
         self._markers: Optional[Markers] = None
         self._message_start: dict[str, np.ndarray] = {}
         self._intent: Optional[np.ndarray] = None
+        self._eog: Optional[list[int]] = None
         self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
@@ -183,7 +193,7 @@ class ToolCaller:
         key = json.dumps([tools, limits, options.key()], sort_keys=True, default=str)
         hit = self._grammars.get(key)
         if hit is None:
-            hit = check_tools(tools, s, options)
+            hit = _compile_tools(tools, s, options)
             self._grammars[key] = hit
             while len(self._grammars) > 32:
                 self._grammars.popitem(last=False)
@@ -200,13 +210,27 @@ class ToolCaller:
 
     def lltokenizer(self) -> LLTokenizer:
         if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
-            self._lltokenizer = build_lltokenizer(self.model)
+            self._lltokenizer = build_lltokenizer(self.model, self._token_pieces())
+            self._pieces = None  # llguidance holds its own copy
         return self._lltokenizer
+
+    def _token_pieces(self) -> list[bytes]:
+        pieces = self._pieces or cached_token_pieces(self.model)
+        self._max_token_bytes = max(map(len, pieces), default=1)
+        self._pieces = pieces if self._lltokenizer is None else None
+        return pieces
+
+    @property
+    def max_token_bytes(self) -> int:
+        """An upper bound on the bytes of text one token covers (the longest token's bytes)."""
+        if self._max_token_bytes is None:
+            self._token_pieces()
+        return self._max_token_bytes
 
     def markers(self) -> Markers:
         """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
         if self._markers is None:
-            self._markers = Markers.for_tokenizer(self.model.tokenize, self.lltokenizer().is_special_token)
+            self._markers = Markers.for_tokenizer(self.model.tokenize, lambda t: is_special_token(self.model, t))
         return self._markers
 
     def grammar_options(self, settings: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
@@ -236,7 +260,7 @@ class ToolCaller:
             if threshold is None:
                 threshold = self.default_no_call_threshold
         call_start = ~self._message_start[fmt]
-        call_start[[t for t in self.model.eog_tokens if t < len(call_start)]] = False  # ending at once: no call
+        call_start[self._eog_ids()] = False  # ending at once: no call
         return FirstBranch(call_start, threshold, self.call_intent() if fmt == NATIVE else None)
 
     def call_intent(self) -> np.ndarray:
@@ -244,18 +268,21 @@ class ToolCaller:
         one of grammar.CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
         control token), as a bool array over the vocabulary; computed once."""
         if self._intent is None:
-            model = self.model
-            intent = np.zeros(model.n_vocab, dtype=bool)
-            for token in range(model.n_vocab):
-                piece = model.detokenize([token]).lstrip()
-                intent[token] = piece[:1] in CALL_INTENT_BYTES
-            control = [t for t in model.control_tokens.values() if t < model.n_vocab]
-            intent[control] = False
+            # llguidance's token bytes: a special token's are marked (0xff first), so it is never intent
+            pieces = cached_token_pieces(self.model)
+            intent = np.fromiter((p.lstrip()[:1] in CALL_INTENT_BYTES for p in pieces), dtype=bool, count=len(pieces))
             markers = self.markers()
             intent[[t for t in markers.open_ids if markers.special]] = True
-            intent[[t for t in model.eog_tokens if t < model.n_vocab]] = False
+            intent[self._eog_ids()] = False
             self._intent = intent
         return self._intent
+
+    def _eog_ids(self) -> list[int]:
+        """The end-of-generation tokens (special tokens asked one by one: a few hundred calls, not the vocabulary)."""
+        if self._eog is None:
+            pieces = cached_token_pieces(self.model)
+            self._eog = [t for t, p in enumerate(pieces) if p[:1] == b"\xff" and self.model.is_eog(t)]
+        return self._eog
 
     def _no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
                              branch: FirstBranch) -> float:
@@ -356,7 +383,7 @@ class ToolCaller:
         normalized, grammar = self._tools(tools, s, options)
         variable = template_tools(list(tools) if tools is not None else None, options.tool_format)
         check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings([messages, variable])), self.model.n_ctx,
-                            self.model.max_token_bytes)
+                            self.max_token_bytes)
         prefix_text = self.render(messages, s.date_string, variable)
         last = messages[-1].get("content")
         if isinstance(last, str) and last:

@@ -85,7 +85,7 @@ class BatchRequest:
     def pick(self, model: Any, logits: Any) -> None:
         """Choose the next token from this request's row of logits, then advance."""
         token = _pick(self.sampler, logits, self.matcher, self.bitmask, self.out)
-        if token in model.eog_tokens:  # allowed only where the answer is complete (native: after any block)
+        if model.is_eog(token):  # allowed only where the answer is complete (native: after any block)
             self.finish = "stop"
             return
         if not self.matcher.consume_token(token):

@@ -150,7 +150,7 @@ def decode(
             token, p_no_call = _pick_first_branch(sampler, spec.logits(), matcher, bitmask, branch)
         else:
             token = _pick(sampler, spec.logits(), matcher, bitmask, out)
-        if token in model.eog_tokens:  # under a grammar: allowed only where the answer is complete
+        if model.is_eog(token):  # under a grammar: allowed only where the answer is complete
             finish = "eog" if matcher is None else "stop"
             break
         if matcher is not None and not matcher.consume_token(token):

@@ -45,21 +45,32 @@ def cache_file(model: LlamaModel) -> Path:
     return home() / "grammar-tokenizers" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.pieces"
 
 
+def _piece(model: LlamaModel, token: int, buf: ctypes.Array) -> bytes:
+    n = llama_cpp.llama_token_to_piece(model.vocab, token, buf, _PIECE_BUFFER, 0, True)
+    if n < 0:
+        raise ValueError(f"token {token}: expected a piece of at most {_PIECE_BUFFER} bytes, got {-n}")
+    return buf.raw[:n]
+
+
+def _special(model: LlamaModel, token: int, piece: bytes) -> bool:
+    attr = llama_cpp.llama_vocab_get_attr(model.vocab, token)
+    return bool(attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL or (
+        attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and piece.startswith(b"<") and piece.endswith(b">")))
+
+
+def is_special_token(model: LlamaModel, token: int) -> bool:
+    """Whether the grammar engine sees `token` as special (a control token, or a user-defined <tag>),
+    as the LLTokenizer built by `build_lltokenizer` will; asked of llama.cpp, without building it."""
+    return _special(model, token, _piece(model, token, ctypes.create_string_buffer(_PIECE_BUFFER)))
+
+
 def token_pieces(model: LlamaModel) -> list[bytes]:
     """Each token's bytes as llguidance wants them (control tokens marked), read from llama.cpp."""
     buf = ctypes.create_string_buffer(_PIECE_BUFFER)
     pieces = []
     for token in range(model.n_vocab):
-        n = llama_cpp.llama_token_to_piece(model.vocab, token, buf, _PIECE_BUFFER, 0, True)
-        if n < 0:
-            raise ValueError(f"token {token}: expected a piece of at most {_PIECE_BUFFER} bytes, got {-n}")
-        piece = buf.raw[:n]
-        attr = llama_cpp.llama_vocab_get_attr(model.vocab, token)
-        if attr & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL or (
-            attr & llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED and piece.startswith(b"<") and piece.endswith(b">")
-        ):
-            piece = _SPECIAL_MARK + piece
-        pieces.append(piece)
+        piece = _piece(model, token, buf)
+        pieces.append(_SPECIAL_MARK + piece if _special(model, token, piece) else piece)
     return pieces
 
 
@@ -102,8 +113,9 @@ def cached_token_pieces(model: LlamaModel) -> list[bytes]:
     return pieces
 
 
-def build_lltokenizer(model: LlamaModel) -> LLTokenizer:
-    """llguidance's tokenizer for `model`: tokenization itself stays llama.cpp's (llama_tokenize)."""
+def build_lltokenizer(model: LlamaModel, pieces: list[bytes]) -> LLTokenizer:
+    """llguidance's tokenizer for `model`, over its `cached_token_pieces`: tokenization itself stays
+    llama.cpp's (llama_tokenize)."""
     tokenize = ctypes.cast(llama_cpp.llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
-    return LLTokenizer.from_llamacpp(tokens=cached_token_pieces(model), vocab_ptr=model.vocab,
+    return LLTokenizer.from_llamacpp(tokens=pieces, vocab_ptr=model.vocab,
                                      tokenize_fptr=tokenize, eos_token=llama_cpp.llama_vocab_eos(model.vocab))

@@ -1,4 +1,6 @@
-"""Limits on JSON values we accept from users (tools files, tool lists), checked without recursion."""
+"""What JSON values we accept from users (tools files, tool lists) may hold, checked without recursion.
+
+(Their nesting is bounded by the setting max_schema_depth, in limits.py.)"""
 
 from __future__ import annotations
 
@@ -7,26 +9,19 @@ from typing import Any
 
 from .errors import ToolSchemaError
 
-# Real-world tool schemas nest far less (JSONSchemaBench's deepest: 27 levels); deeper input would
-# only exhaust Python's or the grammar compiler's stack.
-MAX_DEPTH = 100
-
 
 def check_tools_value(value: Any, where: str = "tools") -> None:
-    """Refuse tools nested deeper than MAX_DEPTH, non-finite numbers (NaN, Infinity) and strings
-    that are not UTF-8 (lone surrogates from a JSON escape such as "\\ud800")."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    """Refuse non-finite numbers (NaN, Infinity) and strings that are not UTF-8 (lone surrogates from
+    a JSON escape such as "\\ud800")."""
+    stack: list[Any] = [value]
     while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ToolSchemaError(f"{where}: nested deeper than {MAX_DEPTH} levels: flatten the schema "
-                                  "(or move repeated parts into $defs)")
+        node = stack.pop()
         if isinstance(node, dict):
             for key, item in node.items():
                 _check_text(key, where)
-                stack.append((item, depth + 1))
+                stack.append(item)
         elif isinstance(node, (list, tuple)):
-            stack.extend((item, depth + 1) for item in node)
+            stack.extend(node)
         elif isinstance(node, str):
             _check_text(node, where)
         elif isinstance(node, float) and not math.isfinite(node):

@@ -115,6 +115,7 @@ class LlamaModel:
             )
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = settings.n_gpu_layers if settings.n_gpu_layers >= 0 else 2**31 - 1
+        mparams.use_extra_bufts = settings.repack
         self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         check_interrupt()
         if not self.model:
@@ -168,7 +169,6 @@ class LlamaModel:
         self.batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
         self.seq_tokens: list[list[int]] = [[] for _ in range(self.n_parallel)]  # what each sequence holds, in order
         self.decode_calls = 0  # llama_decode calls so far (decode steps are counted with it)
-        self.eog_tokens = frozenset(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
 
     # --- metadata -------------------------------------------------------------------------------
     def chat_template(self) -> Optional[str]:
@@ -183,6 +183,11 @@ class LlamaModel:
     def eos_text(self) -> str:
         return self.token_text(llama_cpp.llama_vocab_eos(self.vocab))
 
+    def is_eog(self, token: int) -> bool:
+        """Whether `token` ends generation (asked per token: a set over the vocabulary costs a one-shot call
+        128k binding calls at load)."""
+        return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+
     def token_text(self, token: int) -> str:
         if token < 0:
             return ""
@@ -194,11 +199,6 @@ class LlamaModel:
         """The tokens that only special-token parsing produces (control, unknown), by their text."""
         kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
         return {self.token_text(t): t for t in range(self.n_vocab) if llama_cpp.llama_vocab_get_attr(self.vocab, t) & kinds}
-
-    @functools.cached_property
-    def max_token_bytes(self) -> int:
-        """An upper bound on the bytes of text one token covers (its vocabulary entry's length)."""
-        return max(len(llama_cpp.llama_vocab_get_text(self.vocab, t) or b"") for t in range(self.n_vocab))
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Tokens of `text` with special tokens parsed (no BOS added: chat templates write it)."""

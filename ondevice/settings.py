@@ -20,6 +20,9 @@ MAX_THREADS = 512  # GGML_MAX_N_THREADS
 MAX_PARALLEL = 64  # sequences of one context (LLAMA_MAX_SEQ is 256)
 MAX_TEMPERATURE = 100.0  # beyond this every allowed token is equally likely anyway
 MAX_CACHE_MB = 1 << 30
+# Real-world tool schemas nest far less (JSONSchemaBench's deepest: 27 levels); deeper input would only
+# exhaust Python's or the grammar compiler's stack.
+MAX_SCHEMA_DEPTH = 100
 
 
 def _is_int(value: Any) -> bool:
@@ -75,6 +78,11 @@ class Settings:
     n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets
     batch.py decode N requests in one llama_decode (`ondevice serve --parallel`), the KV cache
     then holding N x n_ctx cells (each request still bounded by n_ctx).
+    repack: let llama.cpp copy the quantized weights into its interleaved CPU layout at load (its
+    CPU_REPACK buffers; load time). Measured on the 1B shape, Q4_K_M, 2 cores (`ondevice bench
+    speed`): decode about 12% faster, but loading takes 0.5 s more and 450 MiB more memory (and
+    prompt evaluation was slower on the AMD host). So long-lived processes (the Python API,
+    `ondevice serve`, `ondevice chat`) keep it on, and the one-shot `ondevice call` turns it off.
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is
@@ -124,6 +132,7 @@ class Settings:
     max_calls: int = 16
     max_identical_calls: int = 2
     n_parallel: int = 1
+    repack: bool = True
 
     def __post_init__(self) -> None:
         ints = [  # name, low, high, what to pass
@@ -137,7 +146,7 @@ class Settings:
             ("prefix_cache_disk_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
             ("max_tools", 1, INT32_MAX, "an integer >= 1"),
             ("max_tools_bytes", 2, INT32_MAX, "an integer >= 2"),
-            ("max_schema_depth", 2, INT32_MAX, "an integer >= 2"),
+            ("max_schema_depth", 2, MAX_SCHEMA_DEPTH, f"an integer from 2 to {MAX_SCHEMA_DEPTH}"),
             ("max_body_bytes", 2, INT32_MAX, "an integer >= 2"),
             ("grammar_compile_fuel", 1, INT32_MAX, "an integer >= 1"),
             ("grammar_step_fuel", 1, INT32_MAX, "an integer >= 1"),
@@ -167,7 +176,7 @@ class Settings:
         t = self.no_call_threshold
         if t is not None and (not _is_number(t) or not 0 <= t <= 1):
             raise SettingsError(f"setting no_call_threshold: expected None or a probability in [0, 1], got {t!r}")
-        for name in ("constrained", "fast_forward", "verbose"):
+        for name in ("constrained", "fast_forward", "speculate", "verbose", "repack"):
             if not isinstance(getattr(self, name), bool):
                 raise SettingsError(f"setting {name}: expected True or False, got {getattr(self, name)!r}")
         for name in ("date_string", "prefix_cache_dir", "chat_template"):
@@ -203,6 +212,6 @@ class Settings:
 # Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
 LOAD_TIME_FIELDS = frozenset({
     "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
-    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template", "n_parallel",
+    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template", "n_parallel", "repack",
 })
 PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

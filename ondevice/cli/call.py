@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", help="the question to answer")
     p.add_argument("--tools", "-t", help="JSON file with the list of tools ('-' for stdin); none: answers []")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON, not only the calls")
-    add_model_options(p)
+    add_model_options(p, repack=False)  # one process, one call: loading fast beats decoding 12% faster
     p.set_defaults(func=run)
 
 

@@ -56,7 +56,7 @@ def nested(depth: int) -> str:
 @pytest.mark.parametrize("content, message", [
     (b'[{"name": "f\xff"}]', "is not UTF-8 text: byte 0xff at offset 12"),
     (nested(1000).encode(), "nests too deeply to read"),
-    (nested(150).encode(), "nested deeper than 100 levels"),
+    (nested(150).encode(), "tool #0: its definition nests 149 levels deep, the limit is 64 (setting max_schema_depth)"),
     (b'[{"name": "f", "parameters": {"type": "object", "properties": {"x": {"maximum": NaN}}}}]', "NaN is not a JSON number"),
     (b'[{"name": "\\ud800"}]', "holds a string that is not valid UTF-8"),
     (b"[" + b"1" * 5000 + b"]", "is not valid JSON"),

@@ -3,6 +3,8 @@ one in prose before it (the real model runs; a scripted sampler spells the text)
 
 from __future__ import annotations
 
+import llama_cpp
+
 from .conftest import load_example
 
 
@@ -23,7 +25,7 @@ def test_free_generation_stops_after_the_block_not_in_prose(caller):
     tokens = caller.model.tokenize(text, special=False)
     assert caller.model.detokenize(tokens).decode() == text
     free = caller.settings.with_(constrained=False, max_tokens=len(tokens) + 5)
-    eog = min(caller.model.eog_tokens)
+    eog = llama_cpp.llama_vocab_eos(caller.model.vocab)
     result = caller.call("Weather in Paris?", tools, settings=free, sampler=Scripted(tokens, eog))
     assert result.finish_reason == "stop"
     assert result.text.startswith("A closing tag </tool_call> in prose first. <tool_call>")
@@ -35,5 +37,5 @@ def test_free_generation_with_only_a_stray_close_runs_to_the_end(caller):
     text = "Just prose with </tool_call> and no block."
     tokens = caller.model.tokenize(text, special=False)
     free = caller.settings.with_(constrained=False, max_tokens=len(tokens) + 5)
-    result = caller.call("Hello?", [], settings=free, sampler=Scripted(tokens, min(caller.model.eog_tokens)))
+    result = caller.call("Hello?", [], settings=free, sampler=Scripted(tokens, llama_cpp.llama_vocab_eos(caller.model.vocab)))
     assert result.finish_reason == "eog" and result.text == text and result.calls is None

@@ -18,7 +18,7 @@ def test_cached_pieces_give_llguidances_own_tokenizer(caller):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         reference = lltokenizer_from_vocab(model.vocab)
-    ours = build_lltokenizer(model)
+    ours = build_lltokenizer(model, first)
     assert ours.vocab_size == reference.vocab_size and ours.eos_token == reference.eos_token
     assert all(ours.decode_bytes([t]) == reference.decode_bytes([t]) for t in range(model.n_vocab))
     assert all(ours.is_special_token(t) == reference.is_special_token(t) for t in range(model.n_vocab))

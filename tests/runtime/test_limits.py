@@ -58,7 +58,7 @@ def test_schema_depth(caller):
 
 
 def test_query_and_history_are_bounded_by_the_context(caller):
-    ceiling = caller.model.n_ctx * caller.model.max_token_bytes
+    ceiling = caller.model.n_ctx * caller.max_token_bytes
     with pytest.raises(ContextOverflowError, match="more than a context of 4096 tokens can hold"):
         caller.call("x" * (ceiling + 1), [])  # refused before rendering or tokenizing
     history = [{"role": "system", "content": "s"}, {"role": "user", "content": "y" * ceiling}]
