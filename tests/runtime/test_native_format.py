@@ -19,7 +19,7 @@ from ondevice.server.protocol import APIError, native_messages
 from ondevice.server.tool_stream import ToolCallReader, split_calls
 from ondevice.tools import normalize_tools
 
-from .conftest import EXAMPLE_NAMES, PINNED_DATE, load_example
+from .conftest import EXAMPLE_NAMES, EXAMPLES, PINNED_DATE, QWEN_ALIAS, load_example
 
 WEATHER = [{"name": "get_weather", "description": "Get the weather",
             "parameters": {"type": "object", "properties": {"location": {"type": "string"},
@@ -198,3 +198,26 @@ def test_the_native_format_with_plain_text_tags(caller):
             tool_format=NATIVE, max_tokens=budget, no_call="list", temperature=1.2, seed=budget))
         native_result_is_valid(caller, result, tools)
     assert caller.tool_format() == "card"  # the stand-in's default is unchanged
+
+
+def test_the_cli_speaks_both_formats(ondevice_home, tmp_path):
+    from .test_cli import ondevice
+
+    tools = str(EXAMPLES / "simple" / "tools.json")
+    query = "What's the weather like in New York in fahrenheit?"
+    native = ondevice("call", query, "--tools", tools, "--model", QWEN_ALIAS, "--date-string", PINNED_DATE, "--json")
+    assert native.returncode == 0, native.stderr
+    result = json.loads(native.stdout)
+    assert result["text"].startswith("<tool_call>\n") and result["calls"][0]["name"] == "get_weather"
+    card = ondevice("call", query, "--tools", tools, "--model", QWEN_ALIAS, "--tool-format", "card", "--no-call", "list",
+                    "--date-string", PINNED_DATE, "--json")
+    assert card.returncode == 0, card.stderr
+    assert json.loads(card.stdout)["text"].startswith("<tool_call>[")
+    out = tmp_path / "export"
+    export = ondevice("grammar", "--tools", tools, "--model", QWEN_ALIAS, "--out", str(out))
+    assert export.returncode == 0, export.stderr
+    assert "<tools>\n{\"type\": \"function\"" in (out / "prompt.txt").read_text()
+    assert "block: tag_open NL call NL tag_close" in (out / "tool_call.lark").read_text()
+    assert not (out / "tool_call.gbnf").exists()  # the GBNF export writes the card's layout only
+    bad = ondevice("call", query, "--tools", tools, "--tool-format", "hermes")
+    assert bad.returncode == 2 and "--tool-format" in bad.stderr
