@@ -301,13 +301,16 @@ def format_validity(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optio
 # ----------------------------------------------------------------------------------------- prompting
 
 
-def to_query_and_history(case: Case) -> tuple[str, Optional[list[dict[str, str]]]]:
-    """Map a BFCL first turn onto the model card's interface.
+def to_query_and_history(case: Case, tool_format: str = "card") -> tuple[str, Optional[list[dict[str, str]]]]:
+    """Map a BFCL first turn onto the model card's interface (`tool_format` "card").
 
     A system message (live categories) is prepended to the first user message, since the card's own
     system prompt must stay as trained. Consecutive same-role messages are joined. A turn with several
     user messages becomes the card's multi-turn form: the first user message carries the tools, the
     last is the query, the ones between are history.
+
+    "native": the system message stays a system message (the model's template writes it above the
+    tools, in place of its default one) and the turns before the last are plain history.
     """
     from ondevice.prompt import prepare_messages
 
@@ -321,6 +324,11 @@ def to_query_and_history(case: Case) -> tuple[str, Optional[list[dict[str, str]]
             merged[-1]["content"] += "\n" + m["content"]
         else:
             merged.append({"role": role, "content": m["content"]})
+    if tool_format == "native":
+        if not merged or merged[-1]["role"] != "user":
+            raise ValueError(f"{case.id}: the turn does not end with a user message")
+        history = ([{"role": "system", "content": system}] if system else []) + merged[:-1]
+        return merged[-1]["content"], history or None
     if not merged or merged[0]["role"] != "user":
         merged.insert(0, {"role": "user", "content": ""})
     if system:
@@ -402,7 +410,7 @@ def run_case(caller: Any, case: Case, mode: str, settings: Any = None) -> CaseRe
     overflow) count as wrong and invalid, with the exception recorded."""
     from ondevice.errors import OndeviceError
 
-    query, history = to_query_and_history(case)
+    query, history = to_query_and_history(case, caller.tool_format(settings))
     start = time.perf_counter()
     try:
         res = caller.call(query, case.tools, history=history, settings=settings)
@@ -580,7 +588,7 @@ def results_name(alias: str, limit: Optional[int], seed: int, categories: list[s
 def run(args: Any) -> int:
     """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON."""
     from ondevice import Settings, ToolCaller
-    from ondevice.models import resolve
+    from ondevice.models import manifests, resolve
 
     from . import RAW_DIR, RESULTS_DIR
     from .common import Progress, command_line, file_mib, git_commit, log, machine_info, utc_now, version_of, write_json
@@ -596,7 +604,11 @@ def run(args: Any) -> int:
     name = results_name(alias, limit, args.seed, categories)
     out = Path(args.out) if args.out else RESULTS_DIR / f"{name}.json"
     raw_dir = RAW_DIR if not args.out else out.parent / "raw"  # per-case records, not committed
-    raw_paths = {m: raw_dir / f"{out.stem}.{m}.jsonl" for m in modes}
+    resolved_manifest = manifests().get(alias, {})
+    tool_format = args.tool_format or resolved_manifest.get("tool_format", "card")
+    # the format is in the raw files' names: --resume never mixes answers to different prompts
+    raw_paths = {m: raw_dir / f"{out.stem}.{m}.jsonl" if tool_format == "card" else
+                 raw_dir / f"{out.stem}.{tool_format}.{m}.jsonl" for m in modes}
 
     done: dict[str, dict[str, CaseResult]] = {m: {} for m in modes}
     for m in modes:
@@ -612,6 +624,7 @@ def run(args: Any) -> int:
         max_tokens=args.max_tokens,
         constrained=True,
         date_string=PINNED_DATE,
+        tool_format=tool_format,
     )
     mode_settings = {
         "grammar": base,
@@ -674,6 +687,7 @@ def run(args: Any) -> int:
         "settings": {
             m: {
                 "constrained": mode_settings[m].constrained,
+                "tool_format": tool_format,
                 "no_call": (mode_settings[m].no_call or caller.default_no_call) if mode_settings[m].constrained else None,
                 "max_tokens": mode_settings[m].max_tokens,
                 "n_ctx": mode_settings[m].n_ctx,

@@ -94,6 +94,9 @@ examples:
                    help="grammar (constrained, the model's no-call default), free (no grammar), "
                         "grammar:list / grammar:text / grammar:threshold (a no-call setting forced)")
     p.add_argument("--max-tokens", type=int, default=512, help="token budget with the grammar")
+    p.add_argument("--tool-format", choices=["card", "native"], default=None,
+                   help="prompt and call layout in every mode: card (the model card's), native (the model's own "
+                        "chat template with the tools); default: the model's manifest")
     p.add_argument("--free-max-tokens", type=int, default=256, help="token budget without the grammar")
     p.add_argument("--n-ctx", type=int, default=8192, help="context window (BFCL's largest tool lists need ~7k)")
     p.add_argument("--resume", action="store_true", help="skip cases already in bench/results/raw/ for this set")

@@ -188,11 +188,15 @@ def bfcl_section(path: Path, data: dict[str, Any], img: Optional[str]) -> list[s
         f"Model: `{data['model']['alias']}` ({data['model']['file']}, {data['model']['size_mib']} MiB). "
         f"Data and AST checker: bfcl-eval {data.get('bfcl_eval')}, {scope}. Greedy decoding; "
         + ", ".join(f"{m}: max_tokens {settings.get(m, {}).get('max_tokens')}" for m in modes)
-        + f"; n_ctx {settings.get(modes[0], {}).get('n_ctx')}, {settings.get(modes[0], {}).get('threads')} thread(s).",
+        + f"; n_ctx {settings.get(modes[0], {}).get('n_ctx')}, {settings.get(modes[0], {}).get('threads')} thread(s); "
+        f"tool format {settings.get(modes[0], {}).get('tool_format', 'card')} in every mode"
+        + "".join(f"; {m}: no_call {settings[m]['no_call']}" for m in modes if settings.get(m, {}).get("no_call"))
+        + ".",
         "",
         "*accuracy* is BFCL's verdict (AST checker against the possible answers; for the irrelevance "
-        "categories, no call made). *valid* is the share of outputs that parse as a `<tool_call>` list "
-        "naming given tools with arguments valid against the tool's JSON Schema (`[]` is valid). "
+        "categories, no call made). *valid* is the share of outputs that parse in the tool format (card: one "
+        "`<tool_call>[...]</tool_call>` list; native: `<tool_call>` blocks, a reply without one being no call) "
+        "naming given tools with arguments valid against the tool's JSON Schema (no call is valid). "
         "'overall' is the unweighted mean over categories, as BFCL averages.",
         "",
         format_table(data),

@@ -25,22 +25,23 @@ from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
-from .grammar import (DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error, grammar_limits,
-                      is_limit_error, message_lark, tool_over_step_limit)
+from .grammar import (CALL_INTENT_STARTS, DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error,
+                      grammar_limits, is_limit_error, message_lark, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer, cached_token_pieces, is_special_token
 from .jsonvalue import check_tools_value
 from .limits import check_context_bytes, check_tool_limits
 from .llama import LlamaModel
 from .models import ResolvedModel, manifests, resolve
-from .parse import TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls, validate_calls
+from .parse import CARD, NATIVE, TOOL_CALL_OPEN, ToolCall, block_closed, parse_calls, validate_calls
 from .prefix_cache import PrefixCache, prepare_cache_dir
-from .prompt import Message, check_query, prepare_messages
+from .prompt import Message, check_query, prepare_messages, template_tools
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, draft_source
 from .settings import Settings
 from .tools import Tool, normalize_tools
 
 _QUERY_MARK = "\x00ondevice-query\x00"
+CALL_INTENT_BYTES = {bytes([c]) for c in CALL_INTENT_STARTS.encode()}
 _LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
 
 
@@ -130,12 +131,15 @@ class ToolCaller:
         self._pieces: Optional[list[bytes]] = None  # each token's bytes, until the LLTokenizer holds them
         self._max_token_bytes: Optional[int] = None
         self._markers: Optional[Markers] = None
-        self._message_start: Optional[np.ndarray] = None
+        self._message_start: dict[str, np.ndarray] = {}
+        self._intent: Optional[np.ndarray] = None
+        self._eog: Optional[list[int]] = None
         self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
         self.default_no_call: str = manifest.get("no_call", "list")
         self.default_no_call_threshold: float = manifest.get("no_call_threshold", 0.5)
+        self.default_tool_format: str = manifest.get("tool_format", CARD)
         self._first_call = True
         self.lock = threading.RLock()
         self.closed = False
@@ -152,22 +156,32 @@ class ToolCaller:
         return cls(llama, settings, resolved, time.perf_counter() - start)
 
     # --- prompt -------------------------------------------------------------------------------------
-    def render(self, messages: list[Message], date_string: Optional[str] = None) -> str:
+    def render(self, messages: list[Message], date_string: Optional[str] = None,
+               tools: Optional[list[Any]] = None) -> str:
         """The prompt text for `messages`, as the model's chat template renders it.
 
-        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string).
+        `date_string` pins the template's "Today Date" (default: the loaded settings' date_string);
+        `tools` is the template's own ``tools`` variable (the native format, see `template_tools`).
         """
         date = self.settings.date_string if date_string is None else date_string
-        return self.template.render(messages, add_generation_prompt=True, date_string=date)
+        return self.template.render(messages, add_generation_prompt=True, date_string=date, tools=tools)
 
-    def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None) -> tuple[str, list[int]]:
+    def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None,
+                        tools: Optional[list[Any]] = None) -> tuple[str, list[int]]:
         """The rendered prompt (as `render`) and its tokens, control tokens coming only from the template's markup."""
         date = self.settings.date_string if date_string is None else date_string
-        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date)
+        text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date,
+                                                      tools=tools)
         if self._control is None:
             self._control = ControlTokens(self.model.control_tokens)
+        # Keys (property names, argument names) are rendered by the template as they are, unmarked:
+        # one holding control-token text cannot be kept as plain text, so it is refused.
+        for key in _keys([messages, tools]):
+            if self._control.spans(key):
+                raise ChatTemplateError(f"the key {key[:80]!r} (in the tools or messages) holds control-token text "
+                                        f"{key[slice(*self._control.spans(key)[0])]!r}: rename it")
         if spans is None:
-            refuse_unmapped_control_text(_strings(messages), self._control)
+            refuse_unmapped_control_text(_strings([messages, tools]), self._control)
             return text, self.model.tokenize(text)
         return text, tokenize_prompt(text, spans, self._control, self.model.tokenize)
 
@@ -222,23 +236,53 @@ class ToolCaller:
     def grammar_options(self, settings: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
         """`options` completed for this model and these settings: its tags, and how "no call" is
         answered (the setting no_call, else the model's default)."""
-        return replace(options, no_call=settings.no_call or self.default_no_call, markers=self.markers())
+        return replace(options, no_call=settings.no_call or self.default_no_call, markers=self.markers(),
+                       tool_format=self.tool_format(settings))
+
+    def tool_format(self, settings: Optional[Settings] = None) -> str:
+        """How calls are prompted and laid out with these settings: the setting tool_format, else the
+        model's manifest default ("card" without one)."""
+        return (settings or self.settings).tool_format or self.default_tool_format
 
     def _first_branch(self, options: CallOptions, settings: Settings) -> FirstBranch:
         """The tokens that start the tool-call block rather than a sentence, i.e. every token a
         sentence cannot start with (one mask, computed once), and the threshold when one decides."""
-        if self._message_start is None:
-            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
+        fmt = options.tool_format
+        if fmt not in self._message_start:
+            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars, fmt))
             matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
             bitmask = allocate_token_bitmask(1, self.model.n_vocab)
             fill_next_token_bitmask(matcher, bitmask)
-            self._message_start = mask_to_bool(bitmask[0], self.model.n_vocab)
+            self._message_start[fmt] = mask_to_bool(bitmask[0], self.model.n_vocab)
         threshold = None
         if options.no_call == "threshold":
             threshold = settings.no_call_threshold
             if threshold is None:
                 threshold = self.default_no_call_threshold
-        return FirstBranch(~self._message_start, threshold)
+        call_start = ~self._message_start[fmt]
+        call_start[self._eog_ids()] = False  # ending at once: no call
+        return FirstBranch(call_start, threshold, self.call_intent() if fmt == NATIVE else None)
+
+    def call_intent(self) -> np.ndarray:
+        """The tokens that start a call in any spelling (their text, less leading blanks, starts with
+        one of grammar.CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
+        control token), as a bool array over the vocabulary; computed once."""
+        if self._intent is None:
+            # llguidance's token bytes: a special token's are marked (0xff first), so it is never intent
+            pieces = cached_token_pieces(self.model)
+            intent = np.fromiter((p.lstrip()[:1] in CALL_INTENT_BYTES for p in pieces), dtype=bool, count=len(pieces))
+            markers = self.markers()
+            intent[[t for t in markers.open_ids if markers.special]] = True
+            intent[self._eog_ids()] = False
+            self._intent = intent
+        return self._intent
+
+    def _eog_ids(self) -> list[int]:
+        """The end-of-generation tokens (special tokens asked one by one: a few hundred calls, not the vocabulary)."""
+        if self._eog is None:
+            pieces = cached_token_pieces(self.model)
+            self._eog = [t for t, p in enumerate(pieces) if p[:1] == b"\xff" and self.model.is_eog(t)]
+        return self._eog
 
     def _no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
                              branch: FirstBranch) -> float:
@@ -247,7 +291,7 @@ class ToolCaller:
         bitmask = allocate_token_bitmask(1, self.model.n_vocab)
         fill_next_token_bitmask(matcher, bitmask)
         allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
-        return no_call_probability(self.model.logits(), allowed, branch.call_start)
+        return no_call_probability(self.model.logits(), allowed, branch.call_start, branch.intent)
 
     # --- evaluation with prefix reuse ---------------------------------------------------------------
     def check_prompt_fits(self, prompt: list[int]) -> None:
@@ -306,7 +350,8 @@ class ToolCaller:
             self.settings.check_per_call(s)
             check_query(query)
             check_tool_limits(tools, s)  # before prepare_messages writes the tools out as JSON
-            messages = prepare_messages(query, list(tools) if tools is not None else None, history)
+            messages = prepare_messages(query, list(tools) if tools is not None else None, history,
+                                        self.tool_format(s))
             return self._answer(messages, tools, s, sampler, options, on_tokens, query)
 
     def call_messages(
@@ -320,8 +365,9 @@ class ToolCaller:
         on_tokens: Optional[Callable[[list[int]], None]] = None,
         query: Optional[str] = None,
     ) -> CallResult:
-        """Answer a conversation already in the card's layout (see `prepare_messages`): the next
-        assistant turn. The evaluated prefix kept in the prefix cache ends where `query` (its last
+        """Answer a conversation already in the layout of the tool format (see `prepare_messages`;
+        native: the chat template's own messages, assistant ``tool_calls`` and ``tool`` results
+        included): the next assistant turn. The evaluated prefix kept in the prefix cache ends where `query` (its last
         occurrence in the last message; default: that message's whole text) begins."""
         with self.lock:
             if self.closed:
@@ -335,9 +381,10 @@ class ToolCaller:
         """(tools normalized, grammar, prompt tokens, length of its tools prefix) of one request;
         `options` as completed by `grammar_options`."""
         normalized, grammar = self._tools(tools, s, options)
-        check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings(messages)), self.model.n_ctx,
+        variable = template_tools(list(tools) if tools is not None else None, options.tool_format)
+        check_context_bytes(sum(len(text.encode("utf-8")) for text in _strings([messages, variable])), self.model.n_ctx,
                             self.max_token_bytes)
-        prefix_text = self.render(messages, s.date_string)
+        prefix_text = self.render(messages, s.date_string, variable)
         last = messages[-1].get("content")
         if isinstance(last, str) and last:
             query = last if query is None else query
@@ -345,8 +392,8 @@ class ToolCaller:
             if at >= 0:
                 marked = list(messages)
                 marked[-1] = dict(marked[-1], content=last[:at] + _QUERY_MARK + last[at + len(query):])
-                prefix_text = self.render(marked, s.date_string).split(_QUERY_MARK, 1)[0]
-        _, prompt = self.tokenize_prompt(messages, s.date_string)
+                prefix_text = self.render(marked, s.date_string, variable).split(_QUERY_MARK, 1)[0]
+        _, prompt = self.tokenize_prompt(messages, s.date_string, variable)
         # Special-token parsing here is harmless: these tokens only measure how much of `prompt` is
         # the tools prefix (content with control-token text just shortens the match).
         prefix_len = lcp(self.model.tokenize(prefix_text), prompt)
@@ -376,11 +423,11 @@ class ToolCaller:
                 options: CallOptions = DEFAULT_OPTIONS) -> CallResult:
         """Parse and (constrained) validate a generation into the answer."""
         message = None
-        if s.constrained and options.allows_text and not gen.text.startswith(TOOL_CALL_OPEN):
+        if s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
-            calls = parse_tool_calls(gen.text)
+            calls = parse_calls(gen.text, options.tool_format)
         if s.constrained and message is None:
             problems = ["the output holds no tool-call list"] if calls is None else validate_calls(calls, normalized)
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
@@ -415,9 +462,12 @@ class ToolCaller:
             # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
             p_list = self._no_call_probability(tools, s, options, branch)
         try:
-            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=block_closed,
+            # free text in the card format stops after its block; native blocks may follow one another
+            stop = block_closed if options.tool_format == CARD else None
+            gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=stop,
                          max_identical=s.max_identical_calls, drafter=drafter, on_tokens=on_tokens,
-                         markers=options.markers, branch=branch if options.allows_text else None)
+                         markers=options.markers, branch=branch if options.allows_text else None,
+                         tool_format=options.tool_format)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
@@ -446,7 +496,9 @@ class ToolCaller:
 
 
 class Conversation:
-    """Multi-turn tool calling as in the card: each answer goes back as ``json.dumps(calls)``."""
+    """Multi-turn tool calling. Card format: each answer goes back as ``json.dumps(calls)``, as in the
+    card. Native format: as an assistant turn with ``tool_calls`` (or its sentence), and tool results
+    (`add_tool_result`) as ``tool`` turns, all rendered by the model's own chat template."""
 
     def __init__(self, caller: ToolCaller, tools: Optional[Sequence[Any]] = None):
         self.caller = caller
@@ -458,15 +510,44 @@ class Conversation:
         """Answer `query` after the turns so far; from several threads, turns are taken one at a time."""
         with self._lock:
             result = self.caller.call(query, self.tools, self.messages or None, settings)
-            self.messages = prepare_messages(query, self.tools, self.messages or None)
-            if result.message is not None:
-                content = result.message  # a sentence instead of a call goes back as the model wrote it
-            elif result.calls is not None:
-                content = json.dumps(result.calls_as_dicts())
-            else:
-                content = result.text
-            self.messages.append({"role": "assistant", "content": content})
+            tool_format = self.caller.tool_format(settings)
+            self.messages = prepare_messages(query, self.tools, self.messages or None, tool_format)
+            self._append_answer(result, tool_format)
             return result
+
+    def add_tool_result(self, content: str) -> None:
+        """Append a tool's result (native format only: the card has no place for one)."""
+        if self.caller.tool_format() != NATIVE:
+            raise ChatTemplateError("tool results are rendered only in the native tool format (the card's format "
+                                    "has no tool turn): load with Settings(tool_format='native')")
+        with self._lock:
+            self.messages.append({"role": "tool", "content": content})
+
+    def reply(self, settings: Optional[Settings] = None) -> CallResult:
+        """The next assistant turn after the turns so far (e.g. after `add_tool_result`), native format."""
+        with self._lock:
+            if not self.messages:
+                raise ChatTemplateError("nothing to answer yet: ask a query first")
+            result = self.caller.call_messages(self.messages, self.tools, settings)
+            self._append_answer(result, self.caller.tool_format(settings))
+            return result
+
+    def _append_answer(self, result: CallResult, tool_format: str) -> None:
+        if tool_format == NATIVE:
+            turn: dict[str, Any] = {"role": "assistant", "content": result.message or ""}
+            if result.calls:
+                turn["tool_calls"] = [{"type": "function", "function": c.to_dict()} for c in result.calls]
+            elif result.calls is None:
+                turn["content"] = result.text
+            self.messages.append(turn)
+            return
+        if result.message is not None:
+            content = result.message  # a sentence instead of a call goes back as the model wrote it
+        elif result.calls is not None:
+            content = json.dumps(result.calls_as_dicts())
+        else:
+            content = result.text
+        self.messages.append({"role": "assistant", "content": content})
 
 
 def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
@@ -483,6 +564,15 @@ def _timings(prompt: list[int], reused: int, prompt_s: float, gen: Generation, t
         "total_s": round(total_s, 4),
     }
 
+
+
+def _keys(value: Any) -> list[str]:
+    """Every dict key in a message or tools structure."""
+    if isinstance(value, dict):
+        return [str(k) for k in value] + [key for item in value.values() for key in _keys(item)]
+    if isinstance(value, (list, tuple)):
+        return [key for item in value for key in _keys(item)]
+    return []
 
 
 def _strings(value: Any) -> list[str]:

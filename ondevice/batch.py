@@ -45,6 +45,7 @@ class BatchRequest:
     start: float
     bitmask: Any = None
     markers: Markers = field(default_factory=Markers)  # the tags as this model writes them (for closing)
+    options: CallOptions = DEFAULT_OPTIONS  # as completed by grammar_options (the tool format, for parsing)
     out: list[int] = field(default_factory=list)
     pending: list[int] = field(default_factory=list)  # appended, not yet evaluated
     sampled: int = 0
@@ -71,7 +72,7 @@ class BatchRequest:
                     self.forced += len(ff)
                     if self.on_tokens is not None:
                         self.on_tokens(ff)
-                    if s.max_identical_calls and _repeats(model, self.out, ff, s.max_identical_calls):
+                    if s.max_identical_calls and _repeats(model, self.out, ff, s.max_identical_calls, self.options.tool_format):
                         self.finish = "repeat"
                         return
                     continue
@@ -84,6 +85,9 @@ class BatchRequest:
     def pick(self, model: Any, logits: Any) -> None:
         """Choose the next token from this request's row of logits, then advance."""
         token = _pick(self.sampler, logits, self.matcher, self.bitmask, self.out)
+        if model.is_eog(token):  # allowed only where the answer is complete (native: after any block)
+            self.finish = "stop"
+            return
         if not self.matcher.consume_token(token):
             raise GrammarStateError(f"the grammar engine refused token {token} from its own mask after "
                                     f"{model.detokenize(self.out)!r} (a bug: please report it with the tools)",
@@ -94,7 +98,7 @@ class BatchRequest:
         if self.on_tokens is not None:
             self.on_tokens([token])
         s = self.settings
-        if s.max_identical_calls and _repeats(model, self.out, [token], s.max_identical_calls):
+        if s.max_identical_calls and _repeats(model, self.out, [token], s.max_identical_calls, self.options.tool_format):
             self.finish = "repeat"
             return
         self.advance(model)
@@ -141,7 +145,7 @@ class BatchEngine:
         req = BatchRequest(slot, s, normalized, prompt, matcher, Sampler(s.temperature, s.top_p, s.seed),
                            max(0, min(s.max_tokens, model.n_ctx - len(prompt))), on_tokens, reused,
                            time.perf_counter() - t0, t0, allocate_token_bitmask(1, model.n_vocab),
-                           markers=options.markers, pending=[prompt[-1]])
+                           markers=options.markers, options=options, pending=[prompt[-1]])
         self.active.append(req)
         try:
             req.advance(model)
@@ -207,14 +211,14 @@ class BatchEngine:
             out = req.out
             truncated = False
             if req.finish == "budget":
-                out, truncated = _close(model, req.matcher, out, req.markers), True
+                out, truncated = _close(model, req.matcher, out, req.markers, tool_format=req.options.tool_format), True
             elif req.finish == "repeat":
-                out = _close(model, req.matcher, out, req.markers, keep=-1)
+                out = _close(model, req.matcher, out, req.markers, keep=-1, tool_format=req.options.tool_format)
             text = model.detokenize(out).decode("utf-8", errors="replace")
             gen = Generation(out, text, req.finish or "budget", truncated, req.sampled, req.forced,
                              time.perf_counter() - req.start - req.prompt_s, req.steps)
             timings = _timings(req.prompt, req.reused, req.prompt_s, gen, time.perf_counter() - req.start)
-            return self.caller._result(gen, req.normalized, req.settings, timings)
+            return self.caller._result(gen, req.normalized, req.settings, timings, req.options)
         finally:
             self.release(req)
 

@@ -120,8 +120,10 @@ class ChatTemplate:
         messages: list[dict[str, Any]],
         add_generation_prompt: bool = True,
         date_string: Optional[str] = None,
+        tools: Optional[list[Any]] = None,
     ) -> str:
-        """The prompt text for `messages`; `date_string` pins Llama 3.2's "Today Date" line."""
+        """The prompt text for `messages`; `date_string` pins Llama 3.2's "Today Date" line; `tools`
+        (the OpenAI layout) is the template's ``tools`` variable, as transformers passes it."""
         variables: dict[str, Any] = {
             "messages": messages,
             "add_generation_prompt": add_generation_prompt,
@@ -130,6 +132,8 @@ class ChatTemplate:
         }
         if date_string is not None:
             variables["date_string"] = date_string
+        if tools is not None:
+            variables["tools"] = tools
         variables["range"] = _BudgetRange()
         template = _compile(self.source)
         try:
@@ -148,10 +152,11 @@ class ChatTemplate:
         messages: list[dict[str, Any]],
         add_generation_prompt: bool = True,
         date_string: Optional[str] = None,
+        tools: Optional[list[Any]] = None,
     ) -> tuple[str, Optional[list[Span]]]:
         """The prompt text and where the caller's content lies in it, as (start, end) character spans.
 
-        Every string in the messages except roles and keys is content. It is rendered a second time
+        Every string in the messages and `tools` except roles and keys is content. It is rendered a second time
         with each content string wrapped in markers holding a random nonce (inside its leading and
         trailing whitespace, so a template's ``trim`` acts the same); the markers are then removed and
         must leave exactly the first rendering. Spans are None when they do not, i.e. when the
@@ -164,10 +169,11 @@ class ChatTemplate:
                 raise ChatTemplateError(
                     f"message #{i}: expected 'role' to be a plain word such as 'user' or 'assistant', got {role!r}"
                 )
-        text = self.render(messages, add_generation_prompt, date_string)
+        text = self.render(messages, add_generation_prompt, date_string, tools)
         nonce = secrets.token_hex(8)
         open_mark, close_mark = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue001"
-        marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string)
+        marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string,
+                             None if tools is None else _mark(tools, open_mark, close_mark))
         return text, _unmark(marked, text, open_mark, close_mark)
 
 

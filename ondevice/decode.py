@@ -37,7 +37,7 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 from .errors import BudgetError, GrammarStateError
 from .grammar import Markers
 from .llama import LlamaModel
-from .parse import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, close_text, complete_calls
+from .parse import CARD, CLOSE, NATIVE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, close_text, complete_calls
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, Speculation
 
@@ -62,10 +62,19 @@ class Generation:
 @dataclass(frozen=True)
 class FirstBranch:
     """The tokens that start the tool-call block (a bool array over the vocabulary) at the first
-    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`."""
+    branch; with `threshold`, "no call" is taken when its probability is at least `threshold`.
+
+    `intent` (the native format): the tokens with which the model starts a call in any spelling (a
+    tag, ``{``, ``[``, a code fence; see grammar.CALL_INTENT_STARTS). Then the branch is the model's
+    own: its unconstrained first token (the sampler's pick without the mask) is a call or a
+    sentence, and "no call" has the probability of all the other tokens (the whole distribution):
+    a model that writes its calls as a JSON code block rather than in its trained tags still
+    decides by its own first token, and the grammar then writes the call in the tags.
+    """
 
     call_start: np.ndarray
     threshold: Optional[float] = None
+    intent: Optional[np.ndarray] = None
 
 
 def decode(
@@ -80,6 +89,7 @@ def decode(
     on_tokens: Optional[Callable[[list[int]], None]] = None,
     markers: Optional[Markers] = None,
     branch: Optional[FirstBranch] = None,
+    tool_format: str = CARD,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
@@ -92,7 +102,8 @@ def decode(
     stops the generation and propagates. When the budget cuts a call, or a repeated call is dropped,
     the returned tokens differ from what it saw (the structure is closed after the last kept call).
     `markers` says how the tags are tokenized (for closing a truncated output); `branch` marks the
-    first token as the choice between a call and a sentence (see FirstBranch).
+    first token as the choice between a call and a sentence (see FirstBranch); `tool_format` is
+    the layout of the calls (parse.py), for finding complete calls.
     """
     start = time.perf_counter()
     calls_before = model.decode_calls
@@ -122,7 +133,7 @@ def decode(
                     forced += len(ff)
                     if on_tokens is not None:
                         on_tokens(ff)
-                    if max_identical and _repeats(model, out, ff, max_identical):
+                    if max_identical and _repeats(model, out, ff, max_identical, tool_format):
                         finish = "repeat"
                         break
                     continue
@@ -151,7 +162,7 @@ def decode(
         sampled += 1
         if on_tokens is not None:
             on_tokens([token])
-        if matcher is not None and max_identical and _repeats(model, out, [token], max_identical):
+        if matcher is not None and max_identical and _repeats(model, out, [token], max_identical, tool_format):
             finish = "repeat"
             break
         if stop is not None and matcher is None:
@@ -164,10 +175,10 @@ def decode(
     spec.discard()
     truncated = False
     if matcher is not None and finish == "budget":
-        out = _close(model, matcher, out, markers or Markers())
+        out = _close(model, matcher, out, markers or Markers(), tool_format=tool_format)
         truncated = True
     elif finish == "repeat":
-        out = _close(model, matcher, out, markers or Markers(), keep=-1)
+        out = _close(model, matcher, out, markers or Markers(), keep=-1, tool_format=tool_format)
     text = model.detokenize(out).decode("utf-8", errors="replace")
     return Generation(out, text, finish, truncated, sampled, forced, time.perf_counter() - start,
                       model.decode_calls - calls_before, spec.drafted, spec.accepted, p_no_call)
@@ -182,21 +193,26 @@ def _pick(sampler: Sampler, logits: np.ndarray, matcher: Optional[LLMatcher], bi
     return sampler.pick(logits, mask_to_bool(bitmask[0], logits.shape[0]), generated=generated)
 
 
-def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: int) -> bool:
+def _repeats(model: LlamaModel, out: list[int], new: list[int], max_identical: int, tool_format: str = CARD) -> bool:
     """Whether the output's last `max_identical` + 1 complete calls are identical (asked when `new`
-    tokens hold a ``}``: a call ends only with one)."""
-    if b"}" not in model.detokenize(new):
+    tokens hold a ``}``: a call ends only with one; native: a block ends with its closing tag)."""
+    if (b">" if tool_format == NATIVE else b"}") not in model.detokenize(new):
         return False
-    calls = complete_calls(model.detokenize(out).decode("utf-8", errors="replace"))
+    calls = complete_calls(model.detokenize(out).decode("utf-8", errors="replace"), tool_format)
     if len(calls) <= max_identical:
         return False
     last = [value for value, _ in calls[-(max_identical + 1):]]
     return all(value == last[0] for value in last)
 
 
-def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray) -> float:
+def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray,
+                        intent: Optional[np.ndarray] = None) -> float:
     """The share of the masked next-token distribution (softmax of the raw logits) on allowed
-    tokens that do not start the tool-call block."""
+    tokens that do not start the tool-call block; with `intent`, the share of the whole
+    distribution on tokens that do not start a call in any spelling (see FirstBranch)."""
+    if intent is not None:
+        weights = np.exp(logits.astype(np.float64) - float(np.max(logits)))
+        return float(weights[~intent[: logits.shape[0]]].sum() / weights.sum())
     call = call_start[: logits.shape[0]]
     weights = np.exp(logits[allowed].astype(np.float64) - float(np.max(logits[allowed])))
     return float(weights[~call[allowed]].sum() / weights.sum())
@@ -208,16 +224,19 @@ def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher,
     (softmax of the raw logits, temperature 1) on tokens that start a sentence rather than a call."""
     fill_next_token_bitmask(matcher, bitmask)
     allowed = mask_to_bool(bitmask[0], logits.shape[0])
-    p_text = no_call_probability(logits, allowed, branch.call_start)
+    p_text = no_call_probability(logits, allowed, branch.call_start, branch.intent)
     call = allowed & branch.call_start[: logits.shape[0]]
     text = allowed & ~call
     if branch.threshold is not None and call.any() and text.any():
         allowed = text if p_text >= branch.threshold else call
+    elif branch.intent is not None and call.any() and text.any():
+        own = sampler.pick(logits, generated=[])  # the model's own first token, unconstrained
+        allowed = call if branch.intent[own] else text
     return sampler.pick(logits, allowed, generated=[]), p_text
 
 
 def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Markers,
-           keep: Optional[int] = None) -> list[int]:
+           keep: Optional[int] = None, tool_format: str = CARD) -> list[int]:
     """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it.
 
     A sentence (an output that does not start with the tag, where the grammar admits one) is
@@ -227,19 +246,38 @@ def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Marke
     text = model.detokenize(out).decode("utf-8", errors="replace")
     if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
         return out
-    text = close_text(text, keep)
-    if markers.special:
+    text = close_text(text, keep, tool_format)
+    if tool_format == NATIVE:
+        tokens = _native_tokens(model, out, text, markers)
+    elif markers.special:
         tokens = list(markers.open_ids) + model.tokenize(text[len(TOOL_CALL_OPEN):-len(TOOL_CALL_CLOSE)], special=False) \
             + list(markers.close_ids)
     else:
         tokens = model.tokenize(text, special=False)
     matcher.reset()
     if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
-        if text == OPEN + CLOSE:  # the grammar asks for a call (tool_choice "required") and none was complete
+        if text in (OPEN + CLOSE, ""):  # the grammar asks for a call (tool_choice "required") and none was complete
             raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and a "
                               "call is required: raise max_tokens")
         raise GrammarStateError(f"could not close the truncated output validly: {text!r}")
     return tokens
+
+
+def _native_tokens(model: LlamaModel, out: list[int], text: str, markers: Markers) -> list[int]:
+    """The tokens of `text`, a prefix of the output's text (its complete blocks): the output's own
+    tokens as far as they lie within it (a tag may be a special token or text), the rest (a token
+    straddling the cut) re-tokenized as plain text."""
+    target = len(text.encode("utf-8"))
+    kept: list[int] = []
+    size = 0
+    for token in out:
+        piece = len(model.detokenize([token]))
+        if size + piece > target:
+            break
+        kept.append(token)
+        size += piece
+    rest = text.encode("utf-8")[size:].decode("utf-8", errors="replace")
+    return kept + (model.tokenize(rest, special=False) if rest else [])
 
 
 def lcp(a: list[int], b: list[int]) -> int:

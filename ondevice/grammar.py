@@ -11,6 +11,11 @@ token (Qwen2.5's 151657/151658). With ``no_call="text"`` the grammar also admits
 tool-call block, a plain sentence (the model's own way of saying no tool fits) that cannot start or
 contain a tag, of bounded length.
 
+The native format (``tool_format="native"``, see parse.py) lays calls out as the model's own chat
+template does: zero or more blocks ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
+separated by ``"\n"``, each holding one call in the same JSON layout; with no call due, the answer
+is empty (``no_call="list"``: the model ends its turn at once) or a sentence (``"text"``).
+
 Why llguidance rather than llama.cpp's GBNF: measured here on the 128k Llama 3 vocabulary, a GBNF mask
 costs about 15 ms per token against about 0.1 ms, and llguidance reports the tokens the grammar forces
 (so they are appended without sampling) and compiles JSON Schema itself.
@@ -29,7 +34,7 @@ from .errors import ModelFileError, SettingsError, ToolChoiceError, ToolSchemaEr
 from .parse import TOOL_CALL_CLOSE as TAG_CLOSE
 from .parse import TOOL_CALL_OPEN as TAG_OPEN
 from .schema_refs import check_refs
-from .parse import OPEN
+from .parse import CARD, NATIVE, OPEN, TOOL_FORMATS
 from .settings import Settings
 from .tools import Tool
 
@@ -79,7 +84,8 @@ class CallOptions:
     ``<tool_call>[]</tool_call>``), "text" (it may also be a plain sentence, unless a call is
     required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
     of "no call", see decode.py); message_max_chars bounds that sentence. markers: the tags as the
-    model emits them.
+    model emits them. tool_format: "card" (one list block) or "native" (one block per call, the
+    model's own chat-template layout; see parse.py).
     """
 
     min_calls: int = 0
@@ -88,12 +94,15 @@ class CallOptions:
     no_call: str = "list"
     message_max_chars: int = 600
     markers: Markers = field(default_factory=Markers)
+    tool_format: str = CARD
 
     def __post_init__(self) -> None:
         if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
             raise ToolChoiceError(f"call bounds: expected 0 <= min_calls <= max_calls, got {self.min_calls}..{self.max_calls}")
         if self.no_call not in NO_CALL_MODES:
             raise SettingsError(f"setting no_call: expected one of {list(NO_CALL_MODES)}, got {self.no_call!r}")
+        if self.tool_format not in TOOL_FORMATS:
+            raise SettingsError(f"setting tool_format: expected one of {list(TOOL_FORMATS)}, got {self.tool_format!r}")
         if self.message_max_chars < 1:
             raise SettingsError(f"setting message_max_chars: expected an integer >= 1, got {self.message_max_chars!r}")
 
@@ -112,7 +121,7 @@ class CallOptions:
 
     def key(self) -> str:
         return json.dumps([self.min_calls, self.max_calls, self.allowed, self.no_call, self.message_max_chars,
-                           self.markers.open_lark, self.markers.close_lark])
+                           self.markers.open_lark, self.markers.close_lark, self.tool_format])
 
     def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
         """The tools a call may name; an allowed name that is not a tool is an error naming it."""
@@ -128,29 +137,36 @@ class CallOptions:
 DEFAULT_OPTIONS = CallOptions()
 
 
-def _calls_rule(min_calls: int, max_calls: Optional[int]) -> str:
-    """Lark for max(min_calls, 1)..max_calls calls separated by SEP (max None: unbounded); zero calls
-    are the caller's business (it makes the whole list optional)."""
+def _calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", sep: str = "SEP") -> str:
+    """Lark for max(min_calls, 1)..max_calls `item`s separated by `sep` (max None: unbounded); zero
+    calls are the caller's business (it makes the whole list optional)."""
     low = max(min_calls, 1)
-    items = ["call"]
+    items = [item]
     if low > 1:
-        items.append(f"(SEP call){{{low - 1}}}")
+        items.append(f"({sep} {item}){{{low - 1}}}")
     if max_calls is None:
-        items.append("(SEP call)*")
+        items.append(f"({sep} {item})*")
     elif max_calls > low:
-        items.append(f"(SEP call){{0,{max_calls - low}}}")
+        items.append(f"({sep} {item}){{0,{max_calls - low}}}")
     return " ".join(items)
 
 
-def _message_rule(max_chars: int) -> str:
+# What a model starts a call with in any spelling: a tag, a JSON object or list, a code fence. In the
+# native format a sentence cannot start with one (so the model's own first token tells a call from a
+# sentence, see decode.FirstBranch).
+CALL_INTENT_STARTS = "<{[`"
+
+
+def _message_rule(max_chars: int, tool_format: str = CARD) -> str:
     # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
-    return f"message: /[^<\\s][^<]{{0,{max_chars - 1}}}/"
+    first = "<\\s" + ("{\\[`" if tool_format == NATIVE else "")
+    return f"message: /[^{first}][^<]{{0,{max_chars - 1}}}/"
 
 
-def message_lark(max_chars: int) -> str:
+def message_lark(max_chars: int, tool_format: str = CARD) -> str:
     """The Lark source of a grammar admitting only the sentence (its first mask tells the tokens
     that can start a sentence from those that start the tool-call block)."""
-    return "start: message\n" + _message_rule(max_chars) + "\n"
+    return "start: message\n" + _message_rule(max_chars, tool_format) + "\n"
 
 
 def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
@@ -158,6 +174,8 @@ def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS
     tools = options.callable_tools(tools)
     if options.min_calls and not tools:
         raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
+    if options.tool_format == NATIVE:
+        return _native_lark(tools, options)
     m = options.markers
     lines = []
     if options.allows_text:
@@ -173,11 +191,38 @@ def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS
         f'calls: {m.open_lark} "[" {body} "]" {m.close_lark}',
         'NL: "\\n"',
         "SEP: /,[ \\n]/",
-        "call: " + " | ".join(f"call_{i}" for i in range(len(tools))),
     ]
+    return "\n".join(lines + _call_rules(tools)) + "\n"
+
+
+def _call_rules(tools: Sequence[Tool]) -> list[str]:
+    lines = ["call: " + " | ".join(f"call_{i}" for i in range(len(tools)))]
     for i, tool in enumerate(tools):
         schema = dict(tool.call_schema(), **{"x-guidance": JSON_LAYOUT})
         lines.append(f"call_{i}: %json {json.dumps(schema)}")
+    return lines
+
+
+def _native_lark(tools: Sequence[Tool], options: CallOptions) -> str:
+    """The native format: min..max blocks ``<tool_call>\\n{call}\\n</tool_call>`` joined by "\\n"; with
+    no call required, also the empty answer, and (no_call "text") a sentence instead. A tag is the
+    special token or its text."""
+    m = options.markers
+    calls = "" if not tools or options.max_calls == 0 else _calls_rule(options.min_calls, options.max_calls, "block", "NL")
+    alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else [])
+    start = " | ".join(alternatives) if alternatives else "EMPTY"
+    if options.min_calls == 0 and alternatives:
+        start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
+    lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
+    if options.allows_text:
+        lines.append(_message_rule(options.message_max_chars, NATIVE))
+    if calls:
+        lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
+        # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
+        # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
+        for rule, lark, text in (("tag_open", m.open_lark, TAG_OPEN), ("tag_close", m.close_lark, TAG_CLOSE)):
+            lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
+        lines += _call_rules(tools)
     return "\n".join(lines) + "\n"
 
 

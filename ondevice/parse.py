@@ -1,5 +1,11 @@
-"""The tool-call format, in one place: its markers, parsing (the model card's `parse_response`, made
-total, plus typed tool calls), closing a truncated list, and checking calls against their tools.
+"""The tool-call formats, in one place: their markers, parsing (the model card's `parse_response`,
+made total, plus typed tool calls), closing a truncated answer, and checking calls against their tools.
+
+Two formats (`TOOL_FORMATS`), read into the same `ToolCall` list:
+- ``card``: the fine-tune's one block holding a JSON list, ``<tool_call>[{"name": ..., "arguments": ...}, ...]</tool_call>``;
+- ``native``: the Hermes layout that Qwen2.5 and other chat models are trained on (their own chat
+  template renders it): one block per call, ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``,
+  blocks separated by ``"\n"``; an answer with no block is a plain reply (no call).
 
 The grammar (grammar.py), the decode loop (decode.py), the facade (api.py) and the benchmarks all
 use these.
@@ -20,6 +26,8 @@ TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
 CLOSE = "]" + TOOL_CALL_CLOSE
+CARD, NATIVE = "card", "native"
+TOOL_FORMATS = (CARD, NATIVE)
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
@@ -94,11 +102,14 @@ def parse_response(text: str) -> Any:
 
 def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
     """Typed calls from model text, or None when the text holds no well-formed list of calls."""
-    parsed = parse_response(text)
-    if not isinstance(parsed, list):
+    return _typed(parse_response(text))
+
+
+def _typed(items: Any) -> Optional[list[ToolCall]]:
+    if not isinstance(items, list):
         return None
     calls = []
-    for item in parsed:
+    for item in items:
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("name"), str)
@@ -109,8 +120,53 @@ def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
     return calls
 
 
-def complete_calls(text: str) -> list[tuple[Any, int]]:
-    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+def native_blocks(text: str) -> tuple[list[tuple[Any, int]], bool]:
+    """The native format's blocks in `text`: (JSON value, index just past its ``</tool_call>``) of each
+    complete block, and whether every ``<tool_call>`` found opened a well-formed block. Text between
+    blocks is skipped (free generation may write prose around them)."""
+    blocks: list[tuple[Any, int]] = []
+    pos = 0
+    while True:
+        start = text.find(TOOL_CALL_OPEN, pos)
+        if start < 0:
+            return blocks, True
+        block = read_block(text[start:])
+        if block is None:
+            return blocks, False
+        blocks.append((block[0], start + block[1]))
+        pos = start + block[1]
+
+
+def parse_calls(text: str, tool_format: str = CARD) -> Optional[list[ToolCall]]:
+    """Typed calls from model text in `tool_format`; None when the text is not a well-formed answer.
+
+    Card: the list of the first block (no block: None). Native: one call per block, in order; text
+    with no block at all is a plain reply, i.e. no call ([]).
+    """
+    if tool_format != NATIVE:
+        return parse_tool_calls(text)
+    blocks, well_formed = native_blocks(text)
+    if not well_formed:
+        return None
+    return _typed([value for value, _ in blocks])
+
+
+def complete_calls(text: str, tool_format: str = CARD) -> list[tuple[Any, int]]:
+    """Each complete call object at the start of a tool-call `text`, with the index just past it (for
+    the native format: past its block's ``</tool_call>``)."""
+    if tool_format == NATIVE:
+        calls = []
+        i = 0
+        while text.startswith(TOOL_CALL_OPEN + "\n", i):
+            block = read_block(text[i:])
+            if block is None:
+                break
+            calls.append((block[0], i + block[1]))
+            i += block[1]
+            if text[i:i + 1] != "\n":
+                break
+            i += 1
+        return calls
     if not text.startswith(OPEN):
         return []
     calls = []
@@ -129,12 +185,16 @@ def complete_calls(text: str) -> list[tuple[Any, int]]:
     return calls
 
 
-def close_text(text: str, keep: Optional[int] = None) -> str:
+def close_text(text: str, keep: Optional[int] = None, tool_format: str = CARD) -> str:
     """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
 
     A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
-    objects are kept, the rest dropped, and ``]</tool_call>`` appended.
+    objects are kept, the rest dropped, and ``]</tool_call>`` appended (native: the complete blocks,
+    possibly none, i.e. "").
     """
+    if tool_format == NATIVE:
+        blocks = complete_calls(text, NATIVE)[:keep]
+        return text[:blocks[-1][1]] if blocks else ""
     if not text.startswith(OPEN):
         return OPEN + CLOSE
     calls = complete_calls(text)[:keep]

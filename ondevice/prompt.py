@@ -10,6 +10,7 @@ import json
 from typing import Any, Optional
 
 from .errors import EmptyQueryError, QueryError
+from .parse import CARD, NATIVE
 
 SYSTEM_PROMPT = """
 You are an expert in composing functions. You are given a question and a set of possible functions. 
@@ -58,14 +59,21 @@ def prepare_messages(
     query: str,
     tools: Optional[list[Any]] = None,
     conversation_history: Optional[list[Message]] = None,
+    tool_format: str = CARD,
 ) -> list[Message]:
-    """Prepare the messages for a query, as the model card does.
+    """Prepare the messages for a query, as the model card does (`tool_format` "card").
 
     A first query gets the system prompt and a user turn carrying the tools. A follow-up query
     (``conversation_history`` given, starting with that system prompt) is appended as a plain user
     turn: the tools stay in the first user turn, exactly as the model was trained.
+
+    "native": the history (none of the card's text; a system message only if the caller gave one,
+    else the template's default) and the query as a plain user turn; the tools go to the chat
+    template itself (`template_tools`), which writes them where the model was trained to read them.
     """
     check_query(query)
+    if tool_format == NATIVE:
+        return list(conversation_history or []) + [{"role": "user", "content": query}]
     if conversation_history:
         messages = list(conversation_history)
         messages.append({"role": "user", "content": query})
@@ -74,3 +82,13 @@ def prepare_messages(
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": render_user_prompt(query, tools)},
     ]
+
+
+def template_tools(tools: Optional[list[Any]], tool_format: str = CARD) -> Optional[list[dict[str, Any]]]:
+    """The ``tools`` variable of the chat template: None for the card format (its tools are in the
+    user turn) or when there are none; else the list in the OpenAI layout the templates expect
+    (``{"type": "function", "function": {...}}``), each tool's own content as the caller passed it."""
+    if tool_format != NATIVE or not tools:
+        return None
+    return [tool if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
+            else {"type": "function", "function": tool} for tool in tools]

@@ -70,6 +70,11 @@ class Settings:
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
     but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
     takes the model's default from its manifest ("list" for a model without one).
+    tool_format: how calls are prompted and laid out: "card" (the model card's system prompt and user
+    template, one ``<tool_call>[...]</tool_call>`` list), "native" (the model's own chat template
+    rendered with the tools, one ``<tool_call>\n{...}\n</tool_call>`` block per call, as Qwen2.5
+    and other Hermes-style models are trained); None takes the model's manifest default ("card"
+    for a model without one).
     n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets
     batch.py decode N requests in one llama_decode (`ondevice serve --parallel`), the KV cache
     then holding N x n_ctx cells (each request still bounded by n_ctx).
@@ -115,6 +120,7 @@ class Settings:
     chat_template: Optional[str] = None
     no_call: Optional[str] = None
     no_call_threshold: Optional[float] = None
+    tool_format: Optional[str] = None
     verbose: bool = False
     max_tools: int = 256
     max_tools_bytes: int = 1 << 20
@@ -165,6 +171,8 @@ class Settings:
                 raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
         if self.no_call not in (None, "list", "text", "threshold"):
             raise SettingsError(f"setting no_call: expected None, 'list', 'text' or 'threshold', got {self.no_call!r}")
+        if self.tool_format not in (None, "card", "native"):
+            raise SettingsError(f"setting tool_format: expected None, 'card' or 'native', got {self.tool_format!r}")
         t = self.no_call_threshold
         if t is not None and (not _is_number(t) or not 0 <= t <= 1):
             raise SettingsError(f"setting no_call_threshold: expected None or a probability in [0, 1], got {t!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from ..api import ToolCaller, check_tools
@@ -12,7 +13,7 @@ from ..errors import ToolChoiceError
 from ..grammar import CallOptions, tool_call_lark
 from ..grammar_export import tool_call_gbnf
 from ..paths import atomic_path
-from ..prompt import prepare_messages
+from ..prompt import prepare_messages, template_tools
 from .options import add_model_options, load_tools, settings_from_args
 
 QUERY_PLACEHOLDER = "{query}"
@@ -64,15 +65,18 @@ def run(args: argparse.Namespace) -> int:
     tools = load_tools(args.tools, settings) or []
     normalized, _ = check_tools(tools, settings)  # the runtime's checks: limits, values, the grammar compiles
     options = options_from(args.tool_choice, not args.no_parallel_tool_calls, [t.name for t in normalized])
-    lark = tool_call_lark(normalized, options)
-    gbnf = tool_call_gbnf(normalized, options)
     with ToolCaller.load(args.model, settings) as caller:
-        messages = prepare_messages(args.query or QUERY_PLACEHOLDER, tools)
-        prompt = caller.render(messages)
+        tool_format = caller.tool_format()
+        messages = prepare_messages(args.query or QUERY_PLACEHOLDER, tools, None, tool_format)
+        prompt = caller.render(messages, tools=template_tools(tools, tool_format))
+    options = replace(options, tool_format=tool_format)
+    lark = tool_call_lark(normalized, options)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"prompt.txt": prompt, "messages.json": json.dumps(messages, indent=2, ensure_ascii=False) + "\n",
-             "tool_call.lark": lark, "tool_call.gbnf": gbnf}
+             "tool_call.lark": lark}
+    if tool_format == "card":  # the GBNF export writes the card's layout only
+        files["tool_call.gbnf"] = tool_call_gbnf(normalized, options)
     for name, text in files.items():
         with atomic_path(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")

@@ -61,6 +61,10 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     g.add_argument("--no-call", choices=["list", "text", "threshold"], default=None,
                    help="an answer without a call: list (<tool_call>[]</tool_call>), text (the model may answer "
                         "with a sentence), threshold (P(sentence) at the first token decides); default: the model's")
+    g.add_argument("--tool-format", choices=["card", "native"], default=None,
+                   help="how calls are prompted and written: card (the model card's prompt, one <tool_call>[...] "
+                        "list), native (the model's own chat template with the tools, one <tool_call> block per "
+                        "call, as Qwen2.5 and Hermes-style models are trained); default: the model's")
     g.add_argument("--no-call-threshold", type=float, default=None,
                    help="with --no-call threshold: take the sentence when its probability is at least this")
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
@@ -82,6 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         prefix_cache_dir=None if args.no_prefix_cache else (args.prefix_cache_dir or str(prefix_cache_dir())),
         no_call=args.no_call,
         no_call_threshold=args.no_call_threshold,
+        tool_format=args.tool_format,
         verbose=bool(getattr(args, "verbose", False)),
         max_calls=args.max_calls,
         max_identical_calls=args.max_identical_calls,

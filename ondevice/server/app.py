@@ -26,7 +26,7 @@ from starlette.routing import Route
 from ..api import CallResult, ToolCaller
 from ..errors import OndeviceError
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
-    parse_chat_request, usage
+    no_call_content, parse_chat_request, usage
 from .tool_stream import ArgumentsDelta, CallStart, ToolCallReader
 from .worker import DONE, Job, ModelWorker
 
@@ -92,7 +92,8 @@ class ChatServer:
         if (denied := self._check_key(request)) is not None:
             return denied
         try:
-            parsed = parse_chat_request(await self._json(request), self.model_id, self.caller.settings)
+            parsed = parse_chat_request(await self._json(request), self.model_id, self.caller.settings,
+                                        self.caller.tool_format())
         except Exception as exc:  # bad input: 4xx naming the field, never a crash
             return _error_response(error_from_exception(exc))
 
@@ -133,7 +134,7 @@ class ChatServer:
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
-        reader = ToolCallReader()
+        reader = ToolCallReader(request.tool_format == "native")
         ids: list[str] = []
         try:
             yield _sse(chunk(request, self.model_id, {"role": "assistant"}))
@@ -155,7 +156,7 @@ class ChatServer:
                 yield "data: [DONE]\n\n"
                 return
             if not ids:
-                yield _sse(chunk(request, self.model_id, {"content": ""}))
+                yield _sse(chunk(request, self.model_id, {"content": no_call_content(request, result)}))
             yield _sse(chunk(request, self.model_id, {}, finish_reason(result, bool(ids))))
             if request.include_usage:
                 body = chunk(request, self.model_id, {})

@@ -12,6 +12,10 @@ How a conversation is laid out for the fine-tune (the card's multi-turn example,
   the card feeds answers back; an assistant turn with no calls is its text, or ``[]`` when empty;
 - a ``tool`` result message is rendered with the chat template's own tool role (for Llama 3.2 the
   ``ipython`` header that Llama-3.2-Instruct was trained on for tool output), its content as sent.
+
+In the native tool format (a model prompted with its own chat template, see `native_messages`) none
+of the card's text is used: system, user, assistant (with ``tool_calls``, arguments as objects) and
+tool messages go to the template as they are, and the tools as its ``tools`` variable.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ class ChatRequest:
     query: Optional[str]
     stream: bool = False
     include_usage: bool = False
+    tool_format: str = "card"
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -113,8 +118,9 @@ def _json_type(value: Any) -> str:
             dict: "an object"}.get(type(value), type(value).__name__)
 
 
-def parse_chat_request(body: Any, model_id: str, base: Settings) -> ChatRequest:
-    """Check a request body and lay it out for the model; raises APIError naming the field."""
+def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: str = "card") -> ChatRequest:
+    """Check a request body and lay it out for the model (in `tool_format`, the loaded model's);
+    raises APIError naming the field."""
     if not isinstance(body, dict):
         raise APIError(400, f"expected the request body to be a JSON object, got {_json_type(body)}", None, "invalid_type")
     model = _field(body, "model", (str,))
@@ -175,8 +181,11 @@ def parse_chat_request(body: Any, model_id: str, base: Settings) -> ChatRequest:
         raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {_json_type(include_usage)}",
                        "stream_options", "invalid_type")
 
-    messages, query = card_messages(body.get("messages"), tools)
-    return ChatRequest(messages, tools, settings, options, query, stream, include_usage)
+    if tool_format == "native":
+        messages, query = native_messages(body.get("messages"))
+    else:
+        messages, query = card_messages(body.get("messages"), tools)
+    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format)
 
 
 def tool_choice_options(choice: Any, parallel: bool, names: list[str]) -> CallOptions:
@@ -319,6 +328,66 @@ def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Messa
     return [{"role": "system", "content": system}] + turns, query
 
 
+def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
+    """The request's messages for a model prompted with its own chat template (native tool format):
+    system/developer text as one system message, user and tool turns as sent, assistant tool calls
+    as ``tool_calls`` with their arguments as objects; and the query (the last user text)."""
+    if not isinstance(messages, list) or not messages:
+        raise APIError(400, f"expected 'messages' to be a non-empty array, got {_json_type(messages)}", "messages",
+                       "invalid_type")
+    system: list[str] = []
+    turns: list[Message] = []
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise APIError(400, f"expected {where} to be an object, got {_json_type(message)}", "messages", "invalid_type")
+        role = message.get("role")
+        if role in ("system", "developer"):
+            if turns:
+                raise APIError(400, f"{where}: a system message after the first turn is not supported in the native "
+                                    "tool format; put it first", "messages", "invalid_value")
+            system.append(_text(message.get("content"), f"{where}.content") or "")
+        elif role == "user":
+            text = _text(message.get("content"), f"{where}.content") or ""
+            if not text.strip():
+                raise APIError(400, f"{where}: the user message is empty", "messages", "invalid_value")
+            turns.append({"role": "user", "content": text})
+        elif role == "assistant":
+            if not turns:
+                raise APIError(400, f"{where}: the conversation must start with a user message", "messages",
+                               "invalid_value")
+            tool_calls = message.get("tool_calls")
+            if tool_calls is not None and not isinstance(tool_calls, list):
+                raise APIError(400, f"expected {where}.tool_calls to be an array, got {_json_type(tool_calls)}",
+                               "messages", "invalid_type")
+            turn: dict[str, Any] = {"role": "assistant",
+                                    "content": _text(message.get("content"), f"{where}.content", allow_none=True) or ""}
+            if tool_calls:
+                turn["tool_calls"] = [{"type": "function", "function": call} for call in _assistant_calls(message, where)]
+            turns.append(turn)
+        elif role == "tool":
+            if not turns:
+                raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
+            turns.append({"role": "tool", "content": _text(message.get("content"), f"{where}.content") or ""})
+        else:
+            raise APIError(400, f"{where}: unsupported role {role!r}; expected system, developer, user, assistant "
+                                "or tool", "messages", "invalid_value")
+    if not turns:
+        raise APIError(400, "'messages' holds no user message", "messages", "invalid_value")
+    if turns[-1]["role"] not in ("user", "tool"):
+        raise APIError(400, f"the last message is from the {turns[-1]['role']}: end with a user message or a tool "
+                            "result for the model to answer", "messages", "invalid_value")
+    head = [{"role": "system", "content": "\n\n".join(t for t in system if t.strip())}] if any(t.strip() for t in system) else []
+    query = turns[-1]["content"] if turns[-1]["role"] == "user" else None
+    return head + turns, query
+
+
+def no_call_content(request: ChatRequest, result: CallResult) -> str:
+    """The content of an answer without calls: in the native format the model's reply as it wrote it
+    (a sentence, or ""); in the card's, ""."""
+    return result.text.strip() if request.tool_format == "native" else ""
+
+
 def finish_reason(result: CallResult, has_calls: bool) -> str:
     if result.truncated or result.finish_reason == "budget":
         return "length"
@@ -337,8 +406,9 @@ def call_id() -> str:
 
 def completion(request: ChatRequest, model_id: str, result: CallResult) -> dict[str, Any]:
     """The chat.completion object for a finished answer."""
-    calls = split_calls(result.text)
-    message: dict[str, Any] = {"role": "assistant", "content": None if calls else "", "refusal": None}
+    calls = split_calls(result.text, request.tool_format == "native")
+    message: dict[str, Any] = {"role": "assistant", "content": None if calls else no_call_content(request, result),
+                               "refusal": None}
     if calls:
         message["tool_calls"] = [
             {"id": call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}

@@ -1,4 +1,5 @@
-"""Follow a ``<tool_call>[...]</tool_call>`` answer as its text grows: each call's name once it is
+"""Follow a ``<tool_call>[...]</tool_call>`` answer (or, in the native format, its
+``<tool_call>\n{...}\n</tool_call>`` blocks) as its text grows: each call's name once it is
 complete, then its arguments text as it grows.
 
 The streamed and the non-streamed responses both come from this one reader, so a call's
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from ..grammar import OPEN
+from ..parse import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 # The head of one call, as the grammar lays it out (the call schema puts "name" before "arguments").
 _HEAD = re.compile(r'\{"name": ("(?:[^"\\]|\\.)*"), "arguments": ')
@@ -35,9 +37,11 @@ Event = Union[CallStart, ArgumentsDelta]
 
 
 class ToolCallReader:
-    """Feed text pieces; get events. Text that is not a tool-call list yields no events."""
+    """Feed text pieces; get events. Text that is not a tool-call list yields no events. `native`:
+    the calls come in blocks of their own (the tags between them are skipped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, native: bool = False) -> None:
+        self.native = native
         self.text = ""
         self._pos = 0
         self._state = "open"  # open | between | arguments | close_call | done
@@ -59,12 +63,21 @@ class ToolCallReader:
     def _step(self, events: list[Event]) -> None:
         text, pos = self.text, self._pos
         if self._state == "open":
-            if len(text) >= len(OPEN):
-                self._state, self._pos = ("between", len(OPEN)) if text.startswith(OPEN) else ("done", pos)
+            head = TOOL_CALL_OPEN if self.native else OPEN
+            if len(text) >= len(head):
+                self._state, self._pos = ("between", len(head)) if text.startswith(head) else ("done", pos)
         elif self._state == "between":
-            while pos < len(text) and text[pos] in " \n,":
-                pos += 1
+            while pos < len(text):
+                if text[pos] in " \n,":
+                    pos += 1
+                    continue
+                tag = next((t for t in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE) if self.native and text.startswith(t, pos)), None)
+                if tag is None:
+                    break
+                pos += len(tag)
             self._pos = pos
+            if self.native and pos < len(text) and any(t.startswith(text[pos:]) for t in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)):
+                return  # a tag not yet complete
             if pos < len(text) and text[pos] == "{":
                 head = _HEAD.match(text, pos)
                 if head is not None:
@@ -113,10 +126,10 @@ class ToolCallReader:
         return None
 
 
-def split_calls(text: str) -> list[tuple[str, str]]:
+def split_calls(text: str, native: bool = False) -> list[tuple[str, str]]:
     """(name, arguments text) of every call in a complete answer."""
     calls: list[tuple[str, str]] = []
-    for event in ToolCallReader().feed(text):
+    for event in ToolCallReader(native).feed(text):
         if isinstance(event, CallStart):
             calls.append((event.name, ""))
         else:

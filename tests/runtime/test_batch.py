@@ -119,3 +119,28 @@ def test_load_time_settings_are_checked(engine):
         admit(engine, *cases()[0], settings=engine.caller.settings.with_(n_parallel=2))
     with pytest.raises(OndeviceError, match="constrained"):
         admit(engine, *cases()[0], settings=engine.caller.settings.with_(constrained=False))
+
+
+def test_the_native_format_batches_too(engine):
+    # Hermes blocks, the empty answer ending at the end-of-turn token: the same answers alone and together.
+    settings = engine.caller.settings.with_(tool_format="native", no_call="list")
+    todo = [(tools, query) for tools, query in cases()[:SLOTS]]
+
+    def admit_native(tools, query):
+        return engine.admit(prepare_messages(query, tools, None, "native"), tools, settings, query=query)
+
+    def run_native(batch):
+        requests = [admit_native(tools, query) for tools, query in batch]
+        results = {}
+        while engine.active:
+            for req, error in engine.step():
+                assert error is None, error
+                results[id(req)] = engine.finish(req)
+        return [results[id(req)] for req in requests]
+
+    alone = [run_native([case])[0] for case in todo]
+    together = run_native(todo)
+    assert [r.text for r in together] == [r.text for r in alone]
+    for (tools, _), result in zip(todo, together):
+        assert result.calls is not None and validate_calls(result.calls, normalize_tools(tools or [])) == []
+        assert result.text == "" or result.text.startswith("<tool_call>\n")

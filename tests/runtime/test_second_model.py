@@ -27,11 +27,12 @@ def test_the_tags_are_the_models_own_special_tokens(qwen_caller):
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_card_examples_give_valid_calls(qwen_caller, name):
-    # The regression test of the crash ("forced tokens refused: ... [151657]"), on every card example.
+    # The regression test of the crash ("forced tokens refused: ... [151657]"), on every card example,
+    # in the card's format (the native format: test_native_format.py).
     tools, case = load_example(name)
     conversation = qwen_caller.conversation(tools)
     for query in case["queries"]:
-        result = conversation.ask(query, qwen_caller.settings.with_(max_tokens=160, no_call="list"))
+        result = conversation.ask(query, qwen_caller.settings.with_(max_tokens=160, no_call="list", tool_format="card"))
         assert_valid(result, tools)
         assert qwen_caller.model.tokenize(result.text)[0] == 151657  # the text reads as the model's token
 
@@ -40,7 +41,7 @@ def test_card_examples_give_valid_calls(qwen_caller, name):
 def test_budget_running_out_still_closes_validly(qwen_caller, budget):
     tools, case = load_example("parallel")
     result = qwen_caller.call(case["queries"][0], tools, settings=qwen_caller.settings.with_(
-        max_tokens=budget, no_call="list"))
+        max_tokens=budget, no_call="list", tool_format="card"))
     assert_valid(result, tools)
     assert result.truncated and result.finish_reason == "budget"
 
