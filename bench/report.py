@@ -349,17 +349,21 @@ def headline(found: dict[str, Any]) -> list[str]:
     """The README's short table: the numbers people choose a runtime by, each with its command."""
     rows = ["| what | number | measured with |", "|---|---|---|"]
     for _, b in found.get("bfcl", []):
-        g = b["modes"].get("grammar", {})
+        # the run's mode with the model's own no-call default, else the list mode it was run with
+        gname = next((m for m in ("grammar", "grammar:list", "grammar:text", "grammar:threshold") if m in b["modes"]),
+                     "grammar")
+        g = b["modes"].get(gname, {})
         f = b["modes"].get("free", {})
+        scope_mode = "" if gname == "grammar" else f", {gname}"
         cats = [c for c in b["categories"] if c in g]
         min_valid = min((g[c]["validity"] for c in cats), default=None)
         alias = b["model"]["alias"]
         scope = "full" if b.get("limit_per_category") is None else f"{b['limit_per_category']}/category"
         if b.get("partial"):
             scope += f", partial: {b['cases_done']}/{b['cases_planned']} cases"
-        rows.append(f"| BFCL format validity, with grammar ({alias}, {scope}) | {_pct(g.get('overall', {}).get('validity'))} "
+        rows.append(f"| BFCL format validity, with grammar ({alias}, {scope}{scope_mode}) | {_pct(g.get('overall', {}).get('validity'))} "
                     f"(lowest category {_pct(min_valid)}) vs {_pct(f.get('overall', {}).get('validity'))} without | `{b['command']}` |")
-        rows.append(f"| BFCL accuracy, with vs without grammar ({alias}, {scope}) | {_pct(g.get('overall', {}).get('accuracy'))} "
+        rows.append(f"| BFCL accuracy, with vs without grammar ({alias}, {scope}{scope_mode}) | {_pct(g.get('overall', {}).get('accuracy'))} "
                     f"vs {_pct(f.get('overall', {}).get('accuracy'))} | `{b['command']}` |")
     if "speed" in found:
         _, s = found["speed"]

@@ -249,7 +249,7 @@ class ToolCaller:
         sentence cannot start with (one mask, computed once), and the threshold when one decides."""
         fmt = options.tool_format
         if fmt not in self._message_start:
-            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars, fmt))
+            grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
             matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
             bitmask = allocate_token_bitmask(1, self.model.n_vocab)
             fill_next_token_bitmask(matcher, bitmask)
@@ -261,7 +261,7 @@ class ToolCaller:
                 threshold = self.default_no_call_threshold
         call_start = ~self._message_start[fmt]
         call_start[self._eog_ids()] = False  # ending at once: no call
-        return FirstBranch(call_start, threshold, self.call_intent() if fmt == NATIVE else None)
+        return FirstBranch(call_start, threshold, self.call_intent())
 
     def call_intent(self) -> np.ndarray:
         """The tokens that start a call in any spelling (their text, less leading blanks, starts with

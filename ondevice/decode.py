@@ -64,7 +64,7 @@ class FirstBranch:
     """The tokens that start the tool-call block (a bool array over the vocabulary) at the first
     branch; with `threshold`, "no call" is taken when its probability is at least `threshold`.
 
-    `intent` (the native format): the tokens with which the model starts a call in any spelling (a
+    `intent`: the tokens with which the model starts a call in any spelling (a
     tag, ``{``, ``[``, a code fence; see grammar.CALL_INTENT_STARTS). Then the branch is the model's
     own: its unconstrained first token (the sampler's pick without the mask) is a call or a
     sentence, and "no call" has the probability of all the other tokens (the whole distribution):

@@ -151,22 +151,22 @@ def _calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", se
     return " ".join(items)
 
 
-# What a model starts a call with in any spelling: a tag, a JSON object or list, a code fence. In the
-# native format a sentence cannot start with one (so the model's own first token tells a call from a
-# sentence, see decode.FirstBranch).
+# What a model starts a call with in any spelling: a tag, a JSON object or list, a code fence. A
+# sentence cannot start with one (so the model's own first token tells a call from a sentence, see
+# decode.FirstBranch), in either format.
 CALL_INTENT_STARTS = "<{[`"
 
 
-def _message_rule(max_chars: int, tool_format: str = CARD) -> str:
+def _message_rule(max_chars: int) -> str:
     # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
-    first = "<\\s" + ("{\\[`" if tool_format == NATIVE else "")
+    first = "<\\s{\\[`"
     return f"message: /[^{first}][^<]{{0,{max_chars - 1}}}/"
 
 
-def message_lark(max_chars: int, tool_format: str = CARD) -> str:
+def message_lark(max_chars: int) -> str:
     """The Lark source of a grammar admitting only the sentence (its first mask tells the tokens
     that can start a sentence from those that start the tool-call block)."""
-    return "start: message\n" + _message_rule(max_chars, tool_format) + "\n"
+    return "start: message\n" + _message_rule(max_chars) + "\n"
 
 
 def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
@@ -215,7 +215,7 @@ def _native_lark(tools: Sequence[Tool], options: CallOptions) -> str:
         start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
     lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
     if options.allows_text:
-        lines.append(_message_rule(options.message_max_chars, NATIVE))
+        lines.append(_message_rule(options.message_max_chars))
     if calls:
         lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
         # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B

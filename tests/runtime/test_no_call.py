@@ -56,9 +56,9 @@ def test_a_sentence_goes_back_into_the_conversation_as_written(caller):
     assert conversation.messages[-1] == {"role": "assistant", "content": result.message}
 
 
-def test_the_sentence_can_neither_start_nor_hide_a_tag():
+def test_the_sentence_can_neither_start_nor_hide_a_tag_nor_start_like_a_call():
     lark = tool_call_lark([], CallOptions(no_call="text", message_max_chars=50))
-    assert "message: /[^<\\s][^<]{0,49}/" in lark and "start: calls | message" in lark
+    assert "message: /[^<\\s{\\[`][^<]{0,49}/" in lark and "start: calls | message" in lark
 
 
 @pytest.mark.parametrize("changes, expected", [
