@@ -273,77 +273,23 @@ def _assistant_calls(message: dict[str, Any], where: str) -> list[dict[str, Any]
     return calls
 
 
-def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Message], Optional[str]]:
-    """The request's messages laid out as the card's conversation (see the module docstring), and
-    the query (the last user text, when the last message is the user's)."""
-    if not isinstance(messages, list) or not messages:
-        raise APIError(400, f"expected 'messages' to be a non-empty array, got {_json_type(messages)}", "messages",
-                       "invalid_type")
-    system_extra: list[str] = []
-    turns: list[Message] = []
-    for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise APIError(400, f"expected {where} to be an object, got {_json_type(message)}", "messages", "invalid_type")
-        role = message.get("role")
-        if role in ("system", "developer"):
-            system_extra.append(_text(message.get("content"), f"{where}.content") or "")
-        elif role == "user":
-            text = _text(message.get("content"), f"{where}.content") or ""
-            if not text.strip():
-                raise APIError(400, f"{where}: the user message is empty", "messages", "invalid_value")
-            if not turns:
-                text = render_user_prompt(text, tools)
-            turns.append({"role": "user", "content": text})
-        elif role == "assistant":
-            if not turns:
-                raise APIError(400, f"{where}: the conversation must start with a user message", "messages",
-                               "invalid_value")
-            tool_calls = message.get("tool_calls")
-            if tool_calls is not None and not isinstance(tool_calls, list):
-                raise APIError(400, f"expected {where}.tool_calls to be an array, got {_json_type(tool_calls)}",
-                               "messages", "invalid_type")
-            if tool_calls:
-                content = json.dumps(_assistant_calls(message, where))
-            else:
-                content = _text(message.get("content"), f"{where}.content", allow_none=True) or "[]"
-            turns.append({"role": "assistant", "content": content})
-        elif role == "tool":
-            if not turns:
-                raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
-            turns.append({"role": "tool", "content": _text(message.get("content"), f"{where}.content") or ""})
-        else:
-            raise APIError(400, f"{where}: unsupported role {role!r}; expected system, developer, user, assistant "
-                                "or tool", "messages", "invalid_value")
-    if not turns:
-        raise APIError(400, "'messages' holds no user message", "messages", "invalid_value")
-    if turns[-1]["role"] not in ("user", "tool"):
-        raise APIError(400, f"the last message is from the {turns[-1]['role']}: end with a user message or a tool "
-                            "result for the model to answer", "messages", "invalid_value")
-    system = SYSTEM_PROMPT + "".join("\n\n" + extra for extra in system_extra if extra.strip())
-    query = None
-    if turns[-1]["role"] == "user":
-        last = messages[-1]
-        query = _text(last.get("content"), "content")
-    return [{"role": "system", "content": system}] + turns, query
-
-
-def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
-    """The request's messages for a model prompted with its own chat template (native tool format):
-    system/developer text as one system message, user and tool turns as sent, assistant tool calls
-    as ``tool_calls`` with their arguments as objects; and the query (the last user text)."""
+def _read_turns(messages: Any, native: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The request's messages checked: the system/developer texts, and the turns in order (user,
+    assistant with its text and its `calls`, tool), ending with a user message or a tool result.
+    A system message after the first turn is refused in the native format (its template puts the
+    system text first); the card's layout adds it to its system prompt."""
     if not isinstance(messages, list) or not messages:
         raise APIError(400, f"expected 'messages' to be a non-empty array, got {_json_type(messages)}", "messages",
                        "invalid_type")
     system: list[str] = []
-    turns: list[Message] = []
+    turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
             raise APIError(400, f"expected {where} to be an object, got {_json_type(message)}", "messages", "invalid_type")
         role = message.get("role")
         if role in ("system", "developer"):
-            if turns:
+            if turns and native:
                 raise APIError(400, f"{where}: a system message after the first turn is not supported in the native "
                                     "tool format; put it first", "messages", "invalid_value")
             system.append(_text(message.get("content"), f"{where}.content") or "")
@@ -360,11 +306,9 @@ def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
             if tool_calls is not None and not isinstance(tool_calls, list):
                 raise APIError(400, f"expected {where}.tool_calls to be an array, got {_json_type(tool_calls)}",
                                "messages", "invalid_type")
-            turn: dict[str, Any] = {"role": "assistant",
-                                    "content": _text(message.get("content"), f"{where}.content", allow_none=True) or ""}
-            if tool_calls:
-                turn["tool_calls"] = [{"type": "function", "function": call} for call in _assistant_calls(message, where)]
-            turns.append(turn)
+            turns.append({"role": "assistant",
+                          "content": _text(message.get("content"), f"{where}.content", allow_none=True) or "",
+                          "calls": _assistant_calls(message, where) if tool_calls else []})
         elif role == "tool":
             if not turns:
                 raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
@@ -377,9 +321,42 @@ def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
     if turns[-1]["role"] not in ("user", "tool"):
         raise APIError(400, f"the last message is from the {turns[-1]['role']}: end with a user message or a tool "
                             "result for the model to answer", "messages", "invalid_value")
+    return system, turns
+
+
+def _query(turns: list[dict[str, Any]]) -> Optional[str]:
+    return turns[-1]["content"] if turns[-1]["role"] == "user" else None
+
+
+def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Message], Optional[str]]:
+    """The request's messages laid out as the card's conversation (see the module docstring), and
+    the query (the last user text, when the last message is the user's)."""
+    system_extra, turns = _read_turns(messages, native=False)
+    laid_out: list[Message] = []
+    for n, turn in enumerate(turns):
+        content = turn["content"]
+        if n == 0:  # always the user's: the tools go in the first user turn, as the card does
+            content = render_user_prompt(content, tools)
+        elif turn["role"] == "assistant":
+            content = json.dumps(turn["calls"]) if turn["calls"] else (content or "[]")
+        laid_out.append({"role": turn["role"], "content": content})
+    system = SYSTEM_PROMPT + "".join("\n\n" + extra for extra in system_extra if extra.strip())
+    return [{"role": "system", "content": system}] + laid_out, _query(turns)
+
+
+def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
+    """The request's messages for a model prompted with its own chat template (native tool format):
+    system/developer text as one system message, user and tool turns as sent, assistant tool calls
+    as ``tool_calls`` with their arguments as objects; and the query (the last user text)."""
+    system, turns = _read_turns(messages, native=True)
+    laid_out: list[Message] = []
+    for turn in turns:
+        entry: dict[str, Any] = {"role": turn["role"], "content": turn["content"]}
+        if turn.get("calls"):
+            entry["tool_calls"] = [{"type": "function", "function": call} for call in turn["calls"]]
+        laid_out.append(entry)
     head = [{"role": "system", "content": "\n\n".join(t for t in system if t.strip())}] if any(t.strip() for t in system) else []
-    query = turns[-1]["content"] if turns[-1]["role"] == "user" else None
-    return head + turns, query
+    return head + laid_out, _query(turns)
 
 
 def no_call_content(request: ChatRequest, result: CallResult) -> str:
