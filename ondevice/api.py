@@ -128,7 +128,7 @@ class ToolCaller:
                                         settings.prefix_cache_dir, namespace=identity,
                                         disk_max_bytes=settings.prefix_cache_disk_mb << 20)
         self._lltokenizer: Optional[LLTokenizer] = None
-        self._pieces: Optional[list[bytes]] = None  # each token's bytes, until the LLTokenizer holds them
+        self._pieces: Optional[list[bytes]] = None  # each token's bytes (see _token_pieces)
         self._max_token_bytes: Optional[int] = None
         self._markers: Optional[Markers] = None
         self._message_start: dict[str, np.ndarray] = {}
@@ -211,14 +211,16 @@ class ToolCaller:
     def lltokenizer(self) -> LLTokenizer:
         if self._lltokenizer is None:  # built once per process, on first use (see grammar_tokenizer.py)
             self._lltokenizer = build_lltokenizer(self.model, self._token_pieces())
-            self._pieces = None  # llguidance holds its own copy
         return self._lltokenizer
 
     def _token_pieces(self) -> list[bytes]:
-        pieces = self._pieces or cached_token_pieces(self.model)
-        self._max_token_bytes = max(map(len, pieces), default=1)
-        self._pieces = pieces if self._lltokenizer is None else None
-        return pieces
+        """Each token's bytes as llguidance sees them (special tokens marked), read once (from the
+        cache file: ~25 ms for 128k tokens) and kept: the grammar tokenizer, the bound on a token's
+        bytes, the end-of-generation and call-intent tables are all made from them."""
+        if self._pieces is None:
+            self._pieces = cached_token_pieces(self.model)
+            self._max_token_bytes = max(map(len, self._pieces), default=1)
+        return self._pieces
 
     @property
     def max_token_bytes(self) -> int:
@@ -269,7 +271,7 @@ class ToolCaller:
         control token), as a bool array over the vocabulary; computed once."""
         if self._intent is None:
             # llguidance's token bytes: a special token's are marked (0xff first), so it is never intent
-            pieces = cached_token_pieces(self.model)
+            pieces = self._token_pieces()
             intent = np.fromiter((p.lstrip()[:1] in CALL_INTENT_BYTES for p in pieces), dtype=bool, count=len(pieces))
             markers = self.markers()
             intent[[t for t in markers.open_ids if markers.special]] = True
@@ -280,7 +282,7 @@ class ToolCaller:
     def _eog_ids(self) -> list[int]:
         """The end-of-generation tokens (special tokens asked one by one: a few hundred calls, not the vocabulary)."""
         if self._eog is None:
-            pieces = cached_token_pieces(self.model)
+            pieces = self._token_pieces()
             self._eog = [t for t, p in enumerate(pieces) if p[:1] == b"\xff" and self.model.is_eog(t)]
         return self._eog
 
