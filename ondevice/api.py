@@ -131,7 +131,7 @@ class ToolCaller:
         self._pieces: Optional[list[bytes]] = None  # each token's bytes (see _token_pieces)
         self._max_token_bytes: Optional[int] = None
         self._markers: Optional[Markers] = None
-        self._message_start: dict[str, np.ndarray] = {}
+        self._call_start: Optional[np.ndarray] = None  # the tokens a sentence cannot start with
         self._intent: Optional[np.ndarray] = None
         self._eog: Optional[list[int]] = None
         self._control: Optional[ControlTokens] = None
@@ -249,21 +249,20 @@ class ToolCaller:
     def _first_branch(self, options: CallOptions, settings: Settings) -> FirstBranch:
         """The tokens that start the tool-call block rather than a sentence, i.e. every token a
         sentence cannot start with (one mask, computed once), and the threshold when one decides."""
-        fmt = options.tool_format
-        if fmt not in self._message_start:
+        if self._call_start is None:  # the same in both formats: a sentence never starts like a call
             grammar = LLMatcher.grammar_from_lark(message_lark(options.message_max_chars))
             matcher = LLMatcher(self.lltokenizer(), grammar, log_level=0)
             bitmask = allocate_token_bitmask(1, self.model.n_vocab)
             fill_next_token_bitmask(matcher, bitmask)
-            self._message_start[fmt] = mask_to_bool(bitmask[0], self.model.n_vocab)
+            call_start = ~mask_to_bool(bitmask[0], self.model.n_vocab)
+            call_start[self._eog_ids()] = False  # ending at once: no call
+            self._call_start = call_start
         threshold = None
         if options.no_call == "threshold":
             threshold = settings.no_call_threshold
             if threshold is None:
                 threshold = self.default_no_call_threshold
-        call_start = ~self._message_start[fmt]
-        call_start[self._eog_ids()] = False  # ending at once: no call
-        return FirstBranch(call_start, threshold, self.call_intent())
+        return FirstBranch(self._call_start, threshold, self.call_intent())
 
     def call_intent(self) -> np.ndarray:
         """The tokens that start a call in any spelling (their text, less leading blanks, starts with
