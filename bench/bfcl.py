@@ -312,6 +312,7 @@ def to_query_and_history(case: Case, tool_format: str = "card") -> tuple[str, Op
     "native": the system message stays a system message (the model's template writes it above the
     tools, in place of its default one) and the turns before the last are plain history.
     """
+    from ondevice.formats import get_format
     from ondevice.prompt import prepare_messages
 
     system = "\n\n".join(m["content"] for m in case.messages if m["role"] == "system" and m["content"])
@@ -324,7 +325,7 @@ def to_query_and_history(case: Case, tool_format: str = "card") -> tuple[str, Op
             merged[-1]["content"] += "\n" + m["content"]
         else:
             merged.append({"role": role, "content": m["content"]})
-    if tool_format == "native":
+    if get_format(tool_format).template_layout:
         if not merged or merged[-1]["role"] != "user":
             raise ValueError(f"{case.id}: the turn does not end with a user message")
         history = ([{"role": "system", "content": system}] if system else []) + merged[:-1]

@@ -288,11 +288,10 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     # The tool-call grammar allows the empty list, and a random-weight model may take that exit at once.
     # So all three decodes start after the same opening of a get_weather call, appended to the prompt
     # (and consumed by the grammar): ``<tool_call>[\n{"name": "get_weather", "arguments": {"location": "``.
-    # From there the engine's own decode loop (ondevice.decode.decode, which `call` runs) samples the
+    # From there the engine's own decode loop (ondevice's session loop, which `call` runs: Engine.decode_prompt) samples the
     # argument value token by token under the grammar's mask, until the budget ends it.
     from llguidance import LLMatcher
 
-    from ondevice.decode import decode
     from ondevice.sampling import Sampler
 
     ex = examples[0]
@@ -304,17 +303,14 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     opening_tokens = caller.model.tokenize(opening, special=False)
     _, grammar = caller.grammar(ex["tools"], settings)  # the exact grammar `call` uses for these tools
     lltok = caller.lltokenizer()
-    model = caller.model
 
     def engine_decode(constrained: bool) -> Any:
-        model.truncate(0)
-        model.eval(prompt_tokens + opening_tokens)
         matcher = None
         if constrained:
             matcher = LLMatcher(lltok, grammar, log_level=0)
             if not matcher.consume_tokens(opening_tokens):
                 raise RuntimeError(f"the grammar refused the opening {opening!r}: {matcher.get_error()}")
-        return decode(model, Sampler(0.0, 1.0, 0), decode_tokens, matcher)
+        return caller.engine.decode_prompt(prompt_tokens + opening_tokens, matcher, Sampler(0.0, 1.0, 0), decode_tokens)
 
     g_rates, g_rates_out, f_rates, runs = [], [], [], []
     native_runs: list[dict[str, Any]] = []

@@ -34,8 +34,8 @@ from .errors import ModelFileError, SettingsError, ToolChoiceError, ToolSchemaEr
 from .parse import TOOL_CALL_CLOSE as TAG_CLOSE
 from .parse import TOOL_CALL_OPEN as TAG_OPEN
 from .schema_refs import check_refs
-from .parse import CARD, NATIVE, OPEN, TOOL_FORMATS
-from .settings import Settings
+from .parse import CARD, OPEN
+from .settings import Settings, check_setting
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -99,10 +99,11 @@ class CallOptions:
     def __post_init__(self) -> None:
         if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
             raise ToolChoiceError(f"call bounds: expected 0 <= min_calls <= max_calls, got {self.min_calls}..{self.max_calls}")
-        if self.no_call not in NO_CALL_MODES:
-            raise SettingsError(f"setting no_call: expected one of {list(NO_CALL_MODES)}, got {self.no_call!r}")
-        if self.tool_format not in TOOL_FORMATS:
-            raise SettingsError(f"setting tool_format: expected one of {list(TOOL_FORMATS)}, got {self.tool_format!r}")
+        for name in ("no_call", "tool_format"):  # the settings' own rules (a mode is required here)
+            if getattr(self, name) is None:
+                raise SettingsError(f"setting {name}: expected a value, got None")
+            if name != "tool_format" or self.tool_format != CARD:  # CARD: always registered
+                check_setting(name, getattr(self, name))
         if self.message_max_chars < 1:
             raise SettingsError(f"setting message_max_chars: expected an integer >= 1, got {self.message_max_chars!r}")
 
@@ -137,7 +138,7 @@ class CallOptions:
 DEFAULT_OPTIONS = CallOptions()
 
 
-def _calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", sep: str = "SEP") -> str:
+def calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", sep: str = "SEP") -> str:
     """Lark for max(min_calls, 1)..max_calls `item`s separated by `sep` (max None: unbounded); zero
     calls are the caller's business (it makes the whole list optional)."""
     low = max(min_calls, 1)
@@ -157,7 +158,7 @@ def _calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", se
 CALL_INTENT_STARTS = "<{[`"
 
 
-def _message_rule(max_chars: int) -> str:
+def message_rule(max_chars: int) -> str:
     # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
     first = "<\\s{\\[`"
     return f"message: /[^{first}][^<]{{0,{max_chars - 1}}}/"
@@ -166,64 +167,26 @@ def _message_rule(max_chars: int) -> str:
 def message_lark(max_chars: int) -> str:
     """The Lark source of a grammar admitting only the sentence (its first mask tells the tokens
     that can start a sentence from those that start the tool-call block)."""
-    return "start: message\n" + _message_rule(max_chars) + "\n"
+    return "start: message\n" + message_rule(max_chars) + "\n"
 
 
 def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
-    """The Lark source of the grammar for these tools (no tools: only ``<tool_call>[]</tool_call>``)."""
+    """The Lark source of the grammar for these tools, in the options' tool format (no tools: only
+    the empty answer)."""
+    from .formats import get_format  # the formats build on this module's rules
+
     tools = options.callable_tools(tools)
     if options.min_calls and not tools:
         raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
-    if options.tool_format == NATIVE:
-        return _native_lark(tools, options)
-    m = options.markers
-    lines = []
-    if options.allows_text:
-        lines += ["start: calls | message", _message_rule(options.message_max_chars)]
-    else:
-        lines.append("start: calls")
-    if not tools or options.max_calls == 0:
-        lines.append(f'calls: {m.open_lark} "[]" {m.close_lark}')
-        return "\n".join(lines) + "\n"
-    calls = _calls_rule(options.min_calls, options.max_calls)
-    body = f"NL? {calls} NL?" if options.min_calls else f"(NL? {calls} NL?)?"
-    lines += [
-        f'calls: {m.open_lark} "[" {body} "]" {m.close_lark}',
-        'NL: "\\n"',
-        "SEP: /,[ \\n]/",
-    ]
-    return "\n".join(lines + _call_rules(tools)) + "\n"
+    return get_format(options.tool_format).lark(tools, options)
 
 
-def _call_rules(tools: Sequence[Tool]) -> list[str]:
+def call_rules(tools: Sequence[Tool]) -> list[str]:
     lines = ["call: " + " | ".join(f"call_{i}" for i in range(len(tools)))]
     for i, tool in enumerate(tools):
         schema = dict(tool.call_schema(), **{"x-guidance": JSON_LAYOUT})
         lines.append(f"call_{i}: %json {json.dumps(schema)}")
     return lines
-
-
-def _native_lark(tools: Sequence[Tool], options: CallOptions) -> str:
-    """The native format: min..max blocks ``<tool_call>\\n{call}\\n</tool_call>`` joined by "\\n"; with
-    no call required, also the empty answer, and (no_call "text") a sentence instead. A tag is the
-    special token or its text."""
-    m = options.markers
-    calls = "" if not tools or options.max_calls == 0 else _calls_rule(options.min_calls, options.max_calls, "block", "NL")
-    alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else [])
-    start = " | ".join(alternatives) if alternatives else "EMPTY"
-    if options.min_calls == 0 and alternatives:
-        start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
-    lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
-    if options.allows_text:
-        lines.append(_message_rule(options.message_max_chars))
-    if calls:
-        lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
-        # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
-        # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
-        for rule, lark, text in (("tag_open", m.open_lark, TAG_OPEN), ("tag_close", m.close_lark, TAG_CLOSE)):
-            lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
-        lines += _call_rules(tools)
-    return "\n".join(lines) + "\n"
 
 
 def grammar_limits(settings: Settings) -> LLParserLimits:

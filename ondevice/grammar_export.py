@@ -201,6 +201,9 @@ class _Converter:
         return self.add(name, f'"{{" ({first}) "}}"' if first else '"{}"')
 
 
+GBNF_FORMATS = ("card",)  # the layouts the GBNF export writes
+
+
 def tool_call_gbnf(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
     """The GBNF grammar of a tool-call answer for these tools and options (root rule ``root``)."""
     tools = options.callable_tools(tools)

@@ -20,7 +20,7 @@ import llama_cpp
 import numpy as np
 
 from .errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
-from .settings import Settings
+from .settings import LoadSettings
 
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
@@ -99,10 +99,10 @@ class LlamaModel:
     """A loaded GGUF model with one inference context and a token batch.
 
     With `settings.n_parallel` = 1 the context holds one sequence (0). With N > 1 it holds N
-    sequences (slots 0..N-1, for batch.py), each in its own KV stream of n_ctx cells.
+    sequences (slots 0..N-1, for the engine), each in its own KV stream of n_ctx cells.
     """
 
-    def __init__(self, path: Path, settings: Settings):
+    def __init__(self, path: Path, settings: LoadSettings):
         _init_backend(settings.verbose)
         self.path = Path(path)
         self.settings = settings
@@ -245,16 +245,17 @@ class LlamaModel:
             llama_cpp.llama_memory_seq_rm(self.memory, seq, n, -1)
             del self.seq_tokens[seq][n:]
 
-    def eval_many(self, runs: Sequence[tuple[int, Sequence[int]]]) -> list[int]:
-        """Append each run's tokens to its sequence, all in one llama_decode; returns, per run, the
-        batch row whose logits follow its last token (for `logits`). The runs together must fit n_batch."""
-        total = sum(len(tokens) for _, tokens in runs)
+    def eval_many(self, runs: Sequence[tuple[int, Sequence[int], int]]) -> list[int]:
+        """Append each run's tokens to its sequence, all in one llama_decode, with logits after each of
+        a run's last n_logits tokens (run = (seq, tokens, n_logits)); returns, per run, the batch row
+        of its last token (for `logits`). The runs together must fit n_batch."""
+        total = sum(len(tokens) for _, tokens, _ in runs)
         if not 0 < total <= self.n_batch:
             raise ValueError(f"eval_many: expected 1..{self.n_batch} tokens, got {total}")
         batch = self.batch
         rows = []
         i = 0
-        for seq, tokens in runs:
+        for seq, tokens, n_logits in runs:
             held = self.seq_tokens[seq]
             if len(held) + len(tokens) > self.n_ctx:
                 raise ContextOverflowError(f"{len(held) + len(tokens)} tokens do not fit the context of {self.n_ctx}")
@@ -263,7 +264,7 @@ class LlamaModel:
                 batch.pos[i] = len(held) + j
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = seq
-                batch.logits[i] = j == len(tokens) - 1
+                batch.logits[i] = j >= len(tokens) - n_logits
                 i += 1
             rows.append(i - 1)
         batch.n_tokens = total
@@ -272,7 +273,7 @@ class LlamaModel:
         check_interrupt()
         if rc != 0:
             raise OndeviceError(f"llama_decode failed with code {rc} for a batch of {total} tokens in {len(runs)} sequences")
-        for seq, tokens in runs:
+        for seq, tokens, _ in runs:
             self.seq_tokens[seq].extend(tokens)
         return rows
 

@@ -7,8 +7,7 @@ Two formats (`TOOL_FORMATS`), read into the same `ToolCall` list:
   template renders it): one block per call, ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``,
   blocks separated by ``"\n"``; an answer with no block is a plain reply (no call).
 
-The grammar (grammar.py), the decode loop (decode.py), the facade (api.py) and the benchmarks all
-use these.
+Each format's own reading lives in formats/ (card.py, native.py); the shared pieces are here.
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
 OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
 CLOSE = "]" + TOOL_CALL_CLOSE
-CARD, NATIVE = "card", "native"
-TOOL_FORMATS = (CARD, NATIVE)
+CARD, NATIVE = "card", "native"  # the two formats ondevice registers (formats/)
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
@@ -102,10 +100,10 @@ def parse_response(text: str) -> Any:
 
 def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
     """Typed calls from model text, or None when the text holds no well-formed list of calls."""
-    return _typed(parse_response(text))
+    return typed_calls(parse_response(text))
 
 
-def _typed(items: Any) -> Optional[list[ToolCall]]:
+def typed_calls(items: Any) -> Optional[list[ToolCall]]:
     if not isinstance(items, list):
         return None
     calls = []
@@ -138,67 +136,25 @@ def native_blocks(text: str) -> tuple[list[tuple[Any, int]], bool]:
 
 
 def parse_calls(text: str, tool_format: str = CARD) -> Optional[list[ToolCall]]:
-    """Typed calls from model text in `tool_format`; None when the text is not a well-formed answer.
+    """Typed calls from model text in `tool_format`; None when the text is not a well-formed answer
+    (card: the list of the first block; native: one call per block, no block being a plain reply)."""
+    from .formats import get_format  # the formats build on this module
 
-    Card: the list of the first block (no block: None). Native: one call per block, in order; text
-    with no block at all is a plain reply, i.e. no call ([]).
-    """
-    if tool_format != NATIVE:
-        return parse_tool_calls(text)
-    blocks, well_formed = native_blocks(text)
-    if not well_formed:
-        return None
-    return _typed([value for value, _ in blocks])
+    return get_format(tool_format).parse(text)
 
 
 def complete_calls(text: str, tool_format: str = CARD) -> list[tuple[Any, int]]:
-    """Each complete call object at the start of a tool-call `text`, with the index just past it (for
-    the native format: past its block's ``</tool_call>``)."""
-    if tool_format == NATIVE:
-        calls = []
-        i = 0
-        while text.startswith(TOOL_CALL_OPEN + "\n", i):
-            block = read_block(text[i:])
-            if block is None:
-                break
-            calls.append((block[0], i + block[1]))
-            i += block[1]
-            if text[i:i + 1] != "\n":
-                break
-            i += 1
-        return calls
-    if not text.startswith(OPEN):
-        return []
-    calls = []
-    i = len(OPEN)
-    if text[i:i + 1] == "\n":
-        i += 1
-    while text[i:i + 1] == "{":
-        try:
-            value, j = _DECODER.raw_decode(text, i)
-        except (ValueError, RecursionError):
-            break
-        calls.append((value, j))
-        if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-            break
-        i = j + 2
-    return calls
+    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+    from .formats import get_format
+
+    return get_format(tool_format).complete_calls(text)
 
 
 def close_text(text: str, keep: Optional[int] = None, tool_format: str = CARD) -> str:
-    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``).
+    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``)."""
+    from .formats import get_format
 
-    A token may straddle the end of a call (``}},\n``), so the cut is made on the text: complete call
-    objects are kept, the rest dropped, and ``]</tool_call>`` appended (native: the complete blocks,
-    possibly none, i.e. "").
-    """
-    if tool_format == NATIVE:
-        blocks = complete_calls(text, NATIVE)[:keep]
-        return text[:blocks[-1][1]] if blocks else ""
-    if not text.startswith(OPEN):
-        return OPEN + CLOSE
-    calls = complete_calls(text)[:keep]
-    return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
+    return get_format(tool_format).close_text(text, keep)
 
 
 @lru_cache(maxsize=4096)

@@ -10,7 +10,7 @@ import json
 from typing import Any, Optional
 
 from .errors import EmptyQueryError, QueryError
-from .parse import CARD, NATIVE
+from .parse import CARD
 
 SYSTEM_PROMPT = """
 You are an expert in composing functions. You are given a question and a set of possible functions. 
@@ -71,24 +71,16 @@ def prepare_messages(
     else the template's default) and the query as a plain user turn; the tools go to the chat
     template itself (`template_tools`), which writes them where the model was trained to read them.
     """
+    from .formats import get_format  # the formats build on this module's strings
+
     check_query(query)
-    if tool_format == NATIVE:
-        return list(conversation_history or []) + [{"role": "user", "content": query}]
-    if conversation_history:
-        messages = list(conversation_history)
-        messages.append({"role": "user", "content": query})
-        return messages
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": render_user_prompt(query, tools)},
-    ]
+    return get_format(tool_format).messages(query, tools, conversation_history)
 
 
 def template_tools(tools: Optional[list[Any]], tool_format: str = CARD) -> Optional[list[dict[str, Any]]]:
     """The ``tools`` variable of the chat template: None for the card format (its tools are in the
     user turn) or when there are none; else the list in the OpenAI layout the templates expect
     (``{"type": "function", "function": {...}}``), each tool's own content as the caller passed it."""
-    if tool_format != NATIVE or not tools:
-        return None
-    return [tool if isinstance(tool, dict) and tool.get("type") == "function" and isinstance(tool.get("function"), dict)
-            else {"type": "function", "function": tool} for tool in tools]
+    from .formats import get_format
+
+    return get_format(tool_format).template_tools(tools)

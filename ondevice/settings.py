@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any, Optional
 
 from .errors import SettingsError
@@ -63,8 +63,13 @@ class Settings:
     the engine's state, parser dumps and log tails, in `details`, out of the message).
     max_calls: the most calls in one answer (enforced by the grammar; 0: no bound).
     max_identical_calls: the most identical calls back to back; the next identical one ends the list,
-    dropped (0: no check). The default 2 keeps BFCL's one ground truth with two identical calls in a
-    row (parallel_158) and stops a model that repeats itself.
+    dropped (0: no check). The default 1 refuses a call made twice in a row (a message sent twice);
+    it costs BFCL's one ground truth with two identical calls in a row (parallel_158).
+    refuse_answered_calls: a call identical to one whose result the conversation already holds ends
+    the list (dropped); when it is the first call and a sentence may stand (no_call "text" or
+    "threshold"), the answer is a sentence instead. list_end: at a call boundary, "model" ends the
+    list when the model's own (unconstrained) next token is neither another call nor the end the
+    grammar allows; "grammar" leaves the choice to the mask (the behaviour before 0.9).
     no_call: how an answer without a call is
     produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
@@ -75,9 +80,11 @@ class Settings:
     rendered with the tools, one ``<tool_call>\n{...}\n</tool_call>`` block per call, as Qwen2.5
     and other Hermes-style models are trained); None takes the model's manifest default ("card"
     for a model without one).
-    n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets
-    batch.py decode N requests in one llama_decode (`ondevice serve --parallel`), the KV cache
-    then holding N x n_ctx cells (each request still bounded by n_ctx).
+    n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets the
+    engine decode N requests together (`ondevice serve --parallel`), the KV cache then holding
+    N x n_ctx cells (each request still bounded by n_ctx). batching (load time): "invariant" (each
+    request's tokens in a llama_decode of its own, so an answer equals the same request alone) or
+    "shared" (one llama_decode for all: faster where memory traffic dominates; see engine.py).
     repack: let llama.cpp copy the quantized weights into its interleaved CPU layout at load (its
     CPU_REPACK buffers; load time). Measured on the 1B shape, Q4_K_M, 2 cores (`ondevice bench
     speed`): decode about 12% faster, but loading takes 0.5 s more and 450 MiB more memory (and
@@ -130,61 +137,39 @@ class Settings:
     grammar_step_fuel: int = 200_000
     grammar_max_size: int = 500_000
     max_calls: int = 16
-    max_identical_calls: int = 2
+    max_identical_calls: int = 1
+    refuse_answered_calls: bool = True
+    list_end: str = "model"
     n_parallel: int = 1
+    batching: str = "invariant"
     repack: bool = True
 
     def __post_init__(self) -> None:
-        ints = [  # name, low, high, what to pass
-            ("n_ctx", 64, MAX_N_CTX, f"an integer from 64 to {MAX_N_CTX}"),
-            ("n_batch", 1, MAX_N_BATCH, f"an integer from 1 to {MAX_N_BATCH}"),
-            ("n_gpu_layers", -1, INT32_MAX, "-1 (all), 0 (CPU) or a layer count"),
-            ("seed", 0, UINT32_MAX, f"an integer from 0 to {UINT32_MAX}"),
-            ("max_tokens", 1, INT32_MAX, f"an integer from 1 to {INT32_MAX}"),
-            ("prefix_cache_entries", 0, INT32_MAX, "an integer >= 0"),
-            ("prefix_cache_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
-            ("prefix_cache_disk_mb", 0, MAX_CACHE_MB, f"an integer from 0 to {MAX_CACHE_MB}"),
-            ("max_tools", 1, INT32_MAX, "an integer >= 1"),
-            ("max_tools_bytes", 2, INT32_MAX, "an integer >= 2"),
-            ("max_schema_depth", 2, MAX_SCHEMA_DEPTH, f"an integer from 2 to {MAX_SCHEMA_DEPTH}"),
-            ("max_body_bytes", 2, INT32_MAX, "an integer >= 2"),
-            ("grammar_compile_fuel", 1, INT32_MAX, "an integer >= 1"),
-            ("grammar_step_fuel", 1, INT32_MAX, "an integer >= 1"),
-            ("grammar_max_size", 1, INT32_MAX, "an integer >= 1"),
-            ("max_calls", 0, INT32_MAX, "an integer >= 0 (0: no bound)"),
-            ("max_identical_calls", 0, INT32_MAX, "an integer >= 0 (0: no check)"),
-            ("n_parallel", 1, MAX_PARALLEL, f"an integer from 1 to {MAX_PARALLEL}"),
-        ]
-        if self.n_threads is not None:
-            ints.append(("n_threads", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}"))
-        for name, low, high, expected in ints:
-            value = getattr(self, name)
-            if not _is_int(value) or not low <= value <= high:
-                raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
-        floats = [
-            ("temperature", lambda t: 0 <= t <= MAX_TEMPERATURE, f"a number from 0 to {MAX_TEMPERATURE} (0 is greedy)"),
-            ("top_p", lambda p: 0 < p <= 1, "a number in (0, 1]"),
-        ]
-        for name, ok, expected in floats:
-            value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value) or not ok(value):
-                raise SettingsError(f"setting {name}: expected {expected}, got {value!r}")
-        if self.no_call not in (None, "list", "text", "threshold"):
-            raise SettingsError(f"setting no_call: expected None, 'list', 'text' or 'threshold', got {self.no_call!r}")
-        if self.tool_format not in (None, "card", "native"):
-            raise SettingsError(f"setting tool_format: expected None, 'card' or 'native', got {self.tool_format!r}")
-        t = self.no_call_threshold
-        if t is not None and (not _is_number(t) or not 0 <= t <= 1):
-            raise SettingsError(f"setting no_call_threshold: expected None or a probability in [0, 1], got {t!r}")
-        for name in ("constrained", "fast_forward", "speculate", "verbose", "repack"):
-            if not isinstance(getattr(self, name), bool):
-                raise SettingsError(f"setting {name}: expected True or False, got {getattr(self, name)!r}")
-        for name in ("date_string", "prefix_cache_dir", "chat_template"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, (str, os.PathLike)):
-                raise SettingsError(f"setting {name}: expected None or a string, got {type(value).__name__}")
-            if isinstance(value, str) and not is_utf8(value):
-                raise SettingsError(f"setting {name}: expected UTF-8 text, got {value!r} (undecodable bytes)")
+        for f in fields(self):
+            check_setting(f.name, getattr(self, f.name))
+        groups = {lifetime: cls(**{name: getattr(self, name) for name in GROUP_FIELDS[lifetime]})
+                  for lifetime, cls in GROUPS.items()}
+        object.__setattr__(self, "_groups", groups)
+
+    @property
+    def load(self) -> "LoadSettings":
+        """The settings fixed when the model loads."""
+        return self._groups["load"]  # type: ignore[attr-defined]
+
+    @property
+    def decode(self) -> "DecodeSettings":
+        """The settings of one call's decoding."""
+        return self._groups["decode"]  # type: ignore[attr-defined]
+
+    @property
+    def limits(self) -> "InputLimits":
+        """The limits on untrusted input (tools, schemas)."""
+        return self._groups["limits"]  # type: ignore[attr-defined]
+
+    @property
+    def server(self) -> "ServerSettings":
+        """The settings of `ondevice serve` and the CLI's readers."""
+        return self._groups["server"]  # type: ignore[attr-defined]
 
     @property
     def threads(self) -> int:
@@ -209,9 +194,120 @@ class Settings:
         return replace(self, **changes)
 
 
-# Fixed when the model loads: the context, threads and offload, the prefix caches, the chat template.
-LOAD_TIME_FIELDS = frozenset({
-    "n_ctx", "n_threads", "n_batch", "n_gpu_layers", "prefix_cache_entries", "prefix_cache_mb",
-    "prefix_cache_dir", "prefix_cache_disk_mb", "chat_template", "n_parallel", "repack",
-})
+@dataclass(frozen=True)
+class Rule:
+    """What values one setting takes, and when it is fixed (`lifetime`: "load", "decode", "limits",
+    "server"). `kind`: "int", "float", "bool", "choice" or "text"; `optional`: None is allowed too."""
+
+    lifetime: str
+    kind: str
+    expected: str
+    low: Any = None
+    high: Any = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+    low_open: bool = False  # low itself is not allowed
+
+
+def _int(lifetime: str, low: int, high: int, expected: str = "", optional: bool = False) -> Rule:
+    return Rule(lifetime, "int", expected or (f"an integer from {low} to {high}" if high < INT32_MAX
+                                              else f"an integer >= {low}"), low, high, optional=optional)
+
+
+# Every setting, once: its lifetime and its bounds (the upper bounds are those of the C side, 32-bit
+# fields, or for n_ctx a bound no GGUF we run reaches; the model's own n_ctx_train is checked at load).
+RULES: dict[str, Rule] = {
+    "n_ctx": _int("load", 64, MAX_N_CTX),
+    "n_threads": _int("load", 1, MAX_THREADS, f"None or an integer from 1 to {MAX_THREADS}", optional=True),
+    "n_batch": _int("load", 1, MAX_N_BATCH),
+    "n_gpu_layers": _int("load", -1, INT32_MAX, "-1 (all), 0 (CPU) or a layer count"),
+    "prefix_cache_entries": _int("load", 0, INT32_MAX),
+    "prefix_cache_mb": _int("load", 0, MAX_CACHE_MB),
+    "prefix_cache_dir": Rule("load", "text", "None or a string", optional=True),
+    "prefix_cache_disk_mb": _int("load", 0, MAX_CACHE_MB),
+    "chat_template": Rule("load", "text", "None or a string", optional=True),
+    "n_parallel": _int("load", 1, MAX_PARALLEL),
+    "batching": Rule("load", "choice", "'invariant' or 'shared'", choices=("invariant", "shared")),
+    "repack": Rule("load", "bool", "True or False"),
+    "verbose": Rule("load", "bool", "True or False"),
+    "seed": _int("decode", 0, UINT32_MAX, f"an integer from 0 to {UINT32_MAX}"),
+    "temperature": Rule("decode", "float", f"a number from 0 to {MAX_TEMPERATURE} (0 is greedy)", 0, MAX_TEMPERATURE),
+    "top_p": Rule("decode", "float", "a number in (0, 1]", 0, 1, low_open=True),
+    "max_tokens": _int("decode", 1, INT32_MAX, f"an integer from 1 to {INT32_MAX}"),
+    "constrained": Rule("decode", "bool", "True or False"),
+    "fast_forward": Rule("decode", "bool", "True or False"),
+    "speculate": Rule("decode", "bool", "True or False"),
+    "date_string": Rule("decode", "text", "None or a string", optional=True),
+    "no_call": Rule("decode", "choice", "None, 'list', 'text' or 'threshold'", choices=("list", "text", "threshold"),
+                    optional=True),
+    "no_call_threshold": Rule("decode", "float", "None or a probability in [0, 1]", 0, 1, optional=True),
+    "tool_format": Rule("decode", "format", "None or one of the registered formats", optional=True),
+    "max_calls": _int("decode", 0, INT32_MAX, "an integer >= 0 (0: no bound)"),
+    "max_identical_calls": _int("decode", 0, INT32_MAX, "an integer >= 0 (0: no check)"),
+    "refuse_answered_calls": Rule("decode", "bool", "True or False"),
+    "list_end": Rule("decode", "choice", "'model' or 'grammar'", choices=("model", "grammar")),
+    "max_tools": _int("limits", 1, INT32_MAX),
+    "max_tools_bytes": _int("limits", 2, INT32_MAX),
+    "max_schema_depth": _int("limits", 2, MAX_SCHEMA_DEPTH),
+    "grammar_compile_fuel": _int("limits", 1, INT32_MAX),
+    "grammar_step_fuel": _int("limits", 1, INT32_MAX),
+    "grammar_max_size": _int("limits", 1, INT32_MAX),
+    "max_body_bytes": _int("server", 2, INT32_MAX),
+}
+
+
+def check_setting(name: str, value: Any) -> None:
+    """A SettingsError naming the setting and what it takes when `value` is not allowed by its rule."""
+    rule = RULES[name]
+    if value is None and rule.optional:
+        return
+    ok = True
+    if rule.kind == "int":
+        ok = _is_int(value) and rule.low <= value <= rule.high
+    elif rule.kind == "float":
+        ok = (_is_number(value) and math.isfinite(value) and rule.low <= value <= rule.high
+              and not (rule.low_open and value == rule.low))
+    elif rule.kind == "bool":
+        ok = isinstance(value, bool)
+    elif rule.kind == "choice":
+        ok = value in rule.choices
+    elif rule.kind == "format":
+        from .formats import format_names  # the registry (its modules import this one's users)
+
+        if value not in format_names():
+            raise SettingsError(f"setting {name}: expected None or one of {format_names()}, got {value!r}")
+    elif rule.kind == "text":
+        if not isinstance(value, (str, os.PathLike)):
+            raise SettingsError(f"setting {name}: expected {rule.expected}, got {type(value).__name__}")
+        if isinstance(value, str) and not is_utf8(value):
+            raise SettingsError(f"setting {name}: expected UTF-8 text, got {value!r} (undecodable bytes)")
+    if not ok:
+        raise SettingsError(f"setting {name}: expected {rule.expected}, got {value!r}")
+
+
+if set(RULES) != {f.name for f in fields(Settings)}:  # every setting has exactly one rule
+    raise AssertionError(f"settings without a rule: {sorted({f.name for f in fields(Settings)} ^ set(RULES))}")
+
+GROUP_FIELDS = {lifetime: tuple(f.name for f in fields(Settings) if RULES[f.name].lifetime == lifetime)
+                for lifetime in ("load", "decode", "limits", "server")}
+
+
+def _group(class_name: str, lifetime: str, doc: str, **namespace: Any) -> type:
+    """A plain frozen dataclass holding the settings of one lifetime (values checked by Settings)."""
+    cls = make_dataclass(class_name, [(f.name, f.type, field(default=f.default)) for f in fields(Settings)
+                                      if f.name in GROUP_FIELDS[lifetime]], frozen=True, namespace=namespace)
+    cls.__doc__ = doc
+    cls.__module__ = __name__
+    return cls
+
+
+LoadSettings = _group("LoadSettings", "load", "The settings fixed when a model loads.",
+                      threads=property(lambda self: self.n_threads or max(1, os.cpu_count() or 1)))
+DecodeSettings = _group("DecodeSettings", "decode", "The settings of one call's decoding.")
+InputLimits = _group("InputLimits", "limits", "The limits on untrusted input: tools, schemas, grammar budgets.")
+ServerSettings = _group("ServerSettings", "server", "The limits of what the server and the CLI read from outside.")
+GROUPS = {"load": LoadSettings, "decode": DecodeSettings, "limits": InputLimits, "server": ServerSettings}
+
+# Fixed when the model loads; the others may change for one call.
+LOAD_TIME_FIELDS = frozenset(GROUP_FIELDS["load"])
 PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS

@@ -12,9 +12,9 @@ while the pick equals the drafted token, the drafted token is already in the KV 
 difference the rest of the draft is removed from the cache (`LlamaModel.truncate`).
 
 The tokens chosen are therefore the ones decoding without a draft would choose, given the same
-logits; only the number of llama_decode calls changes. (llama.cpp computes a row's logits the same
-way whatever else is in the batch on one thread; with several threads the split of the attention
-reduction can round differently, as with fast-forward: see tests/runtime/test_decode.py.)
+logits; only the number of llama_decode calls changes (session.py keeps the draft's rows; llama.cpp
+may round a row differently with the number of rows evaluated, as with fast-forward: see
+tests/runtime/test_decode.py).
 """
 
 from __future__ import annotations
@@ -94,45 +94,3 @@ class Drafter:
         if found is None or found >= len(self.source):
             return None
         return found
-
-
-class Speculation:
-    """The drafted tokens evaluated in the KV cache beyond the output, not yet confirmed."""
-
-    def __init__(self, model: LlamaModel):
-        self.model = model
-        self.left: list[int] = []
-        self.drafted = 0
-        self.accepted = 0
-
-    def evaluate(self, pending: list[int], draft: list[int]) -> None:
-        """Evaluate `pending` then `draft` in one batch, with logits after each of the draft's positions."""
-        self.model.eval(pending + draft, n_logits=len(draft) + 1)
-        self.left = list(draft)
-        self.drafted += len(draft)
-
-    def logits(self):  # type: ignore[no-untyped-def]
-        """The next-token logits after the output so far (a view: valid until the next evaluation)."""
-        return self.model.logits(-(len(self.left) + 1))
-
-    def confirm(self, tokens: list[int]) -> list[int]:
-        """Record that `tokens` follow the output; returns those not already in the KV cache.
-
-        Drafted tokens equal to `tokens` are kept; from the first difference on, the draft is removed.
-        """
-        k = 0
-        while k < len(tokens) and k < len(self.left) and tokens[k] == self.left[k]:
-            k += 1
-        self.accepted += k
-        rest = self.left[k:]
-        self.left = [] if k < len(tokens) else rest
-        if k < len(tokens) and rest:
-            self.discard(rest)
-        return tokens[k:]
-
-    def discard(self, rejected: Optional[list[int]] = None) -> None:
-        """Remove the unconfirmed drafted tokens from the KV cache."""
-        rejected = self.left if rejected is None else rejected
-        if rejected:
-            self.model.truncate(len(self.model.tokens) - len(rejected))
-        self.left = []

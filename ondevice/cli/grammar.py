@@ -11,7 +11,7 @@ from pathlib import Path
 from ..api import ToolCaller, check_tools
 from ..errors import ToolChoiceError
 from ..grammar import CallOptions, tool_call_lark
-from ..grammar_export import tool_call_gbnf
+from ..grammar_export import GBNF_FORMATS, tool_call_gbnf
 from ..paths import atomic_path
 from ..prompt import prepare_messages, template_tools
 from .options import add_model_options, load_tools, settings_from_args
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     files = {"prompt.txt": prompt, "messages.json": json.dumps(messages, indent=2, ensure_ascii=False) + "\n",
              "tool_call.lark": lark}
-    if tool_format == "card":  # the GBNF export writes the card's layout only
+    if tool_format in GBNF_FORMATS:
         files["tool_call.gbnf"] = tool_call_gbnf(normalized, options)
     for name, text in files.items():
         with atomic_path(out / name) as tmp:

@@ -9,7 +9,6 @@ import sys
 
 from ..api import ToolCaller
 from ..errors import OndeviceError
-from ..models import manifests, resolve
 from ..settings import MAX_PARALLEL
 
 DEFAULT_PARALLEL = 4
@@ -24,9 +23,9 @@ examples:
 Endpoints: POST /v1/chat/completions (tools, tool_choice, parallel_tool_calls, stream), GET /v1/models,
 GET /health. Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" when ready; SIGINT or
 SIGTERM stops it (in-flight requests get a few seconds to finish). --port 0 picks a free port.
---parallel N (default 4) decodes up to N requests together, their steps in one llama_decode; 1: one at a time
-(the default for a model that answers "no call" with a sentence, no_call text or threshold: batched
-decoding answers it with an empty list only).
+--parallel N (default 4) decodes up to N requests together, each in its own sequence (every model and
+every no_call mode); 1: one at a time. --batching invariant (default) keeps each answer equal to the same
+request alone; shared puts every request's tokens in one llama_decode (faster on a GPU, see the README).
 """
 
 
@@ -42,10 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=os.environ.get("ONDEVICE_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1 (default: $ONDEVICE_API_KEY; none: open)")
     p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for the model (more: 503)")
-    p.add_argument("--parallel", type=int, default=None,
-                   help="requests decoded together, each in its own sequence, their steps batched in one llama_decode "
-                        f"(default {DEFAULT_PARALLEL}, or 1 where the model's no_call is text or threshold; 1: one at a "
+    p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
+                   help=f"requests decoded together, each in its own sequence (default {DEFAULT_PARALLEL}; 1: one at a "
                         "time; the KV cache holds parallel x n_ctx cells)")
+    p.add_argument("--batching", choices=("invariant", "shared"), default="invariant",
+                   help="invariant (default): each request's tokens in a llama_decode of their own, every answer "
+                        "equal to the request alone; shared: one llama_decode for all (faster where memory "
+                        "bandwidth dominates, answers may differ in a near tie)")
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -64,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         raise OndeviceError(f"--port: expected 0..65535, got {args.port}")
     if args.max_queue < 1:
         raise OndeviceError(f"--max-queue: expected an integer >= 1, got {args.max_queue}")
-    parallel = _parallel(args)
-    caller = ToolCaller.load(args.model, settings_from_args(args).with_(n_parallel=parallel))
+    if not 1 <= args.parallel <= MAX_PARALLEL:
+        raise OndeviceError(f"--parallel: expected an integer from 1 to {MAX_PARALLEL}, got {args.parallel}")
+    caller = ToolCaller.load(args.model, settings_from_args(args).with_(n_parallel=args.parallel,
+                                                                        batching=args.batching))
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
     model_id = (caller.resolved.alias if caller.resolved is not None and caller.resolved.alias
@@ -73,19 +77,3 @@ def run(args: argparse.Namespace) -> int:
     with caller:
         app.serve(caller, model_id, args.host, args.port, args.api_key, args.max_queue)
     return 0
-
-
-def _parallel(args: argparse.Namespace) -> int:
-    """--parallel, or its default: batched decoding answers "no call" only with an empty list, so a model
-    whose no_call (--no-call, else its manifest's) is a sentence is served one request at a time."""
-    alias = resolve(args.model).alias
-    no_call = args.no_call or manifests().get(alias or "", {}).get("no_call", "list")
-    if args.parallel is None:
-        return DEFAULT_PARALLEL if no_call == "list" else 1
-    if not 1 <= args.parallel <= MAX_PARALLEL:
-        raise OndeviceError(f"--parallel: expected an integer from 1 to {MAX_PARALLEL}, got {args.parallel}")
-    if args.parallel > 1 and no_call != "list":
-        raise OndeviceError(f"--parallel {args.parallel}: batched decoding answers \"no call\" with an empty list, but "
-                            f"no_call is {no_call!r} for {alias or args.model or 'this model'}: pass --parallel 1, "
-                            "or --no-call list")
-    return args.parallel

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..api import CallResult, ToolCaller
+from ..formats import get_format
 from ..errors import OndeviceError
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
     no_call_content, parse_chat_request, usage
@@ -134,7 +135,7 @@ class ChatServer:
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
-        reader = ToolCallReader(request.tool_format == "native")
+        reader = ToolCallReader(get_format(request.tool_format).block_per_call)
         ids: list[str] = []
         try:
             yield _sse(chunk(request, self.model_id, {"role": "assistant"}))

@@ -37,6 +37,7 @@ from ..errors import (
     ToolSchemaError,
 )
 from ..grammar import CallOptions
+from ..formats import get_format
 from ..prompt import SYSTEM_PROMPT, Message, render_user_prompt
 from ..settings import Settings
 from ..tools import normalize_tools
@@ -181,7 +182,7 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {_json_type(include_usage)}",
                        "stream_options", "invalid_type")
 
-    if tool_format == "native":
+    if get_format(tool_format).template_layout:
         messages, query = native_messages(body.get("messages"))
     else:
         messages, query = card_messages(body.get("messages"), tools)
@@ -362,7 +363,7 @@ def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
 def no_call_content(request: ChatRequest, result: CallResult) -> str:
     """The content of an answer without calls: in the native format the model's reply as it wrote it
     (a sentence, or ""); in the card's, ""."""
-    return result.text.strip() if request.tool_format == "native" else ""
+    return get_format(request.tool_format).reply_content(result.text)
 
 
 def finish_reason(result: CallResult, has_calls: bool) -> str:
@@ -383,7 +384,7 @@ def call_id() -> str:
 
 def completion(request: ChatRequest, model_id: str, result: CallResult) -> dict[str, Any]:
     """The chat.completion object for a finished answer."""
-    calls = split_calls(result.text, request.tool_format == "native")
+    calls = split_calls(result.text, get_format(request.tool_format).block_per_call)
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else no_call_content(request, result),
                                "refusal": None}
     if calls:

@@ -37,11 +37,11 @@ Event = Union[CallStart, ArgumentsDelta]
 
 
 class ToolCallReader:
-    """Feed text pieces; get events. Text that is not a tool-call list yields no events. `native`:
-    the calls come in blocks of their own (the tags between them are skipped)."""
+    """Feed text pieces; get events. Text that is not a tool-call list yields no events.
+    `block_per_call`: the calls come in blocks of their own (the tags between them are skipped)."""
 
-    def __init__(self, native: bool = False) -> None:
-        self.native = native
+    def __init__(self, block_per_call: bool = False) -> None:
+        self.native = block_per_call
         self.text = ""
         self._pos = 0
         self._state = "open"  # open | between | arguments | close_call | done
@@ -126,10 +126,10 @@ class ToolCallReader:
         return None
 
 
-def split_calls(text: str, native: bool = False) -> list[tuple[str, str]]:
+def split_calls(text: str, block_per_call: bool = False) -> list[tuple[str, str]]:
     """(name, arguments text) of every call in a complete answer."""
     calls: list[tuple[str, str]] = []
-    for event in ToolCallReader(native).feed(text):
+    for event in ToolCallReader(block_per_call).feed(text):
         if isinstance(event, CallStart):
             calls.append((event.name, ""))
         else:

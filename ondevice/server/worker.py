@@ -1,7 +1,7 @@
 """The one thread that owns the model: requests queue for it, so no request ever touches another's
-KV cache or grammar state. With a model loaded with n_parallel = 1 they are answered one at a
-time (`ToolCaller.call_messages`); with N > 1 up to N run together, their decode steps batched
-in one llama_decode (batch.py), each in its own sequence with its own matcher.
+KV cache or grammar state. One scheduler loop, whether the model holds 1 sequence or N: it admits
+queued requests into free sequences (`Engine.open`), steps every running session together
+(`Engine.step`), and retires the finished ones (`Engine.result`).
 
 Each job carries the event loop of the request that made it; results and streamed text go back to
 that loop with ``call_soon_threadsafe``. A job whose client went away is skipped if still queued,
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from ..api import CallResult, ToolCaller
-from ..batch import BatchEngine
 from .protocol import APIError, ChatRequest
 
 DONE = object()  # the last item a streaming job's queue receives
@@ -61,14 +60,13 @@ class ModelWorker:
         self.caller = caller
         self._jobs: "queue.Queue[Optional[Job]]" = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._run, name="ondevice-model", daemon=True)
-        self._current: Optional[Job] = None
-        self._running: dict[int, Job] = {}  # batched: the jobs in the engine, by id of their BatchRequest
+        self._running: dict[int, Job] = {}  # the jobs in the engine, by id of their session
         self._stopping = False
         self.counts = {"answered": 0, "failed": 0, "cancelled": 0}
 
     def status(self) -> dict[str, Any]:
         """What /health reports: queue length, whether a request runs, and totals so far."""
-        return {"queued": self._jobs.qsize(), "running": self._current is not None or bool(self._running),
+        return {"queued": self._jobs.qsize(), "running": bool(self._running),
                 **self.counts}
 
     def start(self) -> None:
@@ -93,9 +91,6 @@ class ModelWorker:
                 break
             if job is not None:
                 job.resolve(None, APIError(503, "the server is stopping", None, "server_stopping"))
-        current = self._current
-        if current is not None:
-            current.cancelled.set()
         for job in list(self._running.values()):
             job.cancelled.set()
         try:
@@ -103,33 +98,6 @@ class ModelWorker:
         except queue.Full:
             pass
         self._thread.join(timeout)
-
-    def _run(self) -> None:
-        if self.caller.model.n_parallel > 1:
-            self._run_batched()
-            return
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            if job.cancelled.is_set():
-                self.counts["cancelled"] += 1
-                job.resolve(None, JobCancelled())
-                continue
-            self._current = job
-            try:
-                result = self._answer(job)
-            except JobCancelled as exc:
-                self.counts["cancelled"] += 1
-                job.resolve(None, exc)
-            except BaseException as exc:  # every error goes back to its request; the thread lives on
-                self.counts["failed"] += 1
-                job.resolve(None, exc)
-            else:
-                self.counts["answered"] += 1
-                job.resolve(result, None)
-            finally:
-                self._current = None
 
     def _ended(self, job: Job, result: Optional[CallResult], error: Optional[BaseException]) -> None:
         if isinstance(error, JobCancelled):
@@ -140,9 +108,10 @@ class ModelWorker:
             self.counts["answered"] += 1
         job.resolve(result, error)
 
-    def _run_batched(self) -> None:
-        """Admit queued jobs into free slots, then step all running ones together, until stopped."""
-        engine = BatchEngine(self.caller)
+    def _run(self) -> None:
+        """Admit queued jobs into free sequences, then step all running ones together, until stopped."""
+        caller = self.caller
+        engine = caller.engine
         while True:
             while engine.free:  # admit: block only when nothing runs
                 try:
@@ -150,37 +119,39 @@ class ModelWorker:
                 except queue.Empty:
                     break
                 if job is None:
-                    for req in list(engine.active):
-                        engine.release(req)
-                        self._ended(self._running.pop(id(req)), None, JobCancelled())
+                    for session in list(engine.active):
+                        engine.release(session)
+                        self._ended(self._running.pop(id(session)), None, JobCancelled())
                     return
                 if job.cancelled.is_set():
                     self._ended(job, None, JobCancelled())
                     continue
                 request = job.request
                 try:
-                    with self.caller.lock:
-                        req = engine.admit(request.messages, request.tools, request.settings, request.options,
-                                           self._on_tokens(job), request.query)
+                    with caller.lock:
+                        caller.check_open()
+                        s = request.settings or caller.settings
+                        caller.settings.check_per_call(s)
+                        session = engine.open(request.messages, request.tools, s, request.options,
+                                              on_tokens=self._on_tokens(job), query=request.query)
                 except BaseException as exc:
                     self._ended(job, None, exc)
                     continue
-                self._running[id(req)] = job
-            for req in [r for r in engine.active if self._running[id(r)].cancelled.is_set()]:
-                engine.release(req)  # a client went away (or the server stops): its slot is free now
-                self._ended(self._running.pop(id(req)), None, JobCancelled())
+                self._running[id(session)] = job
+            for session in [x for x in engine.active if self._running[id(x)].cancelled.is_set()]:
+                engine.release(session)  # a client went away (or the server stops): its sequence is free now
+                self._ended(self._running.pop(id(session)), None, JobCancelled())
             if not engine.active:
                 continue
-            with self.caller.lock:
-                ended = engine.step()
-                for req, error in ended:
-                    job = self._running.pop(id(req))
+            with caller.lock:
+                for session, error in engine.step():
+                    job = self._running.pop(id(session))
                     if error is not None:
-                        engine.release(req)
+                        engine.release(session)
                         self._ended(job, None, error)
                         continue
                     try:
-                        result = engine.finish(req)
+                        result = engine.result(session)
                     except BaseException as exc:
                         self._ended(job, None, exc)
                     else:
@@ -200,9 +171,3 @@ class ModelWorker:
                     job._send(job.pieces.put_nowait, text)
 
         return on_tokens
-
-    def _answer(self, job: Job) -> CallResult:
-        request = job.request
-        on_tokens = self._on_tokens(job)
-        return self.caller.call_messages(request.messages, request.tools, request.settings, options=request.options,
-                                         on_tokens=on_tokens, query=request.query)

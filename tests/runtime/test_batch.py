@@ -1,14 +1,14 @@
-"""Batched decoding (batch.py) on the real stand-in: several requests in one llama_decode, each in its
-own sequence. Every answer is valid, and (greedy) equal to the same request run through the engine
-alone, whatever runs beside it."""
+"""The engine on the real stand-in: one decode loop for one request and for many. Several sessions
+step together, each in its own sequence; every answer is valid and (greedy) equal to the same
+request alone, whatever runs beside it, in every mode: list, sentence answers, threshold, native
+blocks, speculation. A single call (`ToolCaller.call`) is a batch of one."""
 
 from __future__ import annotations
 
 import pytest
 
 from ondevice import Settings, ToolCaller
-from ondevice.batch import BatchEngine
-from ondevice.errors import OndeviceError, SettingsError
+from ondevice.errors import OndeviceError, SettingsError, ToolSchemaError
 from ondevice.parse import validate_calls
 from ondevice.prompt import prepare_messages
 from ondevice.tools import normalize_tools
@@ -23,10 +23,15 @@ class ClientGone(Exception):
 
 
 @pytest.fixture(scope="module")
-def engine(standin_path) -> BatchEngine:
+def caller(standin_path) -> ToolCaller:
     settings = Settings(date_string=PINNED_DATE, n_ctx=2048, n_threads=1, max_tokens=64, n_parallel=SLOTS)
-    with ToolCaller.load(str(standin_path), settings) as caller:
-        yield BatchEngine(caller)
+    with ToolCaller.load(str(standin_path), settings) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def engine(caller):
+    return caller.engine
 
 
 def cases() -> list[tuple[list, str]]:
@@ -37,40 +42,77 @@ def cases() -> list[tuple[list, str]]:
     return out
 
 
-def admit(engine: BatchEngine, tools: list, query: str, **kwargs):
-    return engine.admit(prepare_messages(query, tools), tools, query=query, **kwargs)
+def open_(engine, tools: list, query: str, settings=None, fmt: str = "card", **kwargs):
+    s = settings or engine.settings
+    return engine.open(prepare_messages(query, tools, None, fmt), tools, s, query=query, **kwargs)
 
 
-def run(engine: BatchEngine, batch: list[tuple[list, str]], settings=None) -> list:
-    """Admit every request at once, step until all end; the results in order."""
-    requests = [admit(engine, tools, query, settings=settings) for tools, query in batch]
+def run(engine, batch: list[tuple[list, str]], settings=None, fmt: str = "card") -> list:
+    """Open every request at once, step until all end; the results in order."""
+    sessions = [open_(engine, tools, query, settings, fmt) for tools, query in batch]
     results = {}
     while engine.active:
-        for req, error in engine.step():
+        for session, error in engine.step():
             assert error is None, error
-            results[id(req)] = engine.finish(req)
+            results[id(session)] = engine.result(session)
     assert sorted(engine.free) == list(range(SLOTS))
-    return [results[id(req)] for req in requests]
+    return [results[id(s)] for s in sessions]
+
+
+def assert_same_alone_and_together(engine, todo, settings=None, fmt="card"):
+    alone = [run(engine, [case], settings, fmt)[0] for case in todo]
+    together = []
+    for start in range(0, len(todo), SLOTS):  # groups of four, then shifted by one: other neighbours
+        together += run(engine, todo[start:start + SLOTS], settings, fmt)
+    shifted = run(engine, todo[1:1 + SLOTS], settings, fmt)
+    for (tools, query), a, b in zip(todo, alone, together):
+        assert b.text == a.text, f"{query!r}: batched {b.text!r} differs from alone {a.text!r}"
+        assert b.calls is not None and not validate_calls(b.calls, normalize_tools(tools or []))
+    assert [r.text for r in shifted] == [r.text for r in alone[1:1 + SLOTS]]
+    return alone
 
 
 def test_batched_answers_equal_the_same_requests_alone(engine):
-    todo = cases()
-    alone = [run(engine, [case])[0] for case in todo]
-    together = []
-    for start in range(0, len(todo), SLOTS):  # groups of four, then shifted by one: other neighbours
-        together += run(engine, todo[start:start + SLOTS])
-    shifted = run(engine, todo[1:1 + SLOTS])
-    for (tools, query), a, b in zip(todo, alone, together):
-        assert b.text == a.text, f"{query!r}: batched {b.text!r} differs from alone {a.text!r}"
-        assert b.calls is not None and not validate_calls(b.calls, normalize_tools(tools))
-    assert [r.text for r in shifted] == [r.text for r in alone[1:1 + SLOTS]]
-    assert max(r.timings["decode_steps"] for r in together) <= 64
+    alone = assert_same_alone_and_together(engine, cases())
+    assert max(r.timings["decode_steps"] for r in alone) <= 64
+
+
+def test_a_call_is_a_batch_of_one(caller, engine):
+    for tools, query in cases()[:4]:
+        via_call = caller.call(query, tools)
+        via_engine = run(engine, [(tools, query)])[0]
+        assert via_call.text == via_engine.text
+
+
+@pytest.mark.parametrize("no_call", ["text", "threshold"])
+def test_sentence_answers_batch_too(engine, no_call):
+    # The fine-tune's and Qwen's manifests answer "no call" with a sentence: served batched as well.
+    settings = engine.settings.with_(no_call=no_call, no_call_threshold=0.3)
+    alone = assert_same_alone_and_together(engine, cases(), settings)
+    assert all(r.no_call_probability is not None for r in alone)
+    assert any(r.message for r in alone) or any(r.calls for r in alone)
+
+
+def test_the_native_format_batches_too(engine):
+    # Hermes blocks, the empty answer ending at the end-of-turn token: the same answers alone and together.
+    settings = engine.settings.with_(tool_format="native", no_call="list")
+    alone = assert_same_alone_and_together(engine, cases()[:SLOTS + 1], settings, "native")
+    assert all(r.text == "" or r.text.startswith("<tool_call>\n") for r in alone)
+
+
+def test_speculation_runs_beside_others(engine):
+    todo = cases()[:SLOTS]
+    with_drafts = run(engine, todo)
+    without = run(engine, todo, engine.settings.with_(speculate=False))
+    assert [r.text for r in with_drafts] == [r.text for r in without]
+    assert sum(r.timings["drafted_tokens"] for r in with_drafts) > 0
+    assert sum(r.timings["drafted_tokens"] for r in without) == 0
 
 
 @pytest.mark.parametrize("budget", [5, 45])
 def test_budget_cut_is_closed_validly_beside_others(engine, budget):
-    tools, case = load_example("parallel")  # the stand-in repeats calls until the budget stops it
-    settings = engine.caller.settings.with_(max_tokens=budget)
+    tools, case = load_example("parallel")
+    settings = engine.settings.with_(max_tokens=budget)
     others = cases()[:SLOTS - 1]
     alone = run(engine, [(tools, case["queries"][0])], settings)[0]
     results = run(engine, [(tools, case["queries"][0])] + others, settings)
@@ -81,7 +123,7 @@ def test_budget_cut_is_closed_validly_beside_others(engine, budget):
             assert result.truncated
 
 
-def test_a_released_request_frees_its_slot_and_leaves_others_alone(engine):
+def test_a_released_session_frees_its_sequence_and_leaves_others_alone(engine):
     todo = cases()
     alone = run(engine, [todo[1]])[0]
     seen: list[list[int]] = []
@@ -91,56 +133,62 @@ def test_a_released_request_frees_its_slot_and_leaves_others_alone(engine):
         if len(seen) > 3:
             raise ClientGone()
 
-    kept = admit(engine, *todo[1])
-    dropped = admit(engine, *todo[0], on_tokens=stop_after_three)
-    fillers = [admit(engine, *todo[2]), admit(engine, *todo[3])]
-    with pytest.raises(OndeviceError, match="slots are busy"):
-        admit(engine, *todo[4])
+    kept = open_(engine, *todo[1])
+    dropped = open_(engine, *todo[0], on_tokens=stop_after_three)
+    fillers = [open_(engine, *todo[2]), open_(engine, *todo[3])]
+    with pytest.raises(OndeviceError, match="sequences are busy"):
+        open_(engine, *todo[4])
     results = {}
     while engine.active:
-        for req, error in engine.step():
-            if req is dropped:
+        for session, error in engine.step():
+            if session is dropped:
                 assert isinstance(error, ClientGone)
-                engine.release(req)
-                assert engine.free  # the slot is free again at once
+                engine.release(session)
+                assert engine.free  # the sequence is free again at once
             else:
                 assert error is None
-                results[id(req)] = engine.finish(req)
+                results[id(session)] = engine.result(session)
     assert results[id(kept)].text == alone.text
     assert all(id(f) in results for f in fillers)
     assert sorted(engine.free) == list(range(SLOTS))
-    assert run(engine, [todo[0]])[0].calls is not None  # the freed slot serves again
+    assert run(engine, [todo[0]])[0].calls is not None  # the freed sequence serves again
 
 
-def test_load_time_settings_are_checked(engine):
+def test_load_time_settings_are_checked(caller):
     with pytest.raises(SettingsError):
         Settings(n_parallel=0)
+    with pytest.raises(SettingsError, match="batching"):
+        Settings(batching="sometimes")
+    tools, query = cases()[0]
     with pytest.raises(SettingsError, match="n_parallel"):
-        admit(engine, *cases()[0], settings=engine.caller.settings.with_(n_parallel=2))
-    with pytest.raises(OndeviceError, match="constrained"):
-        admit(engine, *cases()[0], settings=engine.caller.settings.with_(constrained=False))
+        caller.call(query, tools, settings=caller.settings.with_(n_parallel=2))
 
 
-def test_the_native_format_batches_too(engine):
-    # Hermes blocks, the empty answer ending at the end-of-turn token: the same answers alone and together.
-    settings = engine.caller.settings.with_(tool_format="native", no_call="list")
-    todo = [(tools, query) for tools, query in cases()[:SLOTS]]
+def test_a_step_limit_names_the_tool_in_the_native_format_beside_others(engine):
+    # Regression: the old batched path named the tool from a card-format grammar in the native format.
+    evil = {"name": "evil", "parameters": {"type": "object", "required": ["x"], "properties": {
+        "x": {"type": "string", "pattern": "^(a|b)*a(a|b){12}$"}}}}
+    settings = engine.settings.with_(tool_format="native", no_call="list", grammar_step_fuel=50, max_tokens=40)
+    other = open_(engine, *cases()[0])
+    try:
+        with pytest.raises(ToolSchemaError, match="'evil'.*grammar_step_fuel"):
+            session = open_(engine, [evil], "Call evil", settings, "native")
+            while session.wants() is not None:
+                for ended, error in engine.step([session]):
+                    if error is not None:
+                        raise error
+    finally:
+        for session in list(engine.active):
+            engine.release(session)
+    assert other not in engine.active and sorted(engine.free) == list(range(SLOTS))
 
-    def admit_native(tools, query):
-        return engine.admit(prepare_messages(query, tools, None, "native"), tools, settings, query=query)
 
-    def run_native(batch):
-        requests = [admit_native(tools, query) for tools, query in batch]
-        results = {}
-        while engine.active:
-            for req, error in engine.step():
-                assert error is None, error
-                results[id(req)] = engine.finish(req)
-        return [results[id(req)] for req in requests]
-
-    alone = [run_native([case])[0] for case in todo]
-    together = run_native(todo)
-    assert [r.text for r in together] == [r.text for r in alone]
-    for (tools, _), result in zip(todo, together):
-        assert result.calls is not None and validate_calls(result.calls, normalize_tools(tools or [])) == []
-        assert result.text == "" or result.text.startswith("<tool_call>\n")
+def test_shared_batching_answers_validly(standin_path):
+    # One llama_decode for every session: faster on memory-bound hardware; answers valid (they may
+    # differ from the request alone in a near tie, see engine.py).
+    settings = Settings(date_string=PINNED_DATE, n_ctx=1024, n_threads=1, max_tokens=48, n_parallel=SLOTS,
+                        batching="shared")
+    with ToolCaller.load(str(standin_path), settings) as caller:
+        results = run(caller.engine, cases()[:SLOTS])
+    for (tools, _), result in zip(cases()[:SLOTS], results):
+        assert result.calls is not None and not validate_calls(result.calls, normalize_tools(tools))

@@ -99,5 +99,17 @@ def test_gbnf_covers_nested_schemas(llama):
         },
         "required": ["steps"],
     }}])
-    LlamaGrammar.from_string(tool_call_gbnf(tools), verbose=False)
-    LlamaGrammar.from_string(tool_call_gbnf(tools, CallOptions(min_calls=1, max_calls=2)), verbose=False)
+    # LlamaGrammar.from_string keeps the text unparsed (0.3.x): sample with it, so llama.cpp parses it and
+    # every answer it completes must be valid for the schema.
+    prompt = "Plan a trip in two steps, as a tool call.\n"
+    for seed, options in ((0, CallOptions()), (1, CallOptions(min_calls=1, max_calls=2)), (2, CallOptions(min_calls=1))):
+        grammar = LlamaGrammar.from_string(tool_call_gbnf(tools, options), verbose=False)
+        llama.set_seed(seed)
+        out = llama(prompt, grammar=grammar, max_tokens=256, temperature=1.0, seed=seed)["choices"][0]
+        if out["finish_reason"] != "stop":
+            continue  # cut by the budget: nothing to check but that llama.cpp took the grammar
+        calls = parse_tool_calls(out["text"])
+        assert calls is not None, out["text"]
+        assert validate_calls(calls, tools) == [], out["text"]
+        if options.min_calls:
+            assert 1 <= len(calls) <= (options.max_calls or 99), out["text"]

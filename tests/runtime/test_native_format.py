@@ -58,17 +58,17 @@ def test_the_native_grammar_compiles(options):
 
 
 def test_a_wrong_tool_format_is_a_clear_error():
-    with pytest.raises(SettingsError, match="tool_format: expected None, 'card' or 'native', got 'hermes'"):
+    with pytest.raises(SettingsError, match=r"tool_format: expected None or one of \['card', 'native'\], got 'hermes'"):
         Settings(tool_format="hermes")
 
 
 def test_the_stream_reader_follows_native_blocks():
-    assert split_calls(TWO_BLOCKS, native=True) == [("a", '{"x": "</tool_call>"}'), ("b", "{}")]
-    reader, events = ToolCallReader(native=True), []
+    assert split_calls(TWO_BLOCKS, block_per_call=True) == [("a", '{"x": "</tool_call>"}'), ("b", "{}")]
+    reader, events = ToolCallReader(block_per_call=True), []
     for ch in TWO_BLOCKS:  # piece by piece, tags split too
         events += reader.feed(ch)
     assert [e.name for e in events if hasattr(e, "name")] == ["a", "b"]
-    assert split_calls("No tool fits.", native=True) == []
+    assert split_calls("No tool fits.", block_per_call=True) == []
 
 
 def test_the_server_maps_a_conversation_onto_the_template_roles():

@@ -20,7 +20,7 @@ from .conftest import QWEN_ALIAS
 
 def _repack_log_after_load(repack: bool, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(llama, "_LOG_LINES", collections.deque())  # all of llama.cpp's log, not the last 50 lines
-    model = llama.LlamaModel(resolve(QWEN_ALIAS).path, Settings(n_ctx=256, repack=repack))
+    model = llama.LlamaModel(resolve(QWEN_ALIAS).path, Settings(n_ctx=256, repack=repack).load)
     try:
         return [line for line in llama._LOG_LINES if "repack" in line.lower()]
     finally:

@@ -1,5 +1,6 @@
-"""Load: 8 concurrent clients x 25 requests mixing two tool sets, on the real server and the stand-in.
-Zero errors, every answer valid against its tools, each equal to the same request made alone (greedy)."""
+"""Load: 8 concurrent clients mixing two tool sets on the real server (default --parallel 4): 25
+requests each on the stand-in, 6 each on Qwen2.5-Coder (no_call text: sentences batched too). Zero
+errors, every answer valid against its tools, each equal to the same request made alone (greedy)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .conftest import MODEL, calls_of, check_valid, openai_tools
+import pytest
+
+from .conftest import API_KEY, MODEL, Server, calls_of, check_valid, openai_tools
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25
@@ -24,38 +27,61 @@ CASES = [
 ]
 
 
-def request(client, case: int, stream: bool) -> tuple[list[tuple[str, str]], str]:
-    """(calls, finish_reason) of one case, asked plainly or streamed."""
+QWEN = "qwen2.5-coder-0.5b-instruct"
+
+
+def request(client, case: int, stream: bool, model: str = MODEL) -> tuple[list[tuple[str, str]], str, str]:
+    """(calls, finish_reason, content) of one case, asked plainly or streamed."""
     example, query = CASES[case]
-    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": query}], tools=openai_tools(example),
+    kwargs = dict(model=model, messages=[{"role": "user", "content": query}], tools=openai_tools(example),
                   max_tokens=MAX_TOKENS)
     if not stream:
         choice = client.chat.completions.create(**kwargs).choices[0]
-        return calls_of(choice.message), choice.finish_reason
+        return calls_of(choice.message), choice.finish_reason, choice.message.content or ""
     parts: dict[int, list[str]] = {}
-    finish = ""
+    finish, content = "", ""
     for chunk in client.chat.completions.create(stream=True, **kwargs):
         for delta in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
             parts.setdefault(delta.index, [delta.function.name, ""])[1] += delta.function.arguments or ""
-        if chunk.choices and chunk.choices[0].finish_reason:
-            finish = chunk.choices[0].finish_reason
-    return [tuple(parts[i]) for i in sorted(parts)], finish
+        if chunk.choices:
+            content += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    return [tuple(parts[i]) for i in sorted(parts)], finish, content
 
 
-def test_eight_concurrent_clients(server):
+@pytest.fixture(scope="module")
+def qwen_server(ondevice_home):
+    srv = Server("--model", QWEN, "--api-key", API_KEY)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("model,per_client", [(MODEL, REQUESTS_PER_CLIENT), (QWEN, 6)])
+def test_eight_concurrent_clients(request_fixture, model, per_client):
+    server = request_fixture(model)
+    run_load(server, model, per_client)
+
+
+@pytest.fixture
+def request_fixture(request):
+    return lambda model: request.getfixturevalue("server" if model == MODEL else "qwen_server")
+
+
+def run_load(server, model: str, per_client: int) -> None:
     client = server.client()
-    alone = {case: request(client, case, stream=False) for case in range(len(CASES))}
-    for case, (calls, finish) in alone.items():
-        assert finish == "tool_calls", f"case {case} must complete within max_tokens: {calls}"
+    alone = {case: request(client, case, stream=False, model=model) for case in range(len(CASES))}
+    for case, (calls, finish, _) in alone.items():
+        assert finish != "length", f"case {case} must complete within max_tokens: {calls}"
         check_valid(calls, openai_tools(CASES[case][0]))
 
     rng = random.Random(0)
-    plans = [[rng.randrange(len(CASES)) for _ in range(REQUESTS_PER_CLIENT)] for _ in range(CLIENTS)]
+    plans = [[rng.randrange(len(CASES)) for _ in range(per_client)] for _ in range(CLIENTS)]
 
     def run_client(index: int) -> list[tuple[int, list]]:
         own = server.client()  # one connection pool per client, as separate programs would have
         # every fourth request streamed, so streaming and plain answers interleave too
-        return [(case, request(own, case, stream=(i + index) % 4 == 0)) for i, case in enumerate(plans[index])]
+        return [(case, request(own, case, stream=(i + index) % 4 == 0, model=model))
+                for i, case in enumerate(plans[index])]
 
     start = time.monotonic()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -63,7 +89,7 @@ def test_eight_concurrent_clients(server):
     assert time.monotonic() - start < TIME_LIMIT_S
 
     answers = [answer for per_client in results for answer in per_client]
-    assert len(answers) == CLIENTS * REQUESTS_PER_CLIENT
+    assert len(answers) == CLIENTS * per_client
     for case, answer in answers:
         assert answer == alone[case], f"case {case}: {answer} differs from the answer alone {alone[case]}"
         check_valid(answer[0], openai_tools(CASES[case][0]))

@@ -1,0 +1,76 @@
+"""The interface every tool format implements: how a request is prompted, what the grammar lets the
+model write, and how that text is read back into calls."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+
+if TYPE_CHECKING:  # only for the annotations: these modules import the registry lazily
+    from ..grammar import CallOptions, Markers
+    from ..llama import LlamaModel
+    from ..parse import ToolCall
+    from ..result import CallResult
+    from ..tools import Tool
+
+Message = dict[str, Any]
+
+
+class ToolFormat:
+    """One way of laying out tool calls. Subclasses set the attributes and implement the methods;
+    `formats.register` makes one available by its name (settings, manifests, --tool-format).
+
+    call_end: bytes a token must hold for a call to have just ended (asked before parsing the output).
+    block_per_call: each call is a tagged block of its own (else one block holds the list).
+    template_layout: the conversation is the chat template's own messages, the tools its ``tools``
+    variable, tool results ``tool`` turns (else the card's: tools in the first user turn).
+    """
+
+    name: str = ""
+    call_end: bytes = b"}"
+    block_per_call: bool = False
+    template_layout: bool = False
+
+    def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
+        """The messages of a request: the history, then the query."""
+        raise NotImplementedError
+
+    def template_tools(self, tools: Optional[list[Any]]) -> Optional[list[dict[str, Any]]]:
+        """The chat template's ``tools`` variable (None: the template gets none)."""
+        return None
+
+    def lark(self, tools: Sequence["Tool"], options: "CallOptions") -> str:
+        """The Lark grammar of an answer (the callable tools already chosen by `options`)."""
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Optional[list["ToolCall"]]:
+        """The calls in an answer; None when the text is not a well-formed answer."""
+        raise NotImplementedError
+
+    def complete_calls(self, text: str) -> list[tuple[Any, int]]:
+        """Each complete call at the start of an answer, with the index just past it."""
+        raise NotImplementedError
+
+    def close_text(self, text: str, keep: Optional[int] = None) -> str:
+        """The valid answer made of the complete calls of a cut `text` (``calls[:keep]``)."""
+        raise NotImplementedError
+
+    def closed_tokens(self, model: "LlamaModel", out: list[int], text: str, markers: "Markers") -> list[int]:
+        """The tokens of `text` (a closed form of the output `out`), tags written as the model writes them."""
+        return model.tokenize(text, special=False)
+
+    def free_stop(self) -> Optional[Callable[[str], bool]]:
+        """When free generation (no grammar) has written a whole answer (None: at the end of turn)."""
+        return None
+
+    def answer_turn(self, result: "CallResult") -> Message:
+        """The assistant turn that records an answer in the conversation."""
+        raise NotImplementedError
+
+    def reply_content(self, text: str) -> str:
+        """The message content of an answer without calls (a sentence the model wrote, or "")."""
+        return ""
+
+
+def as_dicts(calls: Sequence["ToolCall"]) -> str:
+    return json.dumps([c.to_dict() for c in calls])
