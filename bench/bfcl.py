@@ -13,7 +13,7 @@ Two numbers per category and mode (grammar / no grammar), on the same model and 
   truth; the irrelevance categories count a case as correct when the output holds no call (BFCL's
   ``is_empty_output``: no parse, ``[]`` or ``[{}]``).
 - validity: the share of outputs that parse as a list of tool calls, each naming one of the given
-  tools, with arguments valid (``jsonschema``) against ``ondevice.tools.to_json_schema`` of that
+  tools, with arguments valid (``jsonschema``) against ``ondevice.schema.tools.to_json_schema`` of that
   tool's parameters. ``[]`` is a valid list of calls.
 """
 
@@ -30,7 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-from ondevice.examples import PINNED_DATE
+from ondevice_bench.examples import PINNED_DATE
 
 from .errors import BfclUnavailable
 
@@ -275,14 +275,14 @@ def bfcl_verdict(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional
 
 @lru_cache(maxsize=4096)
 def _tools_of(functions_json: str) -> list[Any]:
-    from ondevice.tools import normalize_tools
+    from ondevice.schema.tools import normalize_tools
 
     return normalize_tools(json.loads(functions_json))
 
 
 def format_validity(case: Case, calls: Optional[list[Any]]) -> tuple[bool, Optional[str]]:
     """(valid, reason): a list of calls naming given tools with schema-valid arguments (the runtime's check)."""
-    from ondevice.parse import ToolCall, validate_calls
+    from ondevice.formats.blocks import ToolCall, validate_calls
 
     if calls is None:
         return False, "not a <tool_call> list"
@@ -313,7 +313,7 @@ def to_query_and_history(case: Case, tool_format: str = "card") -> tuple[str, Op
     tools, in place of its default one) and the turns before the last are plain history.
     """
     from ondevice.formats import get_format
-    from ondevice.prompt import prepare_messages
+    from ondevice.formats.prompt import prepare_messages
 
     system = "\n\n".join(m["content"] for m in case.messages if m["role"] == "system" and m["content"])
     merged: list[dict[str, str]] = []
@@ -589,7 +589,7 @@ def results_name(alias: str, limit: Optional[int], seed: int, categories: list[s
 def run(args: Any) -> int:
     """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON."""
     from ondevice import Settings, ToolCaller
-    from ondevice.models import manifests, resolve
+    from ondevice.models.catalog import manifests, resolve
 
     from . import RAW_DIR, RESULTS_DIR
     from .common import Progress, command_line, file_mib, git_commit, log, machine_info, utc_now, version_of, write_json

@@ -118,7 +118,7 @@ def run_together(params: dict[str, Any], n: int, timeout: float) -> list[Optiona
 
 
 def run(args: Any) -> int:
-    from ondevice.models import resolve
+    from ondevice.models.catalog import resolve
 
     from . import RESULTS_DIR
     from .common import command_line, git_commit, log, machine_info, utc_now, write_json

@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ondevice.examples import PINNED_DATE
+from ondevice_bench.examples import PINNED_DATE
 
 QUANT_DIR_NAME = "bench-quant"
 BFCL_TEXT_CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
@@ -35,7 +35,7 @@ def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dic
     """F16 + each quant of `model` rebuilt at full precision (cached under assets_dir())."""
     from ondevice_convert.api import convert_checkpoint
     from ondevice_bench.fixtures.gguf_to_hf import gguf_to_hf
-    from ondevice.models import resolve
+    from ondevice.models.catalog import resolve
     from ondevice.paths import assets_dir
 
     from .common import log
@@ -59,8 +59,8 @@ def ensure_fp_ggufs(quants: list[str], model: str, progress: bool = True) -> dic
 
 def fixed_texts(render: Any, limit: Optional[int] = None) -> list[tuple[str, str]]:
     """(label, text) pairs: the card's examples with their answers, then BFCL prompts."""
-    from ondevice.examples import example_names, load_example
-    from ondevice.prompt import prepare_messages
+    from ondevice_bench.examples import example_names, load_example
+    from ondevice.formats.prompt import prepare_messages
 
     texts = []
     for name in example_names():

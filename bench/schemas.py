@@ -63,8 +63,8 @@ def tool_for(key: str, schema: dict[str, Any]) -> dict[str, Any]:
 def ondevice_accepts(tool: dict[str, Any]) -> Optional[str]:
     """None when ondevice accepts the tool, else the refusal message."""
     from ondevice.errors import ToolSchemaError
-    from ondevice.grammar import compile_grammar
-    from ondevice.tools import normalize_tools
+    from ondevice.grammar.calls import compile_grammar
+    from ondevice.schema.tools import normalize_tools
 
     try:
         compile_grammar(normalize_tools([tool]))
@@ -91,7 +91,7 @@ def original_validator(schema: dict[str, Any]) -> Any:
 
 def run(args: Any) -> int:
     from ondevice import Settings, ToolCaller
-    from ondevice.models import resolve
+    from ondevice.models.catalog import resolve
 
     from . import RESULTS_DIR
     from .common import command_line, git_commit, log, machine_info, utc_now, write_json

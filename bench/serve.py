@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from ondevice.examples import PINNED_DATE as DATE_STRING
+from ondevice_bench.examples import PINNED_DATE as DATE_STRING
 
 EXAMPLES = ["simple", "multiple", "parallel", "parallel_multiple", "multi_turn", "wrong_tool"]
 
 
 def _cases() -> list[dict[str, Any]]:
-    from ondevice.examples import load_example
+    from ondevice_bench.examples import load_example
 
     cases = []
     for name in EXAMPLES:
@@ -130,7 +130,7 @@ def _target(args: Any) -> tuple[str, Path]:
     from .common import log
 
     if args.model:
-        from ondevice.models import resolve
+        from ondevice.models.catalog import resolve
 
         resolved = resolve(args.model)
         return resolved.alias or resolved.path.stem, resolved.path
@@ -139,7 +139,7 @@ def _target(args: Any) -> tuple[str, Path]:
 
         log("[serve] random-weight Llama-3.2-1B-shape GGUF, Q4_K_M (built once, then cached)...")
         return "random-1b-Q4_K_M", ensure_random_llama_1b_gguf("Q4_K_M")
-    from ondevice.assets import STANDIN_ALIAS, standin_gguf_path
+    from ondevice.models.assets import STANDIN_ALIAS, standin_gguf_path
 
     return STANDIN_ALIAS, standin_gguf_path()
 

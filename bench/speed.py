@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from ondevice.examples import PINNED_DATE, card_examples
+from ondevice_bench.examples import PINNED_DATE, card_examples
 
 WARM_UP_QUERY = "Hello"
 
@@ -82,7 +82,7 @@ def replay_sampler(caller: Any, ex: dict[str, Any], answer: str) -> Any:
     those of the fine-tune producing its answer, on the real 1B shape. It reads the answer so far from
     the decode loop (`generated`).
     """
-    from ondevice.sampling import Sampler
+    from ondevice.engine.sampling import Sampler
 
     model = caller.model
 
@@ -161,7 +161,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
             limit: Optional[int], native: bool = True, bfcl_sample: int = 0, seed: int = 0) -> dict[str, Any]:
     """Everything for one GGUF, in this process."""
     from ondevice import Settings, ToolCaller
-    from ondevice.prompt import prepare_messages
+    from ondevice.formats.prompt import prepare_messages
 
     from .common import log, peak_rss_mib
 
@@ -292,7 +292,7 @@ def measure(path: Path, *, threads: Optional[int], n_ctx: int, decode_tokens: in
     # argument value token by token under the grammar's mask, until the budget ends it.
     from llguidance import LLMatcher
 
-    from ondevice.sampling import Sampler
+    from ondevice.engine.sampling import Sampler
 
     ex = examples[0]
     call_name = ex["tools"][0]["name"]
@@ -369,7 +369,7 @@ def _targets(args: Any) -> list[tuple[str, Path]]:
     from .common import log
 
     if args.model:
-        from ondevice.models import resolve
+        from ondevice.models.catalog import resolve
 
         resolved = resolve(args.model)
         return [(resolved.alias or resolved.path.stem, resolved.path)]

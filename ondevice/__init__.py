@@ -1,6 +1,6 @@
 """ondevice: offline tool calling with guaranteed-valid ``<tool_call>[...]</tool_call>`` output on llama.cpp."""
 
-from . import wait_policy as _wait_policy  # noqa: F401  (first: sets llama.cpp's thread wait policy before it loads)
+from .engine import wait_policy as _wait_policy  # noqa: F401  (first: sets llama.cpp's thread wait policy before it loads)
 from .api import CallResult, Conversation, ToolCaller
 from .errors import (
     ChatTemplateError,
@@ -13,10 +13,10 @@ from .errors import (
     SettingsError,
     ToolSchemaError,
 )
-from .parse import ToolCall, parse_response, parse_tool_calls, validate_calls
-from .prompt import SYSTEM_PROMPT, prepare_messages
+from .formats.blocks import ToolCall, parse_response, parse_tool_calls, validate_calls
+from .formats.prompt import SYSTEM_PROMPT, prepare_messages
 from .settings import Settings
-from .tools import Tool, normalize_tools, to_json_schema
+from .schema.tools import Tool, normalize_tools, to_json_schema
 
 __version__ = "0.1.0"
 

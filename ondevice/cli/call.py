@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..api import ToolCaller, check_tools
-from ..prompt import check_query
+from ..formats.prompt import check_query
 from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\

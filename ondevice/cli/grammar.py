@@ -10,10 +10,10 @@ from pathlib import Path
 
 from ..api import ToolCaller, check_tools
 from ..errors import ToolChoiceError
-from ..grammar import CallOptions, tool_call_lark
-from ..grammar_export import GBNF_FORMATS, tool_call_gbnf
+from ..grammar.calls import CallOptions, tool_call_lark
+from ..grammar.export import GBNF_FORMATS, tool_call_gbnf
 from ..paths import atomic_path
-from ..prompt import prepare_messages, template_tools
+from ..formats.prompt import prepare_messages, template_tools
 from .options import add_model_options, load_tools, settings_from_args
 
 QUERY_PLACEHOLDER = "{query}"

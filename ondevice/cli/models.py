@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..assets import STANDIN_ALIAS, standin_gguf_path
+from ..models.assets import STANDIN_ALIAS, standin_gguf_path
 from ..errors import OndeviceError
-from ..models import manifests
+from ..models.catalog import manifests
 from ..paths import models_dir
 
 EXAMPLES = """\

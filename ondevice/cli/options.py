@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
-from ..jsonvalue import check_tools_value
-from ..limits import check_tool_limits, parse_json_body
+from ..schema.json_value import check_tools_value
+from ..schema.limits import check_tool_limits, parse_json_body
 from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
 

@@ -7,11 +7,11 @@ import json
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 if TYPE_CHECKING:  # only for the annotations: these modules import the registry lazily
-    from ..grammar import CallOptions, Markers
-    from ..llama import LlamaModel
-    from ..parse import ToolCall
-    from ..result import CallResult
-    from ..tools import Tool
+    from ..grammar.calls import CallOptions, Markers
+    from ..engine.llama import LlamaModel
+    from .blocks import ToolCall
+    from ..engine.result import CallResult
+    from ..schema.tools import Tool
 
 Message = dict[str, Any]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional, Sequence
 
-from ..grammar import CallOptions, Markers, call_rules, calls_rule, message_rule
-from ..llama import LlamaModel
-from ..parse import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls
-from ..prompt import SYSTEM_PROMPT, render_user_prompt
-from ..tools import Tool
+from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, message_rule
+from ..engine.llama import LlamaModel
+from .blocks import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls
+from .prompt import SYSTEM_PROMPT, render_user_prompt
+from ..schema.tools import Tool
 from .base import Message, ToolFormat
 
 _DECODER = json.JSONDecoder()

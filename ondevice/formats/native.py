@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from ..grammar import TAG_CLOSE, TAG_OPEN, CallOptions, Markers, call_rules, calls_rule, message_rule
-from ..llama import LlamaModel
-from ..parse import TOOL_CALL_OPEN, ToolCall, native_blocks, read_block, typed_calls
-from ..tools import Tool
+from ..grammar.calls import TAG_CLOSE, TAG_OPEN, CallOptions, Markers, call_rules, calls_rule, message_rule
+from ..engine.llama import LlamaModel
+from .blocks import TOOL_CALL_OPEN, ToolCall, native_blocks, read_block, typed_calls
+from ..schema.tools import Tool
 from .base import Message, ToolFormat
 
 

@@ -36,11 +36,11 @@ from ..errors import (
     ToolChoiceError,
     ToolSchemaError,
 )
-from ..grammar import CallOptions
+from ..grammar.calls import CallOptions
 from ..formats import get_format
-from ..prompt import SYSTEM_PROMPT, Message, render_user_prompt
+from ..formats.prompt import SYSTEM_PROMPT, Message, render_user_prompt
 from ..settings import Settings
-from ..tools import normalize_tools
+from ..schema.tools import normalize_tools
 from .tool_stream import split_calls
 
 

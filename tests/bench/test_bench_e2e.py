@@ -12,7 +12,7 @@ from ondevice.cli import main
 
 @pytest.fixture(scope="module")
 def standin():
-    from ondevice.assets import standin_gguf_path
+    from ondevice.models.assets import standin_gguf_path
     from ondevice.errors import AssetError
 
     try:
@@ -56,7 +56,7 @@ def test_native_loop_decodes_the_same_tokens_as_our_unconstrained_path(standin):
     # speed ratio compares different work: greedy decoding must agree token for token.
     from ondevice_bench.native import native_decode
     from ondevice import Settings, ToolCaller
-    from ondevice.prompt import prepare_messages
+    from ondevice.formats.prompt import prepare_messages
 
     settings = Settings(n_ctx=1024, n_threads=1, constrained=False, max_tokens=8)
     tools = [{"name": "get_weather", "description": "Get the weather",

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from ondevice.parse import ToolCall
+from ondevice.formats.blocks import ToolCall
 
 
 def _case(bfcl, case_id):
@@ -28,7 +28,7 @@ def test_checker_loads_with_every_provider_sdk_blocked():
                 return None
         sys.meta_path.insert(0, Block())
         from ondevice_bench import bfcl
-        from ondevice.parse import ToolCall
+        from ondevice.formats.blocks import ToolCall
         case = bfcl.load_category("simple_python")[0]
         ok = bfcl.bfcl_verdict(case, [ToolCall("calculate_triangle_area", {"base": 10, "height": 5})])
         bad = bfcl.bfcl_verdict(case, [ToolCall("calculate_triangle_area", {"base": 10, "height": 6})])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ondevice_bench.quant import answer_text
-from ondevice.examples import card_examples
+from ondevice_bench.examples import card_examples
 
 
 def test_card_examples_start_with_get_weather():

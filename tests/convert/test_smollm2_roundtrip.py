@@ -27,7 +27,7 @@ DECISIVE_MARGIN = 1.0  # ...but never where the original's top-1 leads by more t
 
 @pytest.fixture(scope="module")
 def standin() -> Path:
-    from ondevice.assets import standin_gguf_path
+    from ondevice.models.assets import standin_gguf_path
 
     return standin_gguf_path()
 

@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 import pytest
 
-from ondevice.assets import standin_gguf_path
-from ondevice.tools import normalize_tools
+from ondevice.models.assets import standin_gguf_path
+from ondevice.schema.tools import normalize_tools
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

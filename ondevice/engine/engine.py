@@ -1,0 +1,354 @@
+"""The engine: one loaded model, its sequences, caches and token tables, and the step that decodes
+any number of sessions (session.py) together.
+
+`open` evaluates a request's prompt into a free sequence and returns its session; `step` evaluates
+the pending tokens of the given sessions and lets each pick; `result` turns a finished session into
+its `CallResult` and frees the sequence. `run` is a single call: a batch of one.
+
+Batch invariance. A sequence's answer must not depend on what runs beside it, nor on what its
+sequence held before. So (1) each sequence has its own KV stream (llama.py), (2) a prompt is
+evaluated in canonical chunks: the tools prefix from position 0, the rest from the end of the tools
+prefix, each in chunks of n_batch, and cached tokens are only reused up to a chunk boundary (what
+is in the cache then never changes how a position was computed), and (3) with ``batching``
+"invariant" (the default) each session's tokens are evaluated in a llama_decode of their own,
+because llama.cpp's CPU kernels round a row differently with the number of rows in the batch
+(measured: logits differ by up to 0.3 on Qwen2.5 Q4_K_M). "shared" puts every session's tokens in
+one llama_decode: faster where the weights' memory traffic dominates (a GPU, a big model), and then
+an answer may differ from the same request alone in a near tie.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional, Sequence
+
+import llama_cpp
+from llguidance import LLMatcher
+from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
+
+from ..template.chat_template import ChatTemplate
+from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError
+from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, message_lark
+from .grammars import GrammarCache
+from .llama import LlamaModel
+from ..formats import get_format
+from ..formats.blocks import CARD, TOOL_CALL_OPEN, ToolCall, validate_calls
+from .prefix_cache import PrefixCache
+from ..formats.prompt import Message
+from .prompts import PromptBuilder
+from .result import CallResult, timings_of
+from .sampling import Sampler, mask_to_bool
+from .session import FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
+from ..settings import Settings
+from .speculate import Drafter, draft_source
+from ..schema.tools import Tool
+from .vocabulary import Vocabulary
+
+_LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
+BATCHING_MODES = ("invariant", "shared")
+
+
+@dataclass
+class Request:
+    """What the engine keeps of a session's request, to make its result."""
+
+    settings: Settings
+    options: CallOptions
+    normalized: list[Tool]
+    reused: int
+    prompt_s: float
+    start: float
+    p_list: Optional[float] = None
+
+
+@dataclass
+class ModelDefaults:
+    """A model's own defaults (from its manifest): how "no call" is answered, and its tool format."""
+
+    no_call: str = "list"
+    no_call_threshold: float = 0.5
+    tool_format: str = CARD
+
+
+class Engine:
+    """Owns the loaded model, its sequences (a pool of free slots), the prefix cache, the grammar
+    cache and the token tables. Not thread-safe: one thread drives it (the facade's lock, or the
+    server's worker)."""
+
+    def __init__(self, model: LlamaModel, settings: Settings, defaults: ModelDefaults = ModelDefaults()):
+        self.model = model
+        self.settings = settings
+        self.defaults = defaults
+        source = settings.chat_template or model.chat_template()
+        if not source:
+            raise ChatTemplateError(
+                f"{model.path.name} carries no chat template: pass one with Settings(chat_template=...) "
+                "or --chat-template FILE"
+            )
+        self.prompts = PromptBuilder(model, ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text),
+                                     settings.date_string)
+        self.vocabulary = Vocabulary(model)
+        self.grammars = GrammarCache(self.vocabulary)
+        stat = model.path.stat()
+        # Everything that changes the evaluated state: the file, the context and batch shape, the thread
+        # count and the weights' layout (rounding), offload, and the llama.cpp build (state format).
+        identity = "|".join(str(x) for x in (
+            model.path.resolve(), stat.st_size, stat.st_mtime_ns, settings.n_ctx, settings.n_batch,
+            settings.threads, settings.n_gpu_layers, _LLAMA_CPP_VERSION)
+            + (("norepack",) if not settings.repack else ())
+            + ((f"parallel={settings.n_parallel}x1",) if settings.n_parallel > 1 else ()))  # x1: one KV stream each
+        self.prefix_cache = PrefixCache(settings.prefix_cache_entries, settings.prefix_cache_mb << 20,
+                                        settings.prefix_cache_dir, namespace=identity,
+                                        disk_max_bytes=settings.prefix_cache_disk_mb << 20)
+        self.free = list(range(model.n_parallel))
+        self.active: list[Session] = []
+        self._requests: dict[int, Request] = {}
+
+    # --- options ------------------------------------------------------------------------------------
+    def tool_format(self, s: Optional[Settings] = None) -> str:
+        """The setting tool_format, else the model's default."""
+        return (s or self.settings).tool_format or self.defaults.tool_format
+
+    def options_for(self, s: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
+        """`options` completed for this model and these settings: its tags, its tool format, and how
+        "no call" is answered (the setting no_call, else the model's default)."""
+        return replace(options, no_call=s.no_call or self.defaults.no_call, markers=self.vocabulary.markers(),
+                       tool_format=self.tool_format(s))
+
+    def check_prompt_fits(self, prompt: list[int]) -> None:
+        """A ContextOverflowError when `prompt` leaves no room for an answer token."""
+        if len(prompt) + 1 > self.model.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(prompt)} tokens but the context holds {self.model.n_ctx}: raise n_ctx "
+                f"(--n-ctx; the model was trained on {self.model.n_ctx_train}), or pass fewer tools or less history"
+            )
+
+    # --- sessions -------------------------------------------------------------------------------------
+    def open(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
+             options: CallOptions = DEFAULT_OPTIONS, *, sampler: Optional[Sampler] = None,
+             on_tokens: Optional[Callable[[list[int]], None]] = None, query: Optional[str] = None) -> Session:
+        """Evaluate a request's prompt into a free sequence and start its session (it may already be
+        finished: `wants` is None). Errors leave the sequence free."""
+        if not self.free:
+            raise OndeviceError(f"all {self.model.n_parallel} sequences are busy: wait for an answer to finish")
+        start = time.perf_counter()
+        options = self.options_for(s, options)
+        normalized, grammar = self.grammars.compile(tools, s, options)
+        fmt = get_format(options.tool_format)
+        variable = fmt.template_tools(list(tools) if tools is not None else None)
+        prompt, prefix_len = self.prompts.prepare(messages, variable, s.date_string, query,
+                                                  self.vocabulary.max_token_bytes)
+        self.check_prompt_fits(prompt)
+        matcher = self.grammars.matcher(normalized, grammar, s, options) if s.constrained else None
+        seq = max(self.free, key=lambda q: lcp(self.model.seq_tokens[q], prompt))
+        self.free.remove(seq)
+        try:
+            reused = self.prefill(seq, prompt, prefix_len)
+            prompt_s = time.perf_counter() - start
+            branch = self._first_branch(options, s) if s.constrained else None
+            p_list = None
+            if branch is not None and not options.allows_text and options.min_calls == 0:
+                # "list" has no branch at the first token: the probability is still reported, from the
+                # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
+                p_list = self._list_no_call_probability(tools, s, options, branch)
+            drafter = None
+            if s.speculate and matcher is not None:  # drafts are copied from the turns, the query last
+                last = messages[-1].get("content")
+                source = query if query is not None else (last if isinstance(last, str) else "")
+                drafter = Drafter(self.model, draft_source(source, messages[:-1]))
+            refusals = Refusals(s.max_identical_calls, answered_calls(messages) if s.refuse_answered_calls else ())
+            if options.allows_text:
+                refusals.sentence = message_lark(options.message_max_chars)
+            session = Session(
+                self.model, seq, prompt, sampler or Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher,
+                s.fast_forward, stop=fmt.free_stop(), refusals=refusals,
+                drafter=drafter, on_tokens=on_tokens, markers=options.markers,
+                branch=branch if options.allows_text else None, tool_format=options.tool_format,
+                make_matcher=lambda lark: self.grammars.matcher(normalized, LLMatcher.grammar_from_lark(lark), s),
+                model_ends_list=s.list_end == "model")
+        except BaseException as exc:
+            self.model.truncate(0, seq)
+            self.free.append(seq)
+            if self._is_step_limit(exc, matcher):
+                raise self.grammars.step_limit_error(matcher, normalized, "", s, options) from None
+            raise
+        self._requests[id(session)] = Request(s, options, normalized, reused, prompt_s, start, p_list)
+        self.active.append(session)
+        return session
+
+    def step(self, sessions: Optional[Sequence[Session]] = None) -> list[tuple[Session, Optional[BaseException]]]:
+        """Evaluate the pending tokens of `sessions` (default: every active one) and let each pick;
+        returns the sessions that ended, each with the error that ended it or None (then call `result`)."""
+        todo = [s for s in (self.active if sessions is None else sessions) if s.wants() is not None]
+        ended: list[tuple[Session, Optional[BaseException]]] = []
+        if self.settings.batching == "shared":
+            groups, group, size = [], [], 0
+            for session in todo:
+                n = len(session.wants()[0])
+                if group and size + n > self.model.n_batch:
+                    groups.append(group)
+                    group, size = [], 0
+                group.append(session)
+                size += n
+            if group:
+                groups.append(group)
+        else:
+            groups = [[session] for session in todo]
+        for group in groups:
+            runs = [(s.seq, *s.wants()) for s in group]
+            try:
+                rows = self.model.eval_many(runs)
+            except BaseException as exc:
+                ended.extend((s, exc) for s in group)
+                continue
+            for session, row in zip(group, rows):
+                try:
+                    session.accept(row)
+                except BaseException as exc:
+                    ended.append((session, self._explained(exc, session)))
+        done = {id(s) for s, _ in ended}
+        ended.extend((s, None) for s in (sessions or self.active) if s.finish is not None and id(s) not in done)
+        return ended
+
+    def result(self, session: Session) -> CallResult:
+        """The answer of a finished session (parsed and validated); frees its sequence."""
+        try:
+            gen = session.generation()
+            req = self._requests[id(session)]
+            if req.p_list is not None:
+                gen.no_call_probability = req.p_list
+            return self._answer(gen, req, timings_of(session.prompt, req.reused, req.prompt_s, gen,
+                                                     time.perf_counter() - req.start))
+        finally:
+            self.release(session)
+
+    def release(self, session: Session) -> None:
+        """Free a session's sequence (answered, failed or cancelled). Its prompt stays cached for reuse."""
+        if session in self.active:
+            self.active.remove(session)
+            self._requests.pop(id(session), None)
+            self.model.truncate(len(session.prompt), session.seq)
+            self.free.append(session.seq)
+
+    def run(self, session: Session) -> CallResult:
+        """Decode one session to its end: a batch of one."""
+        try:
+            while session.wants() is not None:
+                for _, error in self.step([session]):
+                    if error is not None:
+                        raise error
+        except BaseException:
+            self.release(session)
+            raise
+        return self.result(session)
+
+    # --- prefill ----------------------------------------------------------------------------------------
+    def prefill(self, seq: int, prompt: list[int], prefix_len: int) -> int:
+        """Bring sequence `seq` to all of `prompt` (the last token's logits in row -1), reusing what it
+        holds or what the prefix cache holds, in canonical chunks (see the module's docstring);
+        returns how many tokens were reused."""
+        model = self.model
+        prefix_len = min(prefix_len, len(prompt) - 1)
+        common = min(lcp(model.seq_tokens[seq], prompt), len(prompt) - 1)
+        reused = _chunk_start(common, prefix_len, model.n_batch)
+        if reused < prefix_len:
+            entry = self.prefix_cache.get(prompt[:prefix_len])
+            if entry is not None and model.restore(entry.state, entry.tokens, seq):
+                reused = prefix_len
+        model.truncate(reused, seq)
+        if reused < prefix_len:
+            model.eval(prompt[reused:prefix_len], seq=seq)
+            self.prefix_cache.put(prompt[:prefix_len], model.snapshot(seq))
+        model.eval(prompt[len(model.seq_tokens[seq]):], seq=seq)
+        return reused
+
+    def decode_prompt(self, prompt: list[int], matcher: Optional[LLMatcher], sampler: Sampler, budget: int,
+                      fast_forward: bool = True) -> Generation:
+        """Decode after `prompt` in sequence 0 under `matcher` (already advanced as the caller wants),
+        nothing cached reused: for benchmarks that time the loop itself."""
+        model = self.model
+        model.truncate(0, 0)
+        model.eval(prompt, seq=0)
+        session = Session(model, 0, prompt, sampler, budget, matcher, fast_forward)
+        while session.wants() is not None:
+            tokens, n_logits = session.wants()
+            session.accept(model.eval_many([(0, tokens, n_logits)])[0])
+        return session.generation()
+
+    # --- pieces -------------------------------------------------------------------------------------------
+    def _first_branch(self, options: CallOptions, s: Settings) -> FirstBranch:
+        threshold = None
+        if options.no_call == "threshold":
+            threshold = s.no_call_threshold if s.no_call_threshold is not None else self.defaults.no_call_threshold
+        return FirstBranch(self.vocabulary.call_start(options.message_max_chars), threshold,
+                           self.vocabulary.call_intent())
+
+    def _list_no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
+                                  branch: FirstBranch) -> float:
+        _, grammar = self.grammars.compile(tools, s, replace(options, no_call="text"))
+        matcher = LLMatcher(self.vocabulary.lltokenizer(), grammar, log_level=0, limits=grammar_limits(s))
+        bitmask = allocate_token_bitmask(1, self.model.n_vocab)
+        fill_next_token_bitmask(matcher, bitmask)
+        allowed = mask_to_bool(bitmask[0], self.model.n_vocab)
+        return no_call_probability(self.model.logits(), allowed, branch.call_start, branch.intent)
+
+    @staticmethod
+    def _is_step_limit(exc: BaseException, matcher: Optional[LLMatcher]) -> bool:
+        return isinstance(exc, GrammarStateError) and matcher is not None and is_limit_error(matcher.get_error())
+
+    def _explained(self, exc: BaseException, session: Session) -> BaseException:
+        """A grammar failure over the per-mask limit as the error naming the tool, in the request's
+        own format (its options); other errors as they are."""
+        if not self._is_step_limit(exc, session.matcher):
+            return exc
+        req = self._requests[id(session)]
+        text = self.model.detokenize(session.out).decode("utf-8", "replace")
+        return self.grammars.step_limit_error(session.matcher, req.normalized, text, req.settings, req.options)
+
+    def _answer(self, gen: Generation, req: Request, timings: dict[str, float]) -> CallResult:
+        """Parse and (constrained) validate a generation into the answer."""
+        s, options = req.settings, req.options
+        message = None
+        if s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
+            calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
+            message = gen.text.strip()
+        else:
+            calls = get_format(options.tool_format).parse(gen.text)
+        if s.constrained and message is None:
+            problems = (["the output holds no tool-call list"] if calls is None
+                        else validate_calls(calls, req.normalized))
+            if problems:  # the grammar guarantees this never happens; if it does, say so loudly
+                raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
+                                        "it with the tools)", details=f"text: {gen.text!r}")
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
+
+
+def _chunk_start(n: int, prefix_len: int, chunk: int) -> int:
+    """The last canonical chunk boundary at or before position n: multiples of `chunk` from 0 within
+    the tools prefix, then the prefix's end and multiples of `chunk` after it."""
+    if n >= prefix_len:
+        return prefix_len + (n - prefix_len) // chunk * chunk
+    return n // chunk * chunk
+
+
+def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:
+    """The calls of assistant turns that a tool result follows (native layout: ``tool_calls`` then
+    ``tool`` turns), as {"name", "arguments"} values: a call identical to one of them is refused."""
+    found = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant" or not message.get("tool_calls"):
+            continue
+        if not any(m.get("role") == "tool" for m in messages[i + 1:]):
+            continue
+        for call in message["tool_calls"]:
+            fn = call.get("function", call) if isinstance(call, dict) else {}
+            arguments = fn.get("arguments")
+            if isinstance(arguments, str):
+                try:
+                    arguments = json.loads(arguments)
+                except ValueError:
+                    continue
+            found.append({"name": fn.get("name"), "arguments": arguments})
+    return tuple(found)

@@ -1,0 +1,57 @@
+"""One answer as the API returns it, and its timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..formats.blocks import ToolCall
+from .session import Generation
+
+
+@dataclass
+class CallResult:
+    """One answer: the calls (None only for unconstrained text that did not parse) and the raw text.
+
+    message: the sentence the model answered with instead of a call (``no_call`` "text" or
+    "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
+    model gave a sentence rather than the tool-call block at the first token.
+    """
+
+    calls: Optional[list[ToolCall]]
+    text: str
+    finish_reason: str
+    truncated: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    message: Optional[str] = None
+    no_call_probability: Optional[float] = None
+
+    def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
+        return None if self.calls is None else [c.to_dict() for c in self.calls]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls_as_dicts(),
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "truncated": self.truncated,
+            "message": self.message,
+            "no_call_probability": self.no_call_probability,
+            "timings": self.timings,
+        }
+
+
+def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
+    """The timings a CallResult reports."""
+    return {
+        "prompt_tokens": len(prompt),
+        "prompt_reused": reused,
+        "prompt_eval_s": round(prompt_s, 4),
+        "sampled_tokens": gen.sampled,
+        "forced_tokens": gen.forced,
+        "decode_s": round(gen.seconds, 4),
+        "decode_steps": gen.steps,
+        "drafted_tokens": gen.drafted,
+        "accepted_tokens": gen.accepted,
+        "total_s": round(total_s, 4),
+    }

@@ -1,0 +1,182 @@
+"""The tool-call formats, in one place: their markers, parsing (the model card's `parse_response`,
+made total, plus typed tool calls), closing a truncated answer, and checking calls against their tools.
+
+Two formats (`TOOL_FORMATS`), read into the same `ToolCall` list:
+- ``card``: the fine-tune's one block holding a JSON list, ``<tool_call>[{"name": ..., "arguments": ...}, ...]</tool_call>``;
+- ``native``: the Hermes layout that Qwen2.5 and other chat models are trained on (their own chat
+  template renders it): one block per call, ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``,
+  blocks separated by ``"\n"``; an answer with no block is a plain reply (no call).
+
+Each format's own reading lives in formats/ (card.py, native.py); the shared pieces are here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Optional, Sequence
+
+import jsonschema
+
+from ..schema.tools import Tool
+
+TOOL_CALL_OPEN = "<tool_call>"
+TOOL_CALL_CLOSE = "</tool_call>"
+OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
+CLOSE = "]" + TOOL_CALL_CLOSE
+CARD, NATIVE = "card", "native"  # the two formats ondevice registers (formats/)
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call the model made: a tool name and its arguments."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+def read_block(text: str) -> Optional[tuple[Any, int]]:
+    """The JSON value of the first ``<tool_call>`` block and the index just past its ``</tool_call>``.
+
+    Read by a JSON decoder from the opening tag (``json.JSONDecoder.raw_decode``), not cut at the
+    first ``</tool_call>``: an argument whose text holds ``</tool_call>`` is an ordinary string.
+    None when there is no opening tag, its content is not one JSON value, or no closing tag follows it.
+    """
+    start = text.find(TOOL_CALL_OPEN)
+    if start < 0:
+        return None
+    i = start + len(TOOL_CALL_OPEN)
+    while i < len(text) and text[i] in _WHITESPACE:
+        i += 1
+    try:
+        value, end = _DECODER.raw_decode(text, i)
+    except (ValueError, RecursionError):
+        return None
+    while end < len(text) and text[end] in _WHITESPACE:
+        end += 1
+    if not text.startswith(TOOL_CALL_CLOSE, end):
+        return None
+    return value, end + len(TOOL_CALL_CLOSE)
+
+
+def block_closed(text: str) -> bool:
+    """Whether free text has closed its first tool-call block: a ``</tool_call>`` after the first
+    ``<tool_call>`` and outside any JSON string (one in prose before the block, or inside a string
+    argument, does not close it). Generation without the grammar stops there."""
+    start = text.find(TOOL_CALL_OPEN)
+    if start < 0:
+        return False
+    in_string = escaped = False
+    for i in range(start + len(TOOL_CALL_OPEN), len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "<" and text.startswith(TOOL_CALL_CLOSE, i):
+            return True
+    return False
+
+
+def parse_response(text: str) -> Any:
+    """The card's contract: the parsed list when a ``<tool_call>`` block is present, else the text.
+
+    Unlike the card's helper it never raises: a block whose content is not JSON returns the text.
+    """
+    block = read_block(text)
+    return text if block is None else block[0]
+
+
+def parse_tool_calls(text: str) -> Optional[list[ToolCall]]:
+    """Typed calls from model text, or None when the text holds no well-formed list of calls."""
+    return typed_calls(parse_response(text))
+
+
+def typed_calls(items: Any) -> Optional[list[ToolCall]]:
+    if not isinstance(items, list):
+        return None
+    calls = []
+    for item in items:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("arguments", {}), dict)
+        ):
+            return None
+        calls.append(ToolCall(item["name"], item.get("arguments", {})))
+    return calls
+
+
+def native_blocks(text: str) -> tuple[list[tuple[Any, int]], bool]:
+    """The native format's blocks in `text`: (JSON value, index just past its ``</tool_call>``) of each
+    complete block, and whether every ``<tool_call>`` found opened a well-formed block. Text between
+    blocks is skipped (free generation may write prose around them)."""
+    blocks: list[tuple[Any, int]] = []
+    pos = 0
+    while True:
+        start = text.find(TOOL_CALL_OPEN, pos)
+        if start < 0:
+            return blocks, True
+        block = read_block(text[start:])
+        if block is None:
+            return blocks, False
+        blocks.append((block[0], start + block[1]))
+        pos = start + block[1]
+
+
+def parse_calls(text: str, tool_format: str = CARD) -> Optional[list[ToolCall]]:
+    """Typed calls from model text in `tool_format`; None when the text is not a well-formed answer
+    (card: the list of the first block; native: one call per block, no block being a plain reply)."""
+    from . import get_format  # the formats build on this module
+
+    return get_format(tool_format).parse(text)
+
+
+def complete_calls(text: str, tool_format: str = CARD) -> list[tuple[Any, int]]:
+    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
+    from . import get_format
+
+    return get_format(tool_format).complete_calls(text)
+
+
+def close_text(text: str, keep: Optional[int] = None, tool_format: str = CARD) -> str:
+    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``)."""
+    from . import get_format
+
+    return get_format(tool_format).close_text(text, keep)
+
+
+@lru_cache(maxsize=4096)
+def _validator(schema_json: str) -> Any:
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+
+
+def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:
+    """Problems with `calls` against the caller's own schemas (unknown name, arguments not valid):
+    empty when valid. The judge is `Tool.parameters`, never the grammar's rewrite of it."""
+    by_name = {t.name: t for t in tools}
+    problems = []
+    for i, call in enumerate(calls):
+        tool = by_name.get(call.name)
+        if tool is None:
+            problems.append(f"call #{i}: unknown tool {call.name!r}")
+            continue
+        if not isinstance(call.arguments, dict):
+            problems.append(f"call #{i} ({call.name}): arguments are not an object")
+            continue
+        validator = _validator(json.dumps(tool.parameters, sort_keys=True))
+        for error in validator.iter_errors(call.arguments):
+            problems.append(f"call #{i} ({call.name}): {error.message}")
+    return problems

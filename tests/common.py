@@ -1,0 +1,16 @@
+"""What many tests share: the repository's paths, the examples with their pinned date, the second
+model's alias. Fixtures live in tests/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ondevice.paths import examples_dir
+from ondevice_bench.examples import PINNED_DATE, example_names, load_example  # noqa: F401 (re-exported to the tests)
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = examples_dir()
+# shared/ sits beside the checkout; a git worktree (wt/NAME) finds it one level further up
+SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared")
+QWEN_ALIAS = "qwen2.5-coder-0.5b-instruct"
+EXAMPLE_NAMES = example_names()
