@@ -350,9 +350,9 @@ NO_CALL_VARIANTS = ("list", "text", "threshold")
 
 
 def mode_names(spec: str) -> list[str]:
-    """The modes of a --modes value: grammar, free, grammar:list, grammar:text, grammar:threshold."""
+    """The modes of a --modes value: grammar, free, grammar:list, grammar:text, grammar:threshold, grammar:mask."""
     modes = [m.strip() for m in spec.split(",") if m.strip()]
-    known = list(MODES) + [f"grammar:{v}" for v in NO_CALL_VARIANTS]
+    known = list(MODES) + [f"grammar:{v}" for v in NO_CALL_VARIANTS] + ["grammar:mask"]
     unknown = [m for m in modes if m not in known]
     if unknown or not modes:
         raise SystemExit(f"ondevice bench bfcl: --modes expects some of {','.join(known)}, got {spec!r}")
@@ -630,7 +630,9 @@ def run(args: Any) -> int:
     mode_settings = {
         "grammar": base,
         "free": base.with_(constrained=False, max_tokens=args.free_max_tokens),
-    } | {f"grammar:{v}": base.with_(no_call=v) for v in NO_CALL_VARIANTS}
+    } | {f"grammar:{v}": base.with_(no_call=v) for v in NO_CALL_VARIANTS} | {
+        # the list's end left to the mask, repeats allowed once, answered calls not refused (before 0.9)
+        "grammar:mask": base.with_(list_end="grammar", max_identical_calls=2, refuse_answered_calls=False)}
     log(
         f"[bfcl] {len(cases)} cases x {len(modes)} modes ({', '.join(modes)}) on {resolved.path.name}; "
         f"{'limit ' + str(limit) + ' per category, seed ' + str(args.seed) if limit else 'full set'}"

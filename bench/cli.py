@@ -23,6 +23,7 @@ examples:
   ondevice bench schemas                         # JSONSchemaBench coverage and answer validity
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
   ondevice bench serve                           # ondevice serve at 1, 2, 4, 8 clients (stand-in)
+  ondevice bench loop                            # after a tool result: a final answer, or the same call again
 """
 
 
@@ -92,7 +93,8 @@ examples:
     p.add_argument("--categories", default="all", help="comma-separated BFCL categories, or 'all'")
     p.add_argument("--modes", default="grammar,free",
                    help="grammar (constrained, the model's no-call default), free (no grammar), "
-                        "grammar:list / grammar:text / grammar:threshold (a no-call setting forced)")
+                        "grammar:list / grammar:text / grammar:threshold (a no-call setting forced), "
+                        "grammar:mask (the list's end left to the mask, repeats and answered calls allowed)")
     p.add_argument("--max-tokens", type=int, default=512, help="token budget with the grammar")
     p.add_argument("--tool-format", choices=["card", "native"], default=None,
                    help="prompt and call layout in every mode: card (the model card's), native (the model's own "
@@ -105,6 +107,22 @@ examples:
                    help="start no new case after MIN minutes; the summary then covers the finished cases "
                         "(marked partial; cases run round-robin over categories, so each is covered evenly)")
     p.set_defaults(func=_lazy(".bfcl"), _bench_parser=p, _bench_name="bfcl")
+
+    # --- loop ---------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "loop",
+        help="does an agent loop end: after a tool result, a final answer or the same call again",
+        description="A query, the model's calls, a tool result for each, then the next turn: a final answer, the "
+                    "same call again, or another call; the default refusals against none, paired, same cases.",
+        epilog="""examples:
+  ondevice bench loop                                  # Qwen2.5-Coder-0.5B, the card's examples + 4 BFCL cases a category
+  ondevice bench loop --limit 10                       # 10 BFCL cases a category
+""",
+        formatter_class=_Formatter,
+    )
+    _common(p, model_default=None, model_help="a model in the native format (default: qwen2.5-coder-0.5b-instruct)",
+            limit_help="BFCL cases per category (simple_python, multiple, live_simple; default 4)")
+    p.set_defaults(func=_lazy(".agent_loop"), _bench_parser=p, _bench_name="loop")
 
     # --- speed --------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -259,6 +277,8 @@ examples:
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the server (default: all usable cores)")
     p.add_argument("--parallel", type=int, default=None,
                    help="the server's --parallel: requests decoded together (default: the server's default, 4)")
+    p.add_argument("--batching", choices=("invariant", "shared"), default=None,
+                   help="the server's --batching (default: the server's default, invariant)")
     p.add_argument("--out", default=None, help="where to write the result (default bench/results/serve-MODEL.json)")
     p.set_defaults(func=_lazy(".serve"), _bench_parser=p, _bench_name="serve")
 

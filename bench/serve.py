@@ -40,11 +40,14 @@ def _cases() -> list[dict[str, Any]]:
 
 
 class _Server:
-    def __init__(self, model: Path, threads: Optional[int], n_ctx: int, parallel: Optional[int] = None):
+    def __init__(self, model: Path, threads: Optional[int], n_ctx: int, parallel: Optional[int] = None,
+                 batching: Optional[str] = None):
         args = [sys.executable, "-m", "ondevice", "serve", "--port", "0", "--model", str(model), "--n-ctx",
                 str(n_ctx), "--date-string", DATE_STRING]
         if parallel:
             args += ["--parallel", str(parallel)]
+        if batching:
+            args += ["--batching", batching]
         if threads:
             args += ["--threads", str(threads)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
@@ -151,7 +154,7 @@ def run(args: Any) -> int:
     label, path = _target(args)
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
     log(f"[serve] starting ondevice serve on {path.name} ...")
-    server = _Server(path, args.threads, args.n_ctx, getattr(args, "parallel", None))
+    server = _Server(path, args.threads, args.n_ctx, getattr(args, "parallel", None), getattr(args, "batching", None))
     rows = []
     try:
         log("[serve] warm-up: each example once (tool prefixes into the prefix cache)")
@@ -174,7 +177,7 @@ def run(args: Any) -> int:
         "machine": machine_info(),
         "model": label,
         "settings": {"threads": args.threads, "n_ctx": args.n_ctx, "max_tokens": args.max_tokens,
-                     "parallel": getattr(args, "parallel", None), "requests_per_client": args.requests, "examples": EXAMPLES, "date_string": DATE_STRING},
+                     "parallel": getattr(args, "parallel", None), "batching": getattr(args, "batching", None), "requests_per_client": args.requests, "examples": EXAMPLES, "date_string": DATE_STRING},
         "results": rows,
         "throughput_4_over_1": ratio,
     }

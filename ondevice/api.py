@@ -147,6 +147,7 @@ class ToolCaller:
         sampler: Optional[Sampler] = None,
         options: CallOptions = DEFAULT_OPTIONS,
         on_tokens: Optional[Callable[[list[int]], None]] = None,
+        on_text: Optional[Callable[[str], None]] = None,
     ) -> CallResult:
         """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
 
@@ -156,7 +157,9 @@ class ToolCaller:
         this call only; changing a load-time setting (n_ctx, threads, offload, caches, chat template)
         is a SettingsError. `sampler` replaces the token chooser built from the settings (the grammar
         still restricts its choices). `options` bounds the number of calls and which tools may be
-        called (OpenAI's tool_choice); `on_tokens` sees the tokens as they are generated.
+        called (OpenAI's tool_choice); `on_tokens` sees the tokens as they are generated; `on_text`
+        sees the answer's text as it becomes final (a sentence as it grows, calls one accepted call
+        at a time; the pieces add up to `result.text`: see Session).
         """
         with self.lock:
             self.check_open()
@@ -166,7 +169,7 @@ class ToolCaller:
             check_tool_limits(tools, s)  # before prepare_messages writes the tools out as JSON
             messages = prepare_messages(query, list(tools) if tools is not None else None, history,
                                         self.tool_format(s))
-            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
 
     def call_messages(
         self,
@@ -178,6 +181,7 @@ class ToolCaller:
         options: CallOptions = DEFAULT_OPTIONS,
         on_tokens: Optional[Callable[[list[int]], None]] = None,
         query: Optional[str] = None,
+        on_text: Optional[Callable[[str], None]] = None,
     ) -> CallResult:
         """Answer a conversation already in the layout of the tool format (see `prepare_messages`;
         native: the chat template's own messages, assistant ``tool_calls`` and ``tool`` results
@@ -187,7 +191,7 @@ class ToolCaller:
             self.check_open()
             s = settings or self.settings
             self.settings.check_per_call(s)
-            return self._answer(messages, tools, s, sampler, options, on_tokens, query)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
 
     def check_open(self) -> None:
         """A CallerClosedError once `close` ran."""
@@ -196,9 +200,11 @@ class ToolCaller:
 
     def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
                 sampler: Optional[Sampler], options: CallOptions,
-                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str]) -> CallResult:
+                on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str],
+                on_text: Optional[Callable[[str], None]] = None) -> CallResult:
         engine = self.engine
-        session = engine.open(messages, tools, s, options, sampler=sampler, on_tokens=on_tokens, query=query)
+        session = engine.open(messages, tools, s, options, sampler=sampler, on_tokens=on_tokens, query=query,
+                              on_text=on_text)
         result = engine.run(session)
         if self._first_call:
             result.timings["load_s"] = round(self.load_seconds, 4)

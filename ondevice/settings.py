@@ -62,9 +62,10 @@ class Settings:
     verbose: llama.cpp's log and llguidance's grammar diagnostics go to stderr (errors always keep
     the engine's state, parser dumps and log tails, in `details`, out of the message).
     max_calls: the most calls in one answer (enforced by the grammar; 0: no bound).
-    max_identical_calls: the most identical calls back to back; the next identical one ends the list,
-    dropped (0: no check). The default 1 refuses a call made twice in a row (a message sent twice);
-    it costs BFCL's one ground truth with two identical calls in a row (parallel_158).
+    max_identical_calls: the most times one call (name and arguments) may appear in an answer; the
+    next identical one ends the list, dropped (0: no check). The default 1 never sends a call twice
+    (a message sent twice, or a runaway list repeating A, B, A, B); it costs BFCL's one ground truth
+    with two identical calls (parallel_158).
     refuse_answered_calls: a call identical to one whose result the conversation already holds ends
     the list (dropped); when it is the first call and a sentence may stand (no_call "text" or
     "threshold"), the answer is a sentence instead. list_end: at a call boundary, "model" ends the

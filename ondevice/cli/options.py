@@ -48,8 +48,13 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     g.add_argument("--max-calls", type=int, default=d.max_calls,
                    help=f"the most calls in one answer (default {d.max_calls}; 0: no bound)")
     g.add_argument("--max-identical-calls", type=int, default=d.max_identical_calls,
-                   help=f"the most identical calls back to back; one more ends the list "
+                   help=f"the most times one call (name and arguments) may appear in an answer; one more ends the list "
                         f"(default {d.max_identical_calls}; 0: no check)")
+    g.add_argument("--list-end", choices=("model", "grammar"), default=d.list_end,
+                   help="at a call boundary: the model's own next token decides whether the list ends (model, the "
+                        "default), or the grammar's mask does (grammar)")
+    g.add_argument("--allow-answered-calls", action="store_true",
+                   help="do not refuse a call identical to one whose result the conversation already holds")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
@@ -90,6 +95,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         verbose=bool(getattr(args, "verbose", False)),
         max_calls=args.max_calls,
         max_identical_calls=args.max_identical_calls,
+        list_end=args.list_end,
+        refuse_answered_calls=not args.allow_answered_calls,
         repack=args.repack,
     )
 

@@ -128,7 +128,8 @@ class Engine:
     # --- sessions -------------------------------------------------------------------------------------
     def open(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
              options: CallOptions = DEFAULT_OPTIONS, *, sampler: Optional[Sampler] = None,
-             on_tokens: Optional[Callable[[list[int]], None]] = None, query: Optional[str] = None) -> Session:
+             on_tokens: Optional[Callable[[list[int]], None]] = None, query: Optional[str] = None,
+             on_text: Optional[Callable[[str], None]] = None) -> Session:
         """Evaluate a request's prompt into a free sequence and start its session (it may already be
         finished: `wants` is None). Errors leave the sequence free."""
         if not self.free:
@@ -167,7 +168,7 @@ class Engine:
                 drafter=drafter, on_tokens=on_tokens, markers=options.markers,
                 branch=branch if options.allows_text else None, tool_format=options.tool_format,
                 make_matcher=lambda lark: self.grammars.matcher(normalized, LLMatcher.grammar_from_lark(lark), s),
-                model_ends_list=s.list_end == "model")
+                model_ends_list=s.list_end == "model", on_text=on_text)
         except BaseException as exc:
             self.model.truncate(0, seq)
             self.free.append(seq)

@@ -86,8 +86,8 @@ class FirstBranch:
 
 @dataclass
 class Refusals:
-    """Which complete calls end the list: the one before repeated `max_identical` times (0: no
-    check), or one in `answered` (calls whose result the conversation holds). `sentence` is the
+    """Which complete calls end the list: one already made `max_identical` times in this answer (0:
+    no check), or one in `answered` (calls whose result the conversation holds). `sentence` is the
     grammar to start over with when the first call is refused and a sentence may stand instead."""
 
     max_identical: int = 0
@@ -114,8 +114,12 @@ class Session:
 
     Without a matcher (free generation) the answer also ends once `stop(text so far)` holds; it is
     asked after each token whose text holds a ``>``. `on_tokens` sees each run of tokens as it is
-    appended (for streaming); an exception it raises ends the session and propagates. When the
-    budget cuts a call, or a refused call is dropped, the final tokens differ from what it saw.
+    appended; when the budget cuts a call, or a refused call is dropped, the final tokens differ from
+    what it saw. `on_text` (for streaming) sees the answer's final text in order, piece by piece: a
+    sentence as it grows, a tool-call answer one accepted call at a time (a call that will be refused
+    or cut is never sent), and the closing at the end, so the pieces add up to the answer's text. An
+    exception either raises ends the session and propagates (`on_text` is also asked, with "", at
+    every step: a cancellation check).
     """
 
     def __init__(self, model: LlamaModel, seq: int, prompt: list[int], sampler: Sampler, budget: int,
@@ -124,12 +128,16 @@ class Session:
                  drafter: Optional[Drafter] = None, on_tokens: Optional[Callable[[list[int]], None]] = None,
                  markers: Optional[Markers] = None, branch: Optional[FirstBranch] = None,
                  tool_format: str = CARD, first_row: Optional[int] = -1,
-                 make_matcher: Optional[Callable[[str], LLMatcher]] = None, model_ends_list: bool = True):
+                 make_matcher: Optional[Callable[[str], LLMatcher]] = None, model_ends_list: bool = True,
+                 on_text: Optional[Callable[[str], None]] = None):
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
         self.refusals, self.drafter, self.on_tokens = refusals, drafter, on_tokens
         self.markers, self.branch, self.fmt = markers or Markers(), branch, get_format(tool_format)
-        self.make_matcher, self.model_ends_list = make_matcher, model_ends_list
+        self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
+        self._bytes = b""  # the output's text so far
+        self._sent = ""  # the text `on_text` has seen
+        self._final_end = 0  # the end of the last accepted call: a tool-call answer is final up to there
         self.budget = max(0, min(budget, model.n_ctx - len(prompt)))
         self.start = time.perf_counter()
         self.out: list[int] = []
@@ -137,7 +145,7 @@ class Session:
         self.draft: list[int] = []  # drafted tokens asked for with `pending`
         self.left: list[int] = []  # drafted tokens evaluated in the sequence, not yet confirmed
         self.row = first_row if first_row is not None else 0  # the batch row after the last confirmed token
-        self.at_pick = first_row is not None  # logits are ready for a pick
+        self.at_pick = False  # set once an evaluation's logits are ready for a pick
         self.finish: Optional[str] = None
         self.sampled = self.forced = self.steps = self.drafted = self.accepted = self.refused = 0
         self.p_no_call: Optional[float] = None
@@ -176,6 +184,9 @@ class Session:
         elif finish == "end":
             out, finish = self._close(out), "stop"
         text = self.model.detokenize(out).decode("utf-8", errors="replace")
+        if self.on_text is not None and text.startswith(self._sent) and len(text) > len(self._sent):
+            self.on_text(text[len(self._sent):])
+            self._sent = text
         return Generation(out, text, finish, truncated, self.sampled, self.forced, time.perf_counter() - self.start,
                           self.steps, self.drafted, self.accepted, self.p_no_call, self.refused)
 
@@ -266,31 +277,49 @@ class Session:
         return self.sampler.pick(logits, allowed, generated=[])
 
     def _boundary(self, logits: np.ndarray, allowed: np.ndarray) -> Optional[int]:
-        """The pick within the mask; None where a complete call just ended, the model's own
-        (unconstrained, greedy) choice lies outside the mask and the grammar lets the answer end
-        there: then the list ends with the calls made."""
-        token = self.sampler.pick(logits, allowed, generated=self.out)
-        if not (self.model_ends_list and self._at_boundary) or allowed[int(np.argmax(logits))]:
-            return token
+        """The pick within the mask; None where a complete call just ended, the model's own choice
+        (the sampler's pick without the mask) lies outside the mask and the grammar lets the answer
+        end there: then the list ends with the calls made. Inside the mask, the model's own choice
+        is the pick (for a sampler with temperature, drawing from the whole distribution and ending
+        when the draw is not allowed gives the end the probability the model gives it)."""
+        if not (self.model_ends_list and self._at_boundary):
+            return self.sampler.pick(logits, allowed, generated=self.out)
+        own = self.sampler.pick(logits, generated=self.out)
+        if allowed[own]:
+            return own
         closed = self._closed_tokens(self.out)
         check = self.matcher.deep_copy()
         check.reset()
-        return None if check.consume_tokens(closed) and check.is_accepting() else token
+        if check.consume_tokens(closed) and check.is_accepting():
+            return None
+        return self.sampler.pick(logits, allowed, generated=self.out)
 
     # --- appending, and refusing repeated calls --------------------------------------------------------
     def _append(self, tokens: list[int]) -> None:
         self.out.extend(tokens)
         self.pending.extend(self._confirm(tokens))
+        self._bytes += self.model.detokenize(tokens)
         if self.on_tokens is not None:
             self.on_tokens(tokens)
         self._at_boundary = False
         if self.matcher is not None and self.fmt.call_end in self.model.detokenize(tokens):
             self._after_call()
+        if self.on_text is not None:
+            self._stream()
+
+    def _stream(self) -> None:
+        """Send what of the output is final: free text and a sentence as they grow (a sentence never
+        starts with "<"), a tool-call answer up to its last accepted call."""
+        text = _complete_utf8(self._bytes).decode("utf-8", errors="replace")
+        final = text if self.matcher is None or not text.startswith("<") else text[:self._final_end]
+        piece = final[len(self._sent):] if final.startswith(self._sent) else ""
+        self._sent += piece
+        self.on_text(piece)
 
     def _after_call(self) -> None:
         """Asked when new tokens may close a call (they hold the format's `call_end`): notes a
         call boundary, and refuses a repeated or answered call."""
-        text = self.model.detokenize(self.out).decode("utf-8", errors="replace")
+        text = self._bytes.decode("utf-8", errors="replace")
         found = self.fmt.complete_calls(text)
         if len(found) <= self._calls_seen:
             return
@@ -299,9 +328,9 @@ class Session:
         calls = [value for value, _ in found]
         r = self.refusals
         last = calls[-1]
-        repeated = r.max_identical and len(calls) > r.max_identical and all(
-            c == last for c in calls[-(r.max_identical + 1):])
+        repeated = r.max_identical and sum(c == last for c in calls) > r.max_identical
         if not (repeated or last in r.answered):
+            self._final_end = found[-1][1]
             return
         self.refused += 1
         if len(calls) == 1 and r.sentence is not None and self.make_matcher is not None:
@@ -317,9 +346,7 @@ class Session:
         self.refusals = Refusals()
         self.branch = None
         self.out, self.pending, self.draft, self.at_pick = [], [self.prompt[-1]], [], False
-        self._calls_seen, self._at_boundary = 0, False
-        if self.on_tokens is not None:
-            self.on_tokens([])  # a stream reader may not have seen the refused call: nothing to send
+        self._calls_seen, self._at_boundary, self._bytes, self._final_end = 0, False, b"", 0
 
     # --- speculation bookkeeping ------------------------------------------------------------------------
     def _confirm(self, tokens: list[int]) -> list[int]:
@@ -371,6 +398,18 @@ class Session:
         if text is None:
             text = self.fmt.close_text(self.model.detokenize(out).decode("utf-8", errors="replace"))
         return self.fmt.closed_tokens(self.model, out, text, self.markers)
+
+
+def _complete_utf8(data: bytes) -> bytes:
+    """`data` less a UTF-8 sequence cut at its end (its bytes come with the next token)."""
+    for k in range(1, min(4, len(data)) + 1):
+        byte = data[-k]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back for the lead
+            continue
+        if byte >= 0xC0 and k < (2 if byte < 0xE0 else 3 if byte < 0xF0 else 4):
+            return data[:-k]
+        break
+    return data
 
 
 def lcp(a: list[int], b: list[int]) -> int:

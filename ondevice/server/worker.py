@@ -11,7 +11,6 @@ and stopped at its next token if running (its place in the queue is freed either
 from __future__ import annotations
 
 import asyncio
-import codecs
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -133,7 +132,7 @@ class ModelWorker:
                         s = request.settings or caller.settings
                         caller.settings.check_per_call(s)
                         session = engine.open(request.messages, request.tools, s, request.options,
-                                              on_tokens=self._on_tokens(job), query=request.query)
+                                              on_text=self._on_text(job), query=request.query)
                 except BaseException as exc:
                     self._ended(job, None, exc)
                     continue
@@ -157,17 +156,14 @@ class ModelWorker:
                     else:
                         self._ended(job, result, None)
 
-    def _on_tokens(self, job: Job) -> Callable[[list[int]], None]:
-        """Streams a job's text; raises JobCancelled once its client went away or the server stops."""
-        model = self.caller.model
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    def _on_text(self, job: Job) -> Callable[[str], None]:
+        """Streams a job's final text (see Session: a call is sent once accepted); raises
+        JobCancelled once its client went away or the server stops."""
 
-        def on_tokens(tokens: list[int]) -> None:
+        def on_text(text: str) -> None:
             if job.cancelled.is_set() or self._stopping:
                 raise JobCancelled()
-            if job.pieces is not None:
-                text = decoder.decode(model.detokenize(tokens))
-                if text:
-                    job._send(job.pieces.put_nowait, text)
+            if job.pieces is not None and text:
+                job._send(job.pieces.put_nowait, text)
 
-        return on_tokens
+        return on_text

@@ -198,9 +198,14 @@ def test_an_identical_call_repeated_ends_the_list(caller):
     tools = [tool({"type": "object", "properties": {"r": {"type": "integer"}}, "required": ["r"]}, "area")]
     one = '{"name": "area", "arguments": {"r": 2}}'
     script = "<tool_call>[" + ", ".join([one] * 6) + "]</tool_call>"
-    result = caller.call("Area?", tools, sampler=Scripted(caller.model, script))
+    streamed: list[str] = []
+    result = caller.call("Area?", tools, sampler=Scripted(caller.model, script), on_text=streamed.append)
     assert result.finish_reason == "repeat" and not result.truncated
-    assert result.text == "<tool_call>[" + ", ".join([one] * 2) + "]</tool_call>"
+    assert result.text == "<tool_call>[" + one + "]</tool_call>"  # the default: never the same call twice in a row
+    assert "".join(streamed) == result.text  # the refused call was never streamed
+    twice = caller.call("Area?", tools, sampler=Scripted(caller.model, script),
+                        settings=caller.settings.with_(max_identical_calls=2))
+    assert twice.text == "<tool_call>[" + ", ".join([one] * 2) + "]</tool_call>"
     off = caller.call("Area?", tools, sampler=Scripted(caller.model, script),
                       settings=caller.settings.with_(max_identical_calls=0))
     assert len(off.calls) == 6

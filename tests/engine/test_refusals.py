@@ -1,0 +1,67 @@
+"""The model decides when to stop calling: a call made twice in a row is refused, a call whose result
+the conversation already holds is refused (the model answers in text instead), and at a call
+boundary the model's own choice ends the list. On Qwen2.5-Coder (trained for tools, native format)
+and on the stand-in (card format)."""
+
+from __future__ import annotations
+
+import json
+
+from ondevice.formats.blocks import complete_calls
+
+from ..common import load_example
+
+WEATHER = "What's the weather like in New York in fahrenheit?"
+SIDE_EFFECTS = [
+    {"type": "function", "function": {
+        "name": "send_message", "description": "Post a message to a chat channel",
+        "parameters": {"type": "object", "required": ["channel", "text"],
+                       "properties": {"channel": {"type": "string"}, "text": {"type": "string"}}}}},
+    {"type": "function", "function": {
+        "name": "log_event", "description": "Record an analytics event",
+        "parameters": {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string"}}}}},
+]
+
+
+def repeats(calls) -> int:
+    """How many calls are identical to an earlier one in the same answer."""
+    return sum(1 for i, c in enumerate(calls) if c in calls[:i])
+
+
+def test_the_weather_query_gives_exactly_one_call(qwen_caller):
+    tools, _ = load_example("simple")  # get_weather and search: the old default also searched the news
+    result = qwen_caller.call(WEATHER, tools)
+    assert [c.name for c in result.calls] == ["get_weather"], result.text
+    assert result.calls[0].arguments.get("location") and result.calls[0].arguments.get("unit") == "fahrenheit"
+
+
+def test_a_side_effect_is_not_repeated(qwen_caller):
+    for query in ("Send a message to #ops saying: deploy is done", "Log an event of kind 'signup'"):
+        result = qwen_caller.call(query, SIDE_EFFECTS)
+        assert result.calls, result.text
+        assert len({json.dumps(c.to_dict(), sort_keys=True) for c in result.calls}) == len(result.calls), result.text
+
+
+def test_after_a_tool_result_the_model_answers_in_text(qwen_caller):
+    tools, _ = load_example("simple")
+    conversation = qwen_caller.conversation(tools)
+    first = conversation.ask("What's the weather in Paris?")
+    assert [c.name for c in first.calls] == ["get_weather"], first.text
+    conversation.add_tool_result(json.dumps({"temperature": 21, "unit": "celsius", "sky": "sunny"}))
+    final = conversation.reply()
+    assert final.calls == [] and final.message, final.text
+    # allowed again, the same call comes back: the refusal is what ends the loop
+    again = qwen_caller.call_messages(conversation.messages[:-1], tools,
+                                      settings=qwen_caller.settings.with_(refuse_answered_calls=False))
+    assert again.calls and again.calls[0].to_dict() == first.calls[0].to_dict(), again.text
+
+
+def test_the_stand_in_never_sends_a_call_twice(caller):
+    tools, case = load_example("parallel")  # the stand-in repeats its two calls until the budget stops it
+    query = case["queries"][0]
+    loose = caller.call(query, tools, settings=caller.settings.with_(max_identical_calls=0, list_end="grammar",
+                                                                       max_tokens=200))
+    loose_calls = [v for v, _ in complete_calls(loose.text)]
+    assert repeats(loose_calls) > 0, loose.text  # the test can fail: repeats without the refusal
+    strict = caller.call(query, tools, settings=caller.settings.with_(max_tokens=200))
+    assert strict.calls and repeats([c.to_dict() for c in strict.calls]) == 0, strict.text
