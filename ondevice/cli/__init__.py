@@ -18,12 +18,14 @@ import traceback
 from importlib import metadata
 from typing import NoReturn
 
-from .. import __version__
+from .. import __version__, crash
 from ..errors import OndeviceError
 from . import call, chat, grammar, models, serve
 from .options import example_path
 
 ENTRY_POINT_GROUP = "ondevice.commands"
+# Commands whose process runs llama.cpp: a native crash there is reported in one line (crash.py).
+WATCHED_COMMANDS = frozenset({"call", "chat", "serve", "bench"})
 
 EPILOG = """\
 examples:
@@ -129,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             sys.stdout.flush()
             return 2
+        if argv is None and args.command in WATCHED_COMMANDS:  # the real command line, not a caller's main([...])
+            crash.install()
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a full disk shows here, not at exit
         return status
