@@ -38,7 +38,7 @@ for _ in range(n_tokens):
     model.eval([int(np.argmax(model.logits()))])
 decode_s = time.perf_counter() - t0
 print(json.dumps({"decode_tok_s": n_tokens / decode_s, "prompt_tok_s": len(prompt) / prompt_s, "load_s": load_s,
-                  "buffers": model.weight_buffers, "kept": list(model.placement.kept),
+                  "buffers": model.weight_buffers, "kept": list(model.placement.kept) if model.placement.repack else [],
                   "avoided": list(model.placement.avoided)}))
 """
 
