@@ -140,6 +140,7 @@ examples:
   ondevice bench speed                               # Q4_K_M and Q8_0
   ondevice bench speed --quants Q4_K_M --limit 1     # one example, quick
   ondevice bench speed --model ./my.Q4_K_M.gguf      # any GGUF instead of the random 1B shape
+  ondevice bench speed --only-placements --model qwen2.5-coder-0.5b-instruct   # weight placement only
 """,
         formatter_class=_Formatter,
     )
@@ -159,6 +160,10 @@ examples:
     p.add_argument("--no-one-shot", action="store_true",
                    help="skip the one-shot `ondevice call` processes (uncached vs cached, get_weather)")
     p.add_argument("--n-ctx", type=int, default=4096, help="context window")
+    p.add_argument("--placements", default="chosen,no-repack,old-default",
+                   help="weight placements whose decode speed is compared, each run in its own processes: "
+                        "chosen (repack, AMX left out), no-repack, old-default (llama.cpp's whole list; '' skips)")
+    p.add_argument("--only-placements", action="store_true", help="measure only the placements (quick runs)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lazy(".speed"), _bench_parser=p, _bench_name="speed")
 

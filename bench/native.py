@@ -55,6 +55,9 @@ def native_decode(
     llama_cpp.llama_backend_init()
     mparams = llama_cpp.llama_model_default_params()
     mparams.n_gpu_layers = 0
+    from ondevice.engine.hardware import place_weights
+
+    place_weights()  # the runtime's placement (no AMX: it crashes), so the comparison is like for like
     t0 = time.perf_counter()
     model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
     check_interrupt()

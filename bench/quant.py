@@ -155,6 +155,9 @@ def run(args: Any) -> int:
     log(f"[quant] {len(tokenized)} texts, {n_positions} positions; reference F16 = {paths['F16'].name}")
 
     def load(path: Path) -> Any:
+        from ondevice.engine.hardware import place_weights
+
+        place_weights()  # no AMX weights (they crash), as the runtime
         return Llama(str(path), n_ctx=args.n_ctx, n_threads=threads, n_batch=512, logits_all=True, verbose=False)
 
     # Reference logits, text by text, kept as log-probs in float32 to bound memory.

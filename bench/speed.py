@@ -489,9 +489,23 @@ def run(args: Any) -> int:
         print(json.dumps(result))
         return 0
 
+    from .placement import MODES, format_placements, measure_placements
+
+    modes = tuple(m.strip() for m in args.placements.split(",") if m.strip())
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise SystemExit(f"ondevice bench speed: unknown placements {unknown}; expected some of {list(MODES)}")
     targets = _targets(args)
     results = {}
     for label, path in targets:
+        placement = None
+        if modes:
+            placement = measure_placements(path, threads=args.threads, n_ctx=min(args.n_ctx, 2048),
+                                           decode_tokens=args.decode_tokens, repeats=args.repeats, modes=modes)
+            log(format_placements(label, placement))
+        if args.only_placements:
+            results[label] = {"file": path.name, "placement": placement}
+            continue
         params = {"path": str(path), "threads": args.threads, "n_ctx": args.n_ctx,
                   "decode_tokens": args.decode_tokens, "repeats": args.repeats, "limit": args.limit,
                   "bfcl_sample": args.bfcl_sample, "native": not args.no_native, "seed": args.seed}
@@ -503,6 +517,7 @@ def run(args: Any) -> int:
         if proc.returncode != 0:
             raise RuntimeError(f"the speed worker for {path.name} failed (exit {proc.returncode})")
         results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[label]["placement"] = placement
         if not args.no_one_shot:
             results[label]["one_shot_cli"] = one_shot_cli(path, args.repeats, args.threads)
 
@@ -521,9 +536,15 @@ def run(args: Any) -> int:
         "results": results,
     }
     name = "speed-1b" if not args.model else f"speed-{targets[0][0]}"
+    if args.only_placements:
+        name += "-placement"
     out = Path(args.out) if args.out else RESULTS_DIR / f"{name}.json"
     write_json(out, summary)
-    print(format_table(summary))
+    if not args.only_placements:
+        print(format_table(summary))
+    for label, r in results.items():
+        if r.get("placement"):
+            print(format_placements(label, r["placement"]))
     log(f"[speed] wrote {out}")
     return 0
 

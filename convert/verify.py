@@ -90,6 +90,9 @@ def _llama(gguf_path: Path, n_ctx: int, n_threads: int, f32_kv: bool):
     import llama_cpp
 
     kv = dict(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32) if f32_kv else {}
+    from ondevice.engine.hardware import place_weights
+
+    place_weights()  # no AMX weights (they crash), as the runtime
     return llama_cpp.Llama(str(gguf_path), n_ctx=max(64, n_ctx), logits_all=True, n_threads=n_threads,
                            n_batch=512, verbose=False, **kv)
 

@@ -90,7 +90,9 @@ class Settings:
     CPU_REPACK buffers; load time). Measured on the 1B shape, Q4_K_M, 2 cores (`ondevice bench
     speed`): decode about 12% faster, but loading takes 0.5 s more and 450 MiB more memory (and
     prompt evaluation was slower on the AMD host). So long-lived processes (the Python API,
-    `ondevice serve`, `ondevice chat`) keep it on, and the one-shot `ondevice call` turns it off.
+    `ondevice serve`, `ondevice chat`) keep it on, and the one-shot `ondevice call` turns it off. Its AMX
+    buffer type (Intel Sapphire Rapids and later) is always left out: its decode segfaults (hardware.py;
+    ONDEVICE_AMX=1 opts back in).
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
     (32-bit fields) or, for n_ctx, a bound no GGUF we run reaches (the model's own n_ctx_train is

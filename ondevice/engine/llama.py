@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import llama_cpp
 import numpy as np
 
+from . import hardware
 from ..errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
 from ..settings import LoadSettings
 
@@ -27,6 +28,7 @@ GGUF_VERSIONS = (2, 3)
 
 _LOG_LINES: collections.deque[str] = collections.deque(maxlen=50)
 _LOG_LOCK = threading.Lock()
+_BUFFER_LINES: list[str] = []  # this load's "model buffer size" lines (a load logs ~2000 lines)
 _BACKEND_READY = False
 
 
@@ -42,6 +44,8 @@ def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         decoded = text.decode("utf-8", errors="replace")
         with _LOG_LOCK:
             _LOG_LINES.append(decoded)
+            if "model buffer size" in decoded:
+                _BUFFER_LINES.append(decoded)
         if _ECHO_LOG:
             sys.stderr.write(decoded)
     except KeyboardInterrupt:  # ctypes would swallow it: re-raised by check_interrupt() after the C call
@@ -116,8 +120,14 @@ class LlamaModel:
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = settings.n_gpu_layers if settings.n_gpu_layers >= 0 else 2**31 - 1
         mparams.use_extra_bufts = settings.repack
+        # Not the AMX buffer type (it crashes; ONDEVICE_AMX=1 opts back in): see hardware.py.
+        self.placement = hardware.place_weights(settings.repack)
+        with _LOG_LOCK:
+            _BUFFER_LINES.clear()
         self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         check_interrupt()
+        with _LOG_LOCK:  # where the weights went, MiB each: {"CPU_Mapped": 463.0, "CPU_REPACK": 28.1}
+            self.weight_buffers = hardware.weight_buffers(_BUFFER_LINES)
         if not self.model:
             reason = _recent_log()
             raise ModelFileError(

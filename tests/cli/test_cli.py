@@ -75,7 +75,7 @@ def test_models_lists_the_stand_in(ondevice_home):
     assert rows["llama-3.2-1b-apigen-fc"]["local_files"] == []
 
 
-@pytest.mark.parametrize("command", [[], ["call"], ["chat"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["call"], ["chat"], ["models"], ["doctor"]])
 def test_help_has_examples(command):
     r = ondevice(*command, "--help")
     assert r.returncode == 0 and "examples:" in r.stdout
