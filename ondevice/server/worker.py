@@ -160,10 +160,14 @@ class ModelWorker:
         """Streams a job's final text (see Session: a call is sent once accepted); raises
         JobCancelled once its client went away or the server stops."""
 
+        started = False
+
         def on_text(text: str) -> None:
+            nonlocal started
             if job.cancelled.is_set() or self._stopping:
                 raise JobCancelled()
-            if job.pieces is not None and text:
+            if job.pieces is not None and (text or not started):  # the first piece, even "", starts the stream
+                started = True
                 job._send(job.pieces.put_nowait, text)
 
         return on_text
