@@ -25,6 +25,7 @@ from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
 from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
+from .format_detect import FormatChoice, choose as choose_format
 from .grammar import (CALL_INTENT_STARTS, DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error,
                       grammar_limits, is_limit_error, message_lark, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer, cached_token_pieces, is_special_token
@@ -137,9 +138,11 @@ class ToolCaller:
         self._control: Optional[ControlTokens] = None
         self._grammars: "OrderedDict[str, tuple[list[Tool], str]]" = OrderedDict()
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
-        self.default_no_call: str = manifest.get("no_call", "list")
-        self.default_no_call_threshold: float = manifest.get("no_call_threshold", 0.5)
-        self.default_tool_format: str = manifest.get("tool_format", CARD)
+        # the manifest's defaults, else the format the chat template shows (a GGUF loaded by its path)
+        self.format_choice: FormatChoice = choose_format(manifest, source)
+        self.default_no_call: str = self.format_choice.no_call
+        self.default_no_call_threshold: float = self.format_choice.no_call_threshold
+        self.default_tool_format: str = self.format_choice.tool_format
         self._first_call = True
         self.lock = threading.RLock()
         self.closed = False

@@ -1,4 +1,6 @@
-"""Fixtures for every test: a temp ONDEVICE_HOME (no test touches the user's cache) and offline hub access."""
+"""Fixtures for every test: a temp ONDEVICE_HOME (no test touches the user's cache), offline hub access,
+and the stand-in pinned as the default model (ONDEVICE_MODEL), so a test without a model stays fast
+whatever models are installed."""
 
 from __future__ import annotations
 
@@ -13,5 +15,6 @@ def ondevice_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("ONDEVICE_HOME", str(home))
     mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("ONDEVICE_MODEL", "smollm2-135m-instruct")
     yield home
     mp.undo()

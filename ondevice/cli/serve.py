@@ -9,6 +9,7 @@ import sys
 
 from ..api import ToolCaller
 from ..errors import OndeviceError
+from ..format_detect import choose as choose_format, read_chat_template
 from ..models import manifests, resolve
 from ..settings import MAX_PARALLEL
 
@@ -78,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
 def _parallel(args: argparse.Namespace) -> int:
     """--parallel, or its default: batched decoding answers "no call" only with an empty list, so a model
     whose no_call (--no-call, else its manifest's) is a sentence is served one request at a time."""
-    alias = resolve(args.model).alias
-    no_call = args.no_call or manifests().get(alias or "", {}).get("no_call", "list")
+    resolved = resolve(args.model)
+    alias = resolved.alias
+    # as ToolCaller chooses: the manifest's no_call, else the default of the format its template shows
+    no_call = args.no_call or choose_format(manifests().get(alias or "", {}), read_chat_template(resolved.path)).no_call
     if args.parallel is None:
         return DEFAULT_PARALLEL if no_call == "list" else 1
     if not 1 <= args.parallel <= MAX_PARALLEL:
