@@ -115,6 +115,10 @@ class OndeviceEngine:
         self.caller.close()
 
 
+class TokenBudgetExceeded(RuntimeError):
+    """A peer's answer ran past the token budget every engine gets."""
+
+
 class LlamaCppEngine:
     """llama-cpp-python's create_chat_completion with a chat format: its own tool calling or the GGUF's template."""
 
@@ -131,12 +135,34 @@ class LlamaCppEngine:
             raise B.BfclUnavailable(f"{path.name} carries no chat template: the template-lenient peer needs one")
         self.max_tokens = max_tokens
         self.detail = {"chat_format": chat_format, "llama_cpp_python": llama_cpp.__version__}
+        if name == "llama-cpp-chatml":
+            self._bound_sub_completions()
+
+    def _bound_sub_completions(self) -> None:
+        """chatml-function-calling runs several completions per answer, each with max_tokens=None (up to
+        the context: one BFCL case looped 8k tokens, 519 s); the case's budget is shared between them,
+        as ondevice's max_tokens bounds its whole answer. Past it, the answer is over budget (an error)."""
+        original = self.llama.create_completion
+        self.used = 0
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            left = self.max_tokens - self.used
+            if left <= 0:
+                raise TokenBudgetExceeded(f"over the {self.max_tokens}-token budget of one answer")
+            asked = kwargs.get("max_tokens")
+            kwargs["max_tokens"] = left if asked is None or asked <= 0 else min(asked, left)
+            out = original(*args, **kwargs)
+            self.used += out["usage"]["completion_tokens"]
+            return out
+
+        self.llama.create_completion = bounded  # type: ignore[method-assign]
 
     def answer(self, case: B.Case) -> tuple[Optional[list[dict[str, Any]]], str]:
         kwargs: dict[str, Any] = {"messages": [dict(m) for m in case.messages], "tools": openai_tools(case),
                                   "temperature": 0.0, "top_k": 1, "max_tokens": self.max_tokens, "seed": 0}
         if self.name == "llama-cpp-chatml":
             kwargs["tool_choice"] = "auto"
+            self.used = 0
         out = self.llama.create_chat_completion(**kwargs)
         message = out["choices"][0]["message"]
         text = message.get("content") or ""
