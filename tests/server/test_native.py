@@ -51,6 +51,10 @@ def test_serve_decodes_one_at_a_time_for_a_model_that_answers_no_call_with_a_sen
 
     parse = build_parser().parse_args
     assert _parallel(parse(["serve", "--model", QWEN])) == 1  # its manifest: no_call text
+    from ondevice.models import resolve
+
+    # by its path (no manifest): its chat template shows a native model, whose no_call default is text
+    assert _parallel(parse(["serve", "--model", str(resolve(QWEN).path)])) == 1
     assert _parallel(parse(["serve", "--model", QWEN, "--no-call", "list"])) == DEFAULT_PARALLEL
     assert _parallel(parse(["serve", "--model", QWEN, "--no-call", "list", "--parallel", "2"])) == 2
     assert _parallel(parse(["serve"])) == DEFAULT_PARALLEL  # the stand-in (or the fine-tune): no_call list
