@@ -205,7 +205,8 @@ def run_case(engine: Any, case: B.Case) -> B.CaseResult:
     except Exception as exc:  # a peer's grammar or template failing on a schema is that peer's answer
         result = B.score(case, engine.name, None, "", wall_s=round(time.perf_counter() - start, 3))
         result.exception = f"{type(exc).__name__}: {str(exc)[:300]}"
-        result.correct, result.error_type = False, "runtime_error"
+        over = isinstance(exc, TokenBudgetExceeded)  # an answer that ran long, not a broken adapter
+        result.correct, result.error_type = False, "over_token_budget" if over else "runtime_error"
         return result
     wall = round(time.perf_counter() - start, 3)
     return B.score(case, engine.name, calls, text, wall_s=wall)
@@ -243,7 +244,8 @@ def engine_summary(rows: list[B.CaseResult], cases: dict[str, B.Case], categorie
         "extra_calls": sum(extra_calls(r, cases[r.id]) for r in rows),
         "cases_with_extra_calls": sum(1 for r in rows if extra_calls(r, cases[r.id])),
         "repeated_calls": sum(repeated_calls(r) for r in rows),
-        "runtime_errors": sum(1 for r in rows if r.exception),
+        "runtime_errors": sum(1 for r in rows if r.exception and r.error_type == "runtime_error"),
+        "over_token_budget": sum(1 for r in rows if r.error_type == "over_token_budget"),
         "latency_p50_s": percentile(walls, 0.5),
         "latency_p95_s": percentile(walls, 0.95),
         "total_s": round(sum(walls), 1),

@@ -47,7 +47,8 @@ def test_every_engine_runs_two_cases_on_the_stand_in(bfcl, standin, tmp_path: Pa
     assert list(summary["results"]) == list(ENGINES) and summary["cases_done"] == 2
     for engine in ENGINES:
         overall = summary["results"][engine]["overall"]
-        assert overall["n"] == 2 and overall["runtime_errors"] == 0, engine  # each adapter answered both
+        # each adapter answered both (an answer over the token budget is an answer, a crash is not)
+        assert overall["n"] == 2 and overall["runtime_errors"] == 0, engine
         assert overall["latency_p50_s"] > 0 and set(overall) >= {"extra_calls", "repeated_calls", "latency_p95_s"}
         raw = [json.loads(x) for x in (tmp_path / "raw" / f"peers.{engine}.jsonl").read_text().splitlines()]
         assert [r["category"] for r in raw] == ["simple_python", "irrelevance"]
