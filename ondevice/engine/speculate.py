@@ -14,7 +14,7 @@ difference the rest of the draft is removed from the cache (`LlamaModel.truncate
 The tokens chosen are therefore the ones decoding without a draft would choose, given the same
 logits; only the number of llama_decode calls changes (session.py keeps the draft's rows; llama.cpp
 may round a row differently with the number of rows evaluated, as with fast-forward: see
-tests/runtime/test_decode.py).
+tests/engine/test_decode.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Model resolution: a path to a .gguf, an alias from models/*.json, or a hub repo id.
 
-Without a model spec, the converted fine-tune is used when `ondevice pull` has put it in the cache;
-otherwise the embedded stand-in, with a one-line note on stderr saying how to get the fine-tune.
+Without a model spec: $ONDEVICE_MODEL when set (the tests pin the stand-in so); else the converted
+fine-tune when `ondevice pull` has put it in the cache; else the best tool-calling model installed
+(DEFAULT_ORDER, measured on BFCL: Qwen2.5-Coder-0.5B when its PyPI chunks are installed); else the
+embedded stand-in. Anything but the fine-tune comes with a one-line note on stderr saying how to get it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from ..errors import ModelNotFoundError
 from ..paths import converted_model_path, manifest_dir, models_dir
 
 REFERENCE_ALIAS = "llama-3.2-1b-apigen-fc"
+QWEN_ALIAS = "qwen2.5-coder-0.5b-instruct"
+# The default's order of preference: the fine-tune, then the models trained for tool calls, best first
+# (Qwen2.5-Coder-0.5B: BFCL bench/results/, the README's first command right), then the stand-in.
+DEFAULT_ORDER = (REFERENCE_ALIAS, QWEN_ALIAS)
+MODEL_ENV = "ONDEVICE_MODEL"
 
 
 @dataclass(frozen=True)
@@ -61,20 +68,18 @@ def _converted(alias: str, manifest: dict, quant: Optional[str]) -> Optional[Pat
 def resolve(spec: Optional[str] = None) -> ResolvedModel:
     """Turn a model spec into a GGUF path; raises ModelNotFoundError saying what would work."""
     known = manifests()
+    if not spec and os.environ.get(MODEL_ENV):
+        pinned = resolve(os.environ[MODEL_ENV])
+        return ResolvedModel(pinned.path, pinned.alias, _STANDIN_NOTE) if pinned.alias == STANDIN_ALIAS else pinned
     if spec is None or spec == "":
-        reference = known.get(REFERENCE_ALIAS)
-        if reference is not None:
-            path = _converted(REFERENCE_ALIAS, reference, None)
-            if path is not None:
-                return ResolvedModel(path, REFERENCE_ALIAS)
-        return ResolvedModel(
-            standin_gguf_path(),
-            STANDIN_ALIAS,
-            note=(
-                f"ondevice: using the stand-in {STANDIN_ALIAS} (not trained for tool calling); "
-                f"get the fine-tune with: ondevice pull {REFERENCE_ALIAS}"
-            ),
-        )
+        best = default_alias(known)
+        if best == REFERENCE_ALIAS:
+            return ResolvedModel(_converted(REFERENCE_ALIAS, known[REFERENCE_ALIAS], None), REFERENCE_ALIAS)
+        if best is not None:
+            return ResolvedModel(resolve(best).path, best, note=(
+                f"ondevice: using {best}, the best tool-calling model installed; "
+                f"get the fine-tune with: ondevice pull {REFERENCE_ALIAS}"))
+        return ResolvedModel(standin_gguf_path(), STANDIN_ALIAS, note=_STANDIN_NOTE)
 
     name, quant = _split_quant(spec)
     path = Path(name).expanduser()
@@ -112,6 +117,31 @@ def resolve(spec: Optional[str] = None) -> ResolvedModel:
         f"unknown model {spec!r}: expected a path to a .gguf file, a hub repo id (owner/name), "
         f"or one of the aliases {sorted(known)} (see `ondevice models`)"
     )
+
+
+_STANDIN_NOTE = (f"ondevice: using the stand-in {STANDIN_ALIAS} (not trained for tool calling); "
+                 f"get the fine-tune with: ondevice pull {REFERENCE_ALIAS}")
+
+
+def installed(alias: str, manifest: dict) -> bool:
+    """Whether a model is here without a download: converted in the cache, or its PyPI chunks installed."""
+    if _converted(alias, manifest, None) is not None:
+        return True
+    chunks = manifest.get("source", {}).get("pypi_chunks")
+    if not chunks:
+        return False
+    from importlib import metadata
+
+    try:
+        return all(metadata.version(c["package"]) == c["version"] for c in chunks)
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def default_alias(known: Optional[dict[str, dict]] = None) -> Optional[str]:
+    """The model used without --model (before the stand-in): the first of DEFAULT_ORDER installed, or None."""
+    known = manifests() if known is None else known
+    return next((a for a in DEFAULT_ORDER if a in known and installed(a, known[a])), None)
 
 
 def _from_hub(repo_id: str, quant: Optional[str]) -> Path:

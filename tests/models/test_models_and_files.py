@@ -11,14 +11,28 @@ import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.errors import AssetError, ModelFileError, ModelNotFoundError
-from ondevice.models.catalog import REFERENCE_ALIAS, resolve
+from ondevice.models.catalog import QWEN_ALIAS, REFERENCE_ALIAS, resolve
 from ondevice.paths import converted_model_path
 
 
-def test_default_is_the_stand_in_with_a_note(standin_path):
-    resolved = resolve(None)
+def test_default_is_the_pinned_stand_in_with_a_note(standin_path):
+    resolved = resolve(None)  # tests/conftest.py pins ONDEVICE_MODEL to the stand-in
     assert resolved.path == standin_path
     assert "ondevice pull llama-3.2-1b-apigen-fc" in resolved.note
+
+
+def test_without_a_pin_the_best_tool_calling_model_installed_answers(monkeypatch, standin_path):
+    import ondevice.models.catalog as models
+
+    monkeypatch.delenv("ONDEVICE_MODEL")
+    resolved = resolve(None)  # the Qwen chunks are installed (scripts/setup): Qwen, with a note
+    assert resolved.alias == QWEN_ALIAS and resolved.path == resolve(QWEN_ALIAS).path
+    assert "best tool-calling model installed" in resolved.note and "ondevice pull" in resolved.note
+    monkeypatch.setattr(models, "DEFAULT_ORDER", (REFERENCE_ALIAS,))  # nothing trained installed: the stand-in
+    assert resolve(None).path == standin_path and "using the stand-in" in resolve(None).note
+    monkeypatch.setenv("ONDEVICE_MODEL", "no-such-model")
+    with pytest.raises(ModelNotFoundError, match="unknown model 'no-such-model'"):
+        resolve(None)
 
 
 def test_alias_and_path(standin_path):
@@ -26,7 +40,8 @@ def test_alias_and_path(standin_path):
     assert resolve(str(standin_path)).path == standin_path
 
 
-def test_pulled_fine_tune_becomes_the_default(standin_path):
+def test_pulled_fine_tune_becomes_the_default(standin_path, monkeypatch):
+    monkeypatch.delenv("ONDEVICE_MODEL")
     target = converted_model_path(REFERENCE_ALIAS, "Q4_K_M")
     target.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(standin_path, target)
