@@ -17,7 +17,7 @@ from ondevice.errors import AssetError
 from ondevice.formats.detect import CARD, NATIVE, choose, detect_format, format_for_path, read_chat_template
 from ondevice.models.catalog import resolve
 
-from .conftest import EXAMPLES, PINNED_DATE, QWEN_ALIAS, REPO, SHARED
+from ..common import EXAMPLES, PINNED_DATE, QWEN_ALIAS, REPO, SHARED
 
 WEATHER = "What's the weather like in New York in fahrenheit?"
 SIDE_EFFECT_TOOLS = [
