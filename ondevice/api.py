@@ -24,7 +24,8 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 from .chat_template import ChatTemplate
 from .control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .decode import FirstBranch, Generation, decode, lcp, no_call_probability
-from .errors import CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, ToolSchemaError
+from .errors import (CallerClosedError, ChatTemplateError, ContextOverflowError, GrammarStateError, QueryError,
+                     SettingsError, ToolSchemaError)
 from .grammar import (CALL_INTENT_STARTS, DEFAULT_OPTIONS, CallOptions, Markers, compile_grammar, explain_grammar_error,
                       grammar_limits, is_limit_error, message_lark, tool_over_step_limit)
 from .grammar_tokenizer import build_lltokenizer, cached_token_pieces, is_special_token
@@ -37,6 +38,7 @@ from .prefix_cache import PrefixCache, prepare_cache_dir
 from .prompt import Message, check_query, prepare_messages, template_tools
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter, draft_source
+from .structured import content_format, parse_content, schema_of, with_instruction
 from .settings import Settings
 from .tools import Tool, normalize_tools
 
@@ -51,7 +53,9 @@ class CallResult:
 
     message: the sentence the model answered with instead of a call (``no_call`` "text" or
     "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
-    model gave a sentence rather than the tool-call block at the first token.
+    model gave a sentence rather than the tool-call block at the first token. value: with a
+    response format (structured outputs), the answer's JSON value, validated against its schema
+    (``message`` is then its JSON text and ``calls`` []).
     """
 
     calls: Optional[list[ToolCall]]
@@ -61,6 +65,7 @@ class CallResult:
     timings: dict[str, float] = field(default_factory=dict)
     message: Optional[str] = None
     no_call_probability: Optional[float] = None
+    value: Any = None
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -73,6 +78,7 @@ class CallResult:
             "truncated": self.truncated,
             "message": self.message,
             "no_call_probability": self.no_call_probability,
+            "value": self.value,
             "timings": self.timings,
         }
 
@@ -423,8 +429,11 @@ class ToolCaller:
     def _result(self, gen: Generation, normalized: list[Tool], s: Settings, timings: dict[str, float],
                 options: CallOptions = DEFAULT_OPTIONS) -> CallResult:
         """Parse and (constrained) validate a generation into the answer."""
-        message = None
-        if s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
+        message = value = None
+        if s.constrained and options.allows_content and not gen.text.startswith(TOOL_CALL_OPEN):
+            calls, message = [], gen.text  # a JSON answer (response format) instead of a call
+            value = parse_content(gen.text, options.content)
+        elif s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
@@ -437,7 +446,8 @@ class ToolCaller:
         if self._first_call:
             timings["load_s"] = round(self.load_seconds, 4)
             self._first_call = False
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability,
+                          value)
 
     def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
                 sampler: Optional[Sampler], options: CallOptions,
@@ -458,7 +468,7 @@ class ToolCaller:
         # Free text stops after the first closed block: parse_response reads only that one.
         branch = self._first_branch(options, s) if s.constrained else None
         p_list = None
-        if branch is not None and not options.allows_text and options.min_calls == 0:
+        if branch is not None and not options.allows_text and options.min_calls == 0 and options.content is None:
             # "list" has no branch at the first token: the probability is still reported, from the
             # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
             p_list = self._no_call_probability(tools, s, options, branch)
@@ -468,7 +478,7 @@ class ToolCaller:
             gen = decode(self.model, chooser, s.max_tokens, matcher, s.fast_forward, stop=stop,
                          max_identical=s.max_identical_calls, drafter=drafter, on_tokens=on_tokens,
                          markers=options.markers, branch=branch if options.allows_text else None,
-                         tool_format=options.tool_format)
+                         tool_format=options.tool_format, content=options.allows_content)
         except GrammarStateError:
             if matcher is None or not is_limit_error(matcher.get_error()):
                 raise
@@ -478,6 +488,29 @@ class ToolCaller:
             gen.no_call_probability = p_list
         return self._result(gen, normalized, s, _timings(prompt, reused, t1 - t0, gen, time.perf_counter() - t0),
                             options)
+
+    def generate_json(self, query_or_messages: str | list[Message], schema: Any, settings: Optional[Settings] = None,
+                      *, name: str = "response", sampler: Optional[Sampler] = None) -> Any:
+        """One JSON value valid against `schema` (a JSON Schema dict, or a pydantic model class: then
+        an instance of it), answering a query or a conversation (chat messages; the schema is added
+        to their system message). The grammar enforces the schema; a keyword it cannot enforce is an
+        OutputSchemaError naming it, a budget that ends inside the value a BudgetError naming max_tokens."""
+        json_schema, model_class = schema_of(schema)
+        fmt = content_format(json_schema, name)
+        if isinstance(query_or_messages, str):
+            check_query(query_or_messages)
+            messages: list[Message] = [{"role": "user", "content": query_or_messages}]
+        elif isinstance(query_or_messages, list) and query_or_messages:
+            messages = list(query_or_messages)
+        else:
+            raise QueryError("expected a query (a string) or a non-empty list of chat messages, got "
+                             f"{type(query_or_messages).__name__}")
+        s = settings or self.settings
+        if not s.constrained:
+            raise SettingsError("generate_json decodes under the schema's grammar: it needs constrained=True")
+        result = self.call_messages(with_instruction(messages, fmt), None, s, sampler=sampler,
+                                    options=CallOptions(content=fmt))
+        return result.value if model_class is None else model_class.model_validate(result.value)
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""

@@ -90,6 +90,7 @@ def decode(
     markers: Optional[Markers] = None,
     branch: Optional[FirstBranch] = None,
     tool_format: str = CARD,
+    content: bool = False,
 ) -> Generation:
     """Generate after the prompt already evaluated in `model`, under `matcher` when given.
 
@@ -103,7 +104,8 @@ def decode(
     the returned tokens differ from what it saw (the structure is closed after the last kept call).
     `markers` says how the tags are tokenized (for closing a truncated output); `branch` marks the
     first token as the choice between a call and a sentence (see FirstBranch); `tool_format` is
-    the layout of the calls (parse.py), for finding complete calls.
+    the layout of the calls (parse.py), for finding complete calls. `content`: the grammar admits a
+    JSON value instead of the calls (a response format); one the budget cuts raises BudgetError.
     """
     start = time.perf_counter()
     calls_before = model.decode_calls
@@ -175,7 +177,7 @@ def decode(
     spec.discard()
     truncated = False
     if matcher is not None and finish == "budget":
-        out = _close(model, matcher, out, markers or Markers(), tool_format=tool_format)
+        out = _close(model, matcher, out, markers or Markers(), tool_format=tool_format, content=content)
         truncated = True
     elif finish == "repeat":
         out = _close(model, matcher, out, markers or Markers(), keep=-1, tool_format=tool_format)
@@ -236,7 +238,7 @@ def _pick_first_branch(sampler: Sampler, logits: np.ndarray, matcher: LLMatcher,
 
 
 def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Markers,
-           keep: Optional[int] = None, tool_format: str = CARD) -> list[int]:
+           keep: Optional[int] = None, tool_format: str = CARD, content: bool = False) -> list[int]:
     """Close a truncated output validly (its complete calls, ``[:keep]``); the grammar re-checks it.
 
     A sentence (an output that does not start with the tag, where the grammar admits one) is
@@ -246,6 +248,9 @@ def _close(model: LlamaModel, matcher: LLMatcher, out: list[int], markers: Marke
     text = model.detokenize(out).decode("utf-8", errors="replace")
     if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
         return out
+    if content and out and not text.startswith("<"):  # a JSON value, not a call: no valid cut exists
+        raise BudgetError(f"the budget of {len(out)} tokens ran out before the JSON answer was complete (it "
+                          "cannot be closed validly): raise max_tokens")
     text = close_text(text, keep, tool_format)
     if tool_format == NATIVE:
         tokens = _native_tokens(model, out, text, markers)

@@ -36,6 +36,7 @@ from .parse import TOOL_CALL_OPEN as TAG_OPEN
 from .schema_refs import check_refs
 from .parse import CARD, NATIVE, OPEN, TOOL_FORMATS
 from .settings import Settings
+from .structured import ContentFormat, OutputSchemaError
 from .tools import Tool
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
@@ -85,7 +86,9 @@ class CallOptions:
     required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
     of "no call", see decode.py); message_max_chars bounds that sentence. markers: the tags as the
     model emits them. tool_format: "card" (one list block) or "native" (one block per call, the
-    model's own chat-template layout; see parse.py).
+    model's own chat-template layout; see parse.py). content: a response JSON Schema (structured
+    outputs, see structured.py): where no call is required, the answer may (no tools: must) be one
+    JSON value valid against it instead of the calls; no sentence is then admitted.
     """
 
     min_calls: int = 0
@@ -95,6 +98,7 @@ class CallOptions:
     message_max_chars: int = 600
     markers: Markers = field(default_factory=Markers)
     tool_format: str = CARD
+    content: Optional[ContentFormat] = None
 
     def __post_init__(self) -> None:
         if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
@@ -109,7 +113,12 @@ class CallOptions:
     @property
     def allows_text(self) -> bool:
         """Whether a sentence may stand instead of the tool-call block (never when a call is required)."""
-        return self.no_call in ("text", "threshold") and self.min_calls == 0
+        return self.no_call in ("text", "threshold") and self.min_calls == 0 and self.content is None
+
+    @property
+    def allows_content(self) -> bool:
+        """Whether a JSON value (a response format's) may stand instead of the calls."""
+        return self.content is not None and self.min_calls == 0
 
     def capped(self, max_calls: int) -> "CallOptions":
         """These options with at most `max_calls` calls (the setting max_calls; 0: no bound)."""
@@ -121,7 +130,8 @@ class CallOptions:
 
     def key(self) -> str:
         return json.dumps([self.min_calls, self.max_calls, self.allowed, self.no_call, self.message_max_chars,
-                           self.markers.open_lark, self.markers.close_lark, self.tool_format])
+                           self.markers.open_lark, self.markers.close_lark, self.tool_format,
+                           self.content.enforced if self.content is not None else None])
 
     def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
         """The tools a call may name; an allowed name that is not a tool is an error naming it."""
@@ -163,6 +173,12 @@ def _message_rule(max_chars: int) -> str:
     return f"message: /[^{first}][^<]{{0,{max_chars - 1}}}/"
 
 
+def _content_rule(content: ContentFormat) -> str:
+    """One JSON value valid against the response format's enforced schema, in the calls' layout."""
+    schema = content.grammar_schema if isinstance(content.grammar_schema, dict) else {}
+    return f"content: %json {json.dumps(dict(schema, **{'x-guidance': JSON_LAYOUT}))}"
+
+
 def message_lark(max_chars: int) -> str:
     """The Lark source of a grammar admitting only the sentence (its first mask tells the tokens
     that can start a sentence from those that start the tool-call block)."""
@@ -178,8 +194,12 @@ def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS
         return _native_lark(tools, options)
     m = options.markers
     lines = []
+    if options.allows_content and (not tools or options.max_calls == 0):
+        return "start: content\n" + _content_rule(options.content) + "\n"  # a JSON answer, no call possible
     if options.allows_text:
         lines += ["start: calls | message", _message_rule(options.message_max_chars)]
+    elif options.allows_content:
+        lines += ["start: calls | content", _content_rule(options.content)]
     else:
         lines.append("start: calls")
     if not tools or options.max_calls == 0:
@@ -209,13 +229,16 @@ def _native_lark(tools: Sequence[Tool], options: CallOptions) -> str:
     special token or its text."""
     m = options.markers
     calls = "" if not tools or options.max_calls == 0 else _calls_rule(options.min_calls, options.max_calls, "block", "NL")
-    alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else [])
+    alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else []) \
+        + (["content"] if options.allows_content else [])
     start = " | ".join(alternatives) if alternatives else "EMPTY"
-    if options.min_calls == 0 and alternatives:
+    if options.min_calls == 0 and alternatives and not options.allows_content:
         start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
     lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
     if options.allows_text:
         lines.append(_message_rule(options.message_max_chars))
+    if options.allows_content:
+        lines.append(_content_rule(options.content))
     if calls:
         lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
         # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
@@ -261,8 +284,14 @@ def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limi
                    message: str, options: Optional[CallOptions] = None) -> ToolSchemaError:
     hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
             if is_limit_error(message) else "")
-    for tool in tools:  # find which tool's schema was refused, to say so
-        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], _one_tool(options)))
+    content = options.content if options is not None else None
+    subjects = ([(f"response format {content.name!r}: the grammar compiler refused its schema",
+                  "start: content\n" + _content_rule(content) + "\n", OutputSchemaError)] if content is not None else [])
+    one = replace(_one_tool(options), content=None)
+    subjects += [(f"tool {tool.name!r}: the grammar compiler refused its parameters", tool_call_lark([tool], one),
+                  ToolSchemaError) for tool in tools]
+    for what, lark, error in subjects:  # find which schema was refused, to say so
+        alone = LLMatcher.grammar_from_lark(lark)
         if tokenizer is None:
             bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
             reason = "\n".join(why)
@@ -270,8 +299,7 @@ def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limi
             matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
             bad, reason = matcher.is_error(), matcher.get_error()
         if bad:
-            return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
-                                   f"{_first_lines(reason)}{hint}", details=reason)
+            return error(f"{what}: {_first_lines(reason)}{hint}", details=reason)
     return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
 
 
