@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from ..api import CallResult
@@ -39,6 +39,7 @@ from ..errors import (
 from ..grammar import CallOptions
 from ..prompt import SYSTEM_PROMPT, Message, render_user_prompt
 from ..settings import Settings
+from ..structured import ContentFormat, OutputSchemaError, content_format, with_instruction
 from ..tools import normalize_tools
 from .tool_stream import split_calls
 
@@ -63,6 +64,8 @@ def error_from_exception(exc: BaseException) -> APIError:
     """The API error for an exception raised while answering (bad input is 400, the rest 500)."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, OutputSchemaError):
+        return APIError(400, str(exc), "response_format", "invalid_response_format")
     if isinstance(exc, ToolSchemaError):
         return APIError(400, str(exc), "tools", "invalid_tool_schema")
     if isinstance(exc, ToolChoiceError):
@@ -92,6 +95,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     tool_format: str = "card"
+    content: Optional[ContentFormat] = None  # response_format: the answer is JSON valid against it
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -138,11 +142,7 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         if body.get(name) is not None and refused(body[name]):
             raise APIError(400, f"'{name}' is not supported: the answer is a tool-call list decoded under a grammar "
                                 f"(greedy by default; use temperature, top_p and seed)", name, "unsupported_parameter")
-    response_format = _field(body, "response_format", (dict,))
-    if response_format is not None and response_format.get("type") != "text":
-        raise APIError(400, "'response_format' other than {\"type\": \"text\"} is not supported: the answer's format "
-                            "is the tool-call grammar, given by 'tools' and 'tool_choice'", "response_format",
-                       "unsupported_parameter")
+    content = response_format(_field(body, "response_format", (dict,)))
 
     tools = _field(body, "tools", (list,))
     for i, tool in enumerate(tools or []):
@@ -181,11 +181,42 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {_json_type(include_usage)}",
                        "stream_options", "invalid_type")
 
-    if tool_format == "native":
+    if tool_format == "native" or (content is not None and not tools):
+        # a JSON answer with no tools: the conversation as it is, not the card's tool-calling prompt
         messages, query = native_messages(body.get("messages"))
     else:
         messages, query = card_messages(body.get("messages"), tools)
-    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format)
+    if content is not None:
+        messages, options = with_instruction(messages, content), replace(options, content=content)
+    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content)
+
+
+def response_format(value: Optional[dict[str, Any]], param: str = "response_format") -> Optional[ContentFormat]:
+    """OpenAI's response_format (``text``, ``json_object``, ``json_schema``) as the content the grammar
+    enforces (None: no response format); a schema the grammar cannot enforce is a 400 naming the keyword."""
+    kind = None if value is None else value.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return content_format({"type": "object"}, "json_object")
+    if kind != "json_schema":
+        raise APIError(400, f"'{param}.type' must be \"text\", \"json_object\" or \"json_schema\", got {kind!r}", param,
+                       "invalid_value")
+    spec = value.get("json_schema") if param == "response_format" else value  # Responses: text.format is flat
+    if not isinstance(spec, dict):
+        raise APIError(400, f"expected '{param}.json_schema' to be an object {{\"name\", \"schema\", \"strict\"}}, got "
+                            f"{_json_type(spec)}", param, "invalid_type")
+    name = spec.get("name", "response")
+    if not isinstance(name, str) or not name:
+        raise APIError(400, f"expected the response format's 'name' to be a non-empty string, got {_json_type(name)}",
+                       param, "invalid_type")
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise APIError(400, f"expected the response format's 'schema' to be a JSON Schema object, got "
+                            f"{_json_type(schema)}", param, "invalid_type")
+    if not isinstance(spec.get("strict", False), (bool, type(None))):
+        raise APIError(400, f"expected the response format's 'strict' to be a boolean", param, "invalid_type")
+    return content_format(schema, name)  # enforced exactly whether strict or not
 
 
 def tool_choice_options(choice: Any, parallel: bool, names: list[str]) -> CallOptions:
@@ -360,9 +391,14 @@ def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
 
 
 def no_call_content(request: ChatRequest, result: CallResult) -> str:
-    """The content of an answer without calls: in the native format the model's reply as it wrote it
-    (a sentence, or ""); in the card's, ""."""
-    return result.text.strip() if request.tool_format == "native" else ""
+    """The content of an answer without calls: a response format's JSON text; in the native format
+    the model's reply as it wrote it (a sentence, or ""); in the card's, its sentence (no_call
+    "text") or ""."""
+    if result.value is not None or (request.content is not None and result.message is not None):
+        return result.message or ""
+    if request.tool_format == "native":
+        return result.text.strip()
+    return result.message or ""
 
 
 def finish_reason(result: CallResult, has_calls: bool) -> str:
