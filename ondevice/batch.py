@@ -211,7 +211,8 @@ class BatchEngine:
             out = req.out
             truncated = False
             if req.finish == "budget":
-                out, truncated = _close(model, req.matcher, out, req.markers, tool_format=req.options.tool_format), True
+                out, truncated = _close(model, req.matcher, out, req.markers, tool_format=req.options.tool_format,
+                                        content=req.options.allows_content), True
             elif req.finish == "repeat":
                 out = _close(model, req.matcher, out, req.markers, keep=-1, tool_format=req.options.tool_format)
             text = model.detokenize(out).decode("utf-8", errors="replace")

@@ -191,9 +191,10 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
     return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content)
 
 
-def response_format(value: Optional[dict[str, Any]], param: str = "response_format") -> Optional[ContentFormat]:
+def response_format(value: Optional[dict[str, Any]]) -> Optional[ContentFormat]:
     """OpenAI's response_format (``text``, ``json_object``, ``json_schema``) as the content the grammar
     enforces (None: no response format); a schema the grammar cannot enforce is a 400 naming the keyword."""
+    param = "response_format"
     kind = None if value is None else value.get("type")
     if kind in (None, "text"):
         return None
@@ -202,7 +203,7 @@ def response_format(value: Optional[dict[str, Any]], param: str = "response_form
     if kind != "json_schema":
         raise APIError(400, f"'{param}.type' must be \"text\", \"json_object\" or \"json_schema\", got {kind!r}", param,
                        "invalid_value")
-    spec = value.get("json_schema") if param == "response_format" else value  # Responses: text.format is flat
+    spec = value.get("json_schema")
     if not isinstance(spec, dict):
         raise APIError(400, f"expected '{param}.json_schema' to be an object {{\"name\", \"schema\", \"strict\"}}, got "
                             f"{_json_type(spec)}", param, "invalid_type")
