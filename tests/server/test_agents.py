@@ -45,15 +45,17 @@ def run_agent(url: str, model_kind: str) -> tuple[object, list[str]]:
     agent = agents.Agent(name="assistant", instructions="Answer with the tools' results, briefly.",
                          tools=[get_weather, get_time], model=model_class(model=QWEN, openai_client=client),
                          model_settings=agents.ModelSettings(max_tokens=120))
-    result = agents.Runner.run_sync(agent, QUERY, max_turns=4)
-    return result, called
+    try:
+        return agents.Runner.run_sync(agent, QUERY, max_turns=4), called
+    except agents.exceptions.MaxTurnsExceeded:
+        return None, called
 
 
 @pytest.mark.parametrize("model_kind", ["chat", "responses"])
 def test_two_tool_agent_reaches_a_text_answer(qwen_server, model_kind):
-    try:
-        result, called = run_agent(qwen_server.url, model_kind)
-    except agents.exceptions.MaxTurnsExceeded as exc:  # the model kept calling after the tool's result
-        pytest.xfail(f"NEEDS-REPEAT-FIX (issue 22 item 2): the model called a tool again after its result: {exc}")
+    result, called = run_agent(qwen_server.url, model_kind)
     assert called and called[0] == "get_weather"
+    if result is None and len(called) >= 2:  # max_turns ran out: the model kept calling after the tool's result
+        pytest.xfail(f"NEEDS-REPEAT-FIX (issue 22 item 2): after the tool's result the model called again: {called}")
+    assert result is not None, f"max_turns ran out after the calls {called}"
     assert isinstance(result.final_output, str) and result.final_output.strip()
