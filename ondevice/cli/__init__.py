@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from .. import __version__, crash
 from ..errors import OndeviceError
-from . import call, chat, doctor, grammar, models, serve
+from . import call, chat, doctor, grammar, json_cmd, models, serve
 from .options import example_path
 
 ENTRY_POINT_GROUP = "ondevice.commands"
@@ -32,6 +32,7 @@ examples:
   ondevice call "What's the weather like in New York in fahrenheit?" --tools {examples}/simple/tools.json
   ondevice call "Play Taylor Swift for 20 minutes" --tools tools.json --model smollm2-135m-instruct --json
   ondevice chat --tools {examples}/multi_turn/tools.json
+  ondevice json "Plan three days in Rome" --schema trip.schema.json
   ondevice models
   ondevice doctor
   ondevice serve --port 8000 --api-key secret
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="on errors, also print the engine's state (parser dumps, log tails, tracebacks)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (call, chat, models, serve, grammar, doctor):
+    for module in (call, chat, json_cmd, models, serve, grammar, doctor):
         module.register(sub)
     seen = set(sub.choices)
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):

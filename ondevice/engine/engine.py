@@ -34,6 +34,7 @@ from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_lim
 from .grammars import GrammarCache
 from .llama import LlamaModel
 from ..formats import get_format
+from ..structured import parse_content
 from ..formats.blocks import CARD, TOOL_CALL_OPEN, ToolCall, validate_calls
 from .prefix_cache import PrefixCache
 from ..formats.prompt import Message
@@ -150,7 +151,7 @@ class Engine:
             prompt_s = time.perf_counter() - start
             branch = self._first_branch(options, s) if s.constrained else None
             p_list = None
-            if branch is not None and not options.allows_text and options.min_calls == 0:
+            if branch is not None and not options.allows_text and options.min_calls == 0 and options.content is None:
                 # "list" has no branch at the first token: the probability is still reported, from the
                 # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
                 p_list = self._list_no_call_probability(tools, s, options, branch)
@@ -168,7 +169,7 @@ class Engine:
                 drafter=drafter, on_tokens=on_tokens, markers=options.markers,
                 branch=branch if options.allows_text else None, tool_format=options.tool_format,
                 make_matcher=lambda lark: self.grammars.matcher(normalized, LLMatcher.grammar_from_lark(lark), s),
-                model_ends_list=s.list_end == "model", on_text=on_text)
+                model_ends_list=s.list_end == "model", on_text=on_text, content=options.allows_content)
         except BaseException as exc:
             self.model.truncate(0, seq)
             self.free.append(seq)
@@ -311,8 +312,11 @@ class Engine:
     def _answer(self, gen: Generation, req: Request, timings: dict[str, float]) -> CallResult:
         """Parse and (constrained) validate a generation into the answer."""
         s, options = req.settings, req.options
-        message = None
-        if s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
+        message = value = None
+        if s.constrained and options.allows_content and not gen.text.startswith(TOOL_CALL_OPEN):
+            calls, message = [], gen.text  # a JSON answer (response format) instead of a call
+            value = parse_content(gen.text, options.content)
+        elif s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
@@ -323,7 +327,8 @@ class Engine:
             if problems:  # the grammar guarantees this never happens; if it does, say so loudly
                 raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
                                         "it with the tools)", details=f"text: {gen.text!r}")
-        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability)
+        return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability,
+                          value)
 
 
 def _chunk_start(n: int, prefix_len: int, chunk: int) -> int:

@@ -15,7 +15,9 @@ class CallResult:
 
     message: the sentence the model answered with instead of a call (``no_call`` "text" or
     "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
-    model gave a sentence rather than the tool-call block at the first token.
+    model gave a sentence rather than the tool-call block at the first token. value: with a
+    response format (structured outputs), the answer's JSON value, validated against its schema
+    (``message`` is then its JSON text and ``calls`` []).
     """
 
     calls: Optional[list[ToolCall]]
@@ -25,6 +27,7 @@ class CallResult:
     timings: dict[str, float] = field(default_factory=dict)
     message: Optional[str] = None
     no_call_probability: Optional[float] = None
+    value: Any = None
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -37,6 +40,7 @@ class CallResult:
             "truncated": self.truncated,
             "message": self.message,
             "no_call_probability": self.no_call_probability,
+            "value": self.value,
             "timings": self.timings,
         }
 

@@ -129,12 +129,13 @@ class Session:
                  markers: Optional[Markers] = None, branch: Optional[FirstBranch] = None,
                  tool_format: str = CARD, first_row: Optional[int] = -1,
                  make_matcher: Optional[Callable[[str], LLMatcher]] = None, model_ends_list: bool = True,
-                 on_text: Optional[Callable[[str], None]] = None):
+                 on_text: Optional[Callable[[str], None]] = None, content: bool = False):
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
         self.refusals, self.drafter, self.on_tokens = refusals, drafter, on_tokens
         self.markers, self.branch, self.fmt = markers or Markers(), branch, get_format(tool_format)
         self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
+        self.content = content  # the grammar admits a JSON value instead of the calls (a response format)
         self._bytes = b""  # the output's text so far
         self._sent = ""  # the text `on_text` has seen
         self._final_end = 0  # the end of the last accepted call: a tool-call answer is final up to there
@@ -382,6 +383,9 @@ class Session:
         text = self.model.detokenize(out).decode("utf-8", errors="replace")
         if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
             return out
+        if self.content and out and not text.startswith("<"):  # a JSON value, not a call: no valid cut exists
+            raise BudgetError(f"the budget of {len(out)} tokens ran out before the JSON answer was complete (it "
+                              "cannot be closed validly): raise max_tokens")
         text = self.fmt.close_text(text, keep)
         tokens = self._closed_tokens(out, text)
         matcher.reset()

@@ -158,7 +158,8 @@ def close_text(text: str, keep: Optional[int] = None, tool_format: str = CARD) -
 
 
 @lru_cache(maxsize=4096)
-def _validator(schema_json: str) -> Any:
+def schema_validator(schema_json: str) -> Any:
+    """A JSON Schema validator for a schema given as JSON text (cached)."""
     schema = json.loads(schema_json)
     return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
 
@@ -176,7 +177,7 @@ def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str
         if not isinstance(call.arguments, dict):
             problems.append(f"call #{i} ({call.name}): arguments are not an object")
             continue
-        validator = _validator(json.dumps(tool.parameters, sort_keys=True))
+        validator = schema_validator(json.dumps(tool.parameters, sort_keys=True))
         for error in validator.iter_errors(call.arguments):
             problems.append(f"call #{i} ({call.name}): {error.message}")
     return problems

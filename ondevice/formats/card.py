@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional, Sequence
 
-from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, message_rule
+from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
 from ..engine.llama import LlamaModel
 from .blocks import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls
 from .prompt import SYSTEM_PROMPT, render_user_prompt
@@ -30,8 +30,12 @@ class CardFormat(ToolFormat):
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         m = options.markers
         lines = []
+        if options.allows_content and (not tools or options.max_calls == 0):
+            return "start: content\n" + content_rule(options.content) + "\n"  # a JSON answer, no call possible
         if options.allows_text:
             lines += ["start: calls | message", message_rule(options.message_max_chars)]
+        elif options.allows_content:
+            lines += ["start: calls | content", content_rule(options.content)]
         else:
             lines.append("start: calls")
         if not tools or options.max_calls == 0:
@@ -78,6 +82,9 @@ class CardFormat(ToolFormat):
 
     def free_stop(self) -> Optional[Callable[[str], bool]]:
         return block_closed  # free text stops after its block: the card's parse_response reads only that one
+
+    def reply_content(self, text: str) -> str:
+        return "" if text.startswith("<") else text.strip()  # a sentence (no_call "text"), else no content
 
     def answer_turn(self, result: Any) -> Message:
         if result.message is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from ..grammar.calls import TAG_CLOSE, TAG_OPEN, CallOptions, Markers, call_rules, calls_rule, message_rule
+from ..grammar.calls import TAG_CLOSE, TAG_OPEN, CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
 from ..engine.llama import LlamaModel
 from .blocks import TOOL_CALL_OPEN, ToolCall, native_blocks, read_block, typed_calls
 from ..schema.tools import Tool
@@ -36,13 +36,16 @@ class NativeFormat(ToolFormat):
         m = options.markers
         calls = "" if not tools or options.max_calls == 0 else calls_rule(options.min_calls, options.max_calls,
                                                                            "block", "NL")
-        alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else [])
+        alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else []) \
+            + (["content"] if options.allows_content else [])
         start = " | ".join(alternatives) if alternatives else "EMPTY"
-        if options.min_calls == 0 and alternatives:
+        if options.min_calls == 0 and alternatives and not options.allows_content:
             start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
         lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
         if options.allows_text:
             lines.append(message_rule(options.message_max_chars))
+        if options.allows_content:
+            lines.append(content_rule(options.content))
         if calls:
             lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
             # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B

@@ -37,6 +37,7 @@ from ..schema.refs import check_refs
 from ..formats.blocks import CARD, OPEN
 from ..settings import Settings, check_setting
 from ..schema.tools import Tool
+from ..structured import ContentFormat, OutputSchemaError
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -85,7 +86,9 @@ class CallOptions:
     required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
     of "no call", see decode.py); message_max_chars bounds that sentence. markers: the tags as the
     model emits them. tool_format: "card" (one list block) or "native" (one block per call, the
-    model's own chat-template layout; see parse.py).
+    model's own chat-template layout; see parse.py). content: a response JSON Schema (structured
+    outputs, see structured.py): where no call is required, the answer may (no tools: must) be one
+    JSON value valid against it instead of the calls; no sentence is then admitted.
     """
 
     min_calls: int = 0
@@ -95,6 +98,7 @@ class CallOptions:
     message_max_chars: int = 600
     markers: Markers = field(default_factory=Markers)
     tool_format: str = CARD
+    content: Optional[ContentFormat] = None
 
     def __post_init__(self) -> None:
         if self.min_calls < 0 or (self.max_calls is not None and self.max_calls < self.min_calls):
@@ -110,7 +114,12 @@ class CallOptions:
     @property
     def allows_text(self) -> bool:
         """Whether a sentence may stand instead of the tool-call block (never when a call is required)."""
-        return self.no_call in ("text", "threshold") and self.min_calls == 0
+        return self.no_call in ("text", "threshold") and self.min_calls == 0 and self.content is None
+
+    @property
+    def allows_content(self) -> bool:
+        """Whether a JSON value (a response format's) may stand instead of the calls."""
+        return self.content is not None and self.min_calls == 0
 
     def capped(self, max_calls: int) -> "CallOptions":
         """These options with at most `max_calls` calls (the setting max_calls; 0: no bound)."""
@@ -122,7 +131,8 @@ class CallOptions:
 
     def key(self) -> str:
         return json.dumps([self.min_calls, self.max_calls, self.allowed, self.no_call, self.message_max_chars,
-                           self.markers.open_lark, self.markers.close_lark, self.tool_format])
+                           self.markers.open_lark, self.markers.close_lark, self.tool_format,
+                           self.content.enforced if self.content is not None else None])
 
     def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:
         """The tools a call may name; an allowed name that is not a tool is an error naming it."""
@@ -162,6 +172,12 @@ def message_rule(max_chars: int) -> str:
     # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
     first = "<\\s{\\[`"
     return f"message: /[^{first}][^<]{{0,{max_chars - 1}}}/"
+
+
+def content_rule(content: ContentFormat) -> str:
+    """One JSON value valid against the response format's enforced schema, in the calls' layout."""
+    schema = content.grammar_schema if isinstance(content.grammar_schema, dict) else {}
+    return f"content: %json {json.dumps(dict(schema, **{'x-guidance': JSON_LAYOUT}))}"
 
 
 def message_lark(max_chars: int) -> str:
@@ -224,8 +240,14 @@ def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limi
                    message: str, options: Optional[CallOptions] = None) -> ToolSchemaError:
     hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
             if is_limit_error(message) else "")
-    for tool in tools:  # find which tool's schema was refused, to say so
-        alone = LLMatcher.grammar_from_lark(tool_call_lark([tool], _one_tool(options)))
+    content = options.content if options is not None else None
+    subjects = ([(f"response format {content.name!r}: the grammar compiler refused its schema",
+                  "start: content\n" + content_rule(content) + "\n", OutputSchemaError)] if content is not None else [])
+    one = replace(_one_tool(options), content=None)
+    subjects += [(f"tool {tool.name!r}: the grammar compiler refused its parameters", tool_call_lark([tool], one),
+                  ToolSchemaError) for tool in tools]
+    for what, lark, error in subjects:  # find which schema was refused, to say so
+        alone = LLMatcher.grammar_from_lark(lark)
         if tokenizer is None:
             bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
             reason = "\n".join(why)
@@ -233,8 +255,7 @@ def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limi
             matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
             bad, reason = matcher.is_error(), matcher.get_error()
         if bad:
-            return ToolSchemaError(f"tool {tool.name!r}: the grammar compiler refused its parameters: "
-                                   f"{_first_lines(reason)}{hint}", details=reason)
+            return error(f"{what}: {_first_lines(reason)}{hint}", details=reason)
     return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
 
 

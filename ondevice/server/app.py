@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,7 +28,8 @@ from ..formats import get_format
 from ..errors import OndeviceError
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
     no_call_content, parse_chat_request, usage
-from .tool_stream import ArgumentsDelta, CallStart, ToolCallReader
+from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
+from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader
 from .worker import DONE, Job, ModelWorker
 
 class ServeError(OndeviceError, RuntimeError):
@@ -62,6 +63,7 @@ class ChatServer:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                Route("/v1/responses", self.responses, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self.model, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -90,16 +92,30 @@ class ChatServer:
         return JSONResponse(self._model_object())
 
     async def chat_completions(self, request: Request) -> Response:
+        return await self._respond(request, parse_chat_request, lambda parsed: parsed,
+                                   lambda parsed, result: completion(parsed, self.model_id, result), self._events)
+
+    async def responses(self, request: Request) -> Response:
+        return await self._respond(request, parse_responses_request, lambda parsed: parsed.chat,
+                                   lambda parsed, result: response_object(parsed, self.model_id,
+                                                                          final_output(parsed, result), result),
+                                   self._response_events)
+
+    async def _respond(self, request: Request, parse: Callable[..., Any], chat_of: Callable[[Any], ChatRequest],
+                       answer: Callable[[Any, CallResult], dict[str, Any]],
+                       events: Callable[[Any, Job, Any], AsyncIterator[str]]) -> Response:
+        """One API request: `parse` checks the body, `chat_of` is the chat request it means, `answer`
+        writes the finished result, `events` the stream."""
         if (denied := self._check_key(request)) is not None:
             return denied
         try:
-            parsed = parse_chat_request(await self._json(request), self.model_id, self.caller.settings,
-                                        self.caller.tool_format())
+            parsed = parse(await self._json(request), self.model_id, self.caller.settings, self.caller.tool_format())
         except Exception as exc:  # bad input: 4xx naming the field, never a crash
             return _error_response(error_from_exception(exc))
+        chat = chat_of(parsed)
 
         loop = asyncio.get_running_loop()
-        job = Job(parsed, loop, loop.create_future(), asyncio.Queue() if parsed.stream else None)
+        job = Job(chat, loop, loop.create_future(), asyncio.Queue() if chat.stream else None)
         try:
             self.worker.submit(job)
         except APIError as exc:
@@ -107,7 +123,7 @@ class ChatServer:
 
         disconnect = asyncio.ensure_future(_wait_disconnect(request))
         try:
-            if not parsed.stream:
+            if not chat.stream:
                 await asyncio.wait({job.future, disconnect}, return_when=asyncio.FIRST_COMPLETED)
                 if not job.future.done():  # the client went away: free its place
                     job.cancelled.set()
@@ -116,7 +132,7 @@ class ChatServer:
                     result = job.future.result()
                 except Exception as exc:
                     return _error_response(error_from_exception(exc))
-                return JSONResponse(completion(parsed, self.model_id, result))
+                return JSONResponse(answer(parsed, result))
             # Streaming: wait for the first text (or the end) so that errors found before the first
             # token (a schema, the context) still get their 4xx status.
             first = asyncio.ensure_future(job.pieces.get())
@@ -130,16 +146,40 @@ class ChatServer:
                 return _error_response(error_from_exception(job.future.exception()))
         finally:
             disconnect.cancel()
-        return StreamingResponse(self._events(parsed, job, item), media_type="text/event-stream",
+        return StreamingResponse(events(parsed, job, item), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
+
+    async def _response_events(self, request: ResponsesRequest, job: Job, item: Any) -> AsyncIterator[str]:
+        """The Responses stream: created, then each output item's events as the text grows, completed."""
+        writer = EventWriter(request, self.model_id)
+        try:
+            for event in writer.start():
+                yield event
+            while item is not DONE:
+                for event in writer.feed(item):
+                    yield event
+                item = await job.pieces.get()
+            try:
+                result: CallResult = await job.future
+            except Exception as exc:
+                for event in writer.error(error_from_exception(exc)):
+                    yield event
+                return
+            for event in writer.finish(result):
+                yield event
+        finally:
+            job.cancelled.set()
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
         reader = ToolCallReader(get_format(request.tool_format).block_per_call)
+        content = ContentStream(request.content is not None)
         ids: list[str] = []
         try:
             yield _sse(chunk(request, self.model_id, {"role": "assistant"}))
             while item is not DONE:
+                if text := content.feed(item):
+                    yield _sse(chunk(request, self.model_id, {"content": text}))
                 for event in reader.feed(item):
                     if isinstance(event, CallStart):
                         ids.append(call_id())
@@ -156,7 +196,7 @@ class ChatServer:
                 yield _sse(error_from_exception(exc).to_dict())
                 yield "data: [DONE]\n\n"
                 return
-            if not ids:
+            if not ids and not content.streamed:
                 yield _sse(chunk(request, self.model_id, {"content": no_call_content(request, result)}))
             yield _sse(chunk(request, self.model_id, {}, finish_reason(result, bool(ids))))
             if request.include_usage:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from ..api import CallResult
@@ -41,6 +41,7 @@ from ..formats import get_format
 from ..formats.prompt import SYSTEM_PROMPT, Message, render_user_prompt
 from ..settings import Settings
 from ..schema.tools import normalize_tools
+from ..structured import ContentFormat, OutputSchemaError, content_format, with_instruction
 from .tool_stream import split_calls
 
 
@@ -64,6 +65,8 @@ def error_from_exception(exc: BaseException) -> APIError:
     """The API error for an exception raised while answering (bad input is 400, the rest 500)."""
     if isinstance(exc, APIError):
         return exc
+    if isinstance(exc, OutputSchemaError):
+        return APIError(400, str(exc), "response_format", "invalid_response_format")
     if isinstance(exc, ToolSchemaError):
         return APIError(400, str(exc), "tools", "invalid_tool_schema")
     if isinstance(exc, ToolChoiceError):
@@ -93,6 +96,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     tool_format: str = "card"
+    content: Optional[ContentFormat] = None  # response_format: the answer is JSON valid against it
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -108,11 +112,11 @@ def _field(body: dict[str, Any], name: str, kinds: tuple[type, ...], default: An
     ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
     if not ok:
         wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
-        raise APIError(400, f"expected '{name}' to be {wanted}, got {_json_type(value)}", name, "invalid_type")
+        raise APIError(400, f"expected '{name}' to be {wanted}, got {json_type(value)}", name, "invalid_type")
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
@@ -123,7 +127,7 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
     """Check a request body and lay it out for the model (in `tool_format`, the loaded model's);
     raises APIError naming the field."""
     if not isinstance(body, dict):
-        raise APIError(400, f"expected the request body to be a JSON object, got {_json_type(body)}", None, "invalid_type")
+        raise APIError(400, f"expected the request body to be a JSON object, got {json_type(body)}", None, "invalid_type")
     model = _field(body, "model", (str,))
     if model is None:
         raise APIError(400, f"'model' is missing: pass \"{model_id}\" (see GET /v1/models)", "model", "missing_required_parameter")
@@ -139,11 +143,7 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         if body.get(name) is not None and refused(body[name]):
             raise APIError(400, f"'{name}' is not supported: the answer is a tool-call list decoded under a grammar "
                                 f"(greedy by default; use temperature, top_p and seed)", name, "unsupported_parameter")
-    response_format = _field(body, "response_format", (dict,))
-    if response_format is not None and response_format.get("type") != "text":
-        raise APIError(400, "'response_format' other than {\"type\": \"text\"} is not supported: the answer's format "
-                            "is the tool-call grammar, given by 'tools' and 'tool_choice'", "response_format",
-                       "unsupported_parameter")
+    content = response_format(_field(body, "response_format", (dict,)))
 
     tools = _field(body, "tools", (list,))
     for i, tool in enumerate(tools or []):
@@ -179,14 +179,46 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
     stream_options = _field(body, "stream_options", (dict,), {})
     include_usage = stream_options.get("include_usage", False)
     if not isinstance(include_usage, bool):
-        raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {_json_type(include_usage)}",
+        raise APIError(400, f"expected 'stream_options.include_usage' to be a boolean, got {json_type(include_usage)}",
                        "stream_options", "invalid_type")
 
-    if get_format(tool_format).template_layout:
+    if get_format(tool_format).template_layout or (content is not None and not tools):
+        # a JSON answer with no tools: the conversation as it is, not the card's tool-calling prompt
         messages, query = native_messages(body.get("messages"))
     else:
         messages, query = card_messages(body.get("messages"), tools)
-    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format)
+    if content is not None:
+        messages, options = with_instruction(messages, content), replace(options, content=content)
+    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content)
+
+
+def response_format(value: Optional[dict[str, Any]]) -> Optional[ContentFormat]:
+    """OpenAI's response_format (``text``, ``json_object``, ``json_schema``) as the content the grammar
+    enforces (None: no response format); a schema the grammar cannot enforce is a 400 naming the keyword."""
+    param = "response_format"
+    kind = None if value is None else value.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return content_format({"type": "object"}, "json_object")
+    if kind != "json_schema":
+        raise APIError(400, f"'{param}.type' must be \"text\", \"json_object\" or \"json_schema\", got {kind!r}", param,
+                       "invalid_value")
+    spec = value.get("json_schema")
+    if not isinstance(spec, dict):
+        raise APIError(400, f"expected '{param}.json_schema' to be an object {{\"name\", \"schema\", \"strict\"}}, got "
+                            f"{json_type(spec)}", param, "invalid_type")
+    name = spec.get("name", "response")
+    if not isinstance(name, str) or not name:
+        raise APIError(400, f"expected the response format's 'name' to be a non-empty string, got {json_type(name)}",
+                       param, "invalid_type")
+    schema = spec.get("schema", {})
+    if not isinstance(schema, dict):
+        raise APIError(400, f"expected the response format's 'schema' to be a JSON Schema object, got "
+                            f"{json_type(schema)}", param, "invalid_type")
+    if not isinstance(spec.get("strict", False), (bool, type(None))):
+        raise APIError(400, f"expected the response format's 'strict' to be a boolean", param, "invalid_type")
+    return content_format(schema, name)  # enforced exactly whether strict or not
 
 
 def tool_choice_options(choice: Any, parallel: bool, names: list[str]) -> CallOptions:
@@ -244,12 +276,12 @@ def _text(content: Any, where: str, allow_none: bool = False) -> Optional[str]:
         texts = []
         for j, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                kind = part.get("type") if isinstance(part, dict) else _json_type(part)
+                kind = part.get("type") if isinstance(part, dict) else json_type(part)
                 raise APIError(400, f"{where}[{j}]: only text parts are supported, got {kind!r}", "messages",
                                "unsupported_content")
             texts.append(part["text"])
         return "".join(texts)
-    raise APIError(400, f"expected {where} to be a string or a list of text parts, got {_json_type(content)}",
+    raise APIError(400, f"expected {where} to be a string or a list of text parts, got {json_type(content)}",
                    "messages", "invalid_type")
 
 
@@ -269,7 +301,7 @@ def _assistant_calls(message: dict[str, Any], where: str) -> list[dict[str, Any]
                                "invalid_value") from None
         if not isinstance(arguments, dict):
             raise APIError(400, f"{where}.tool_calls[{j}].function.arguments: expected a JSON object, got "
-                                f"{_json_type(arguments)}", "messages", "invalid_type")
+                                f"{json_type(arguments)}", "messages", "invalid_type")
         calls.append({"name": function["name"], "arguments": arguments})
     return calls
 
@@ -280,14 +312,14 @@ def _read_turns(messages: Any, native: bool) -> tuple[list[str], list[dict[str, 
     A system message after the first turn is refused in the native format (its template puts the
     system text first); the card's layout adds it to its system prompt."""
     if not isinstance(messages, list) or not messages:
-        raise APIError(400, f"expected 'messages' to be a non-empty array, got {_json_type(messages)}", "messages",
+        raise APIError(400, f"expected 'messages' to be a non-empty array, got {json_type(messages)}", "messages",
                        "invalid_type")
     system: list[str] = []
     turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise APIError(400, f"expected {where} to be an object, got {_json_type(message)}", "messages", "invalid_type")
+            raise APIError(400, f"expected {where} to be an object, got {json_type(message)}", "messages", "invalid_type")
         role = message.get("role")
         if role in ("system", "developer"):
             if turns and native:
@@ -305,7 +337,7 @@ def _read_turns(messages: Any, native: bool) -> tuple[list[str], list[dict[str, 
                                "invalid_value")
             tool_calls = message.get("tool_calls")
             if tool_calls is not None and not isinstance(tool_calls, list):
-                raise APIError(400, f"expected {where}.tool_calls to be an array, got {_json_type(tool_calls)}",
+                raise APIError(400, f"expected {where}.tool_calls to be an array, got {json_type(tool_calls)}",
                                "messages", "invalid_type")
             turns.append({"role": "assistant",
                           "content": _text(message.get("content"), f"{where}.content", allow_none=True) or "",
@@ -361,8 +393,10 @@ def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
 
 
 def no_call_content(request: ChatRequest, result: CallResult) -> str:
-    """The content of an answer without calls: in the native format the model's reply as it wrote it
-    (a sentence, or ""); in the card's, ""."""
+    """The content of an answer without calls: a response format's JSON text, else what the format
+    shows of the reply (the model's sentence, or "")."""
+    if result.value is not None or (request.content is not None and result.message is not None):
+        return result.message or ""
     return get_format(request.tool_format).reply_content(result.text)
 
 

@@ -136,3 +136,19 @@ def split_calls(text: str, block_per_call: bool = False) -> list[tuple[str, str]
             name, arguments = calls[event.index]
             calls[event.index] = (name, arguments + event.text)
     return calls
+
+
+class ContentStream:
+    """A response format's JSON answer as content deltas: feed text pieces, get the text to send.
+    The first character tells a JSON value (sent as it grows) from a call (a tag: nothing sent)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.streamed = False
+        self._decided = not enabled
+
+    def feed(self, piece: str) -> str:
+        if not self._decided and piece:
+            self._decided = True
+            self.streamed = not piece.lstrip().startswith("<")
+        return piece if self.streamed else ""
