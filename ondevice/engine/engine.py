@@ -30,7 +30,7 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from ..template.chat_template import ChatTemplate
 from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError
-from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, message_lark
+from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
 from .grammars import GrammarCache
 from .llama import LlamaModel
 from ..formats import get_format
@@ -162,7 +162,7 @@ class Engine:
                 drafter = Drafter(self.model, draft_source(source, messages[:-1]))
             refusals = Refusals(s.max_identical_calls, answered_calls(messages) if s.refuse_answered_calls else ())
             if options.allows_text:
-                refusals.sentence = message_lark(options.message_max_chars)
+                refusals.sentence = prose_lark(options.message_max_chars)
             session = Session(
                 self.model, seq, prompt, sampler or Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher,
                 s.fast_forward, stop=fmt.free_stop(), refusals=refusals,

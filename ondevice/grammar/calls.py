@@ -186,6 +186,13 @@ def message_lark(max_chars: int) -> str:
     return "start: message\n" + message_rule(max_chars) + "\n"
 
 
+def prose_lark(max_chars: int) -> str:
+    """A sentence with no JSON or tag in it at all (no ``<{}[]`` or backtick; not opening with a
+    parenthesis): what an answer restarted after a refused call may write, so the refused call
+    cannot come back dressed as a sentence."""
+    return f"start: message\nmessage: /[^<\\s{{}}\\[\\]`(][^<{{}}\\[\\]`]{{0,{max_chars - 1}}}/\n"
+
+
 def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
     """The Lark source of the grammar for these tools, in the options' tool format (no tools: only
     the empty answer)."""

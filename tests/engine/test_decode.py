@@ -29,7 +29,7 @@ def test_card_examples_give_valid_calls(caller, name):
     for query in case["queries"]:
         result = conversation.ask(query)
         assert_valid(result, tools)
-        assert result.finish_reason in ("stop", "budget")
+        assert result.finish_reason in ("stop", "budget", "repeat")
     if name == "no_tools":
         assert result.calls == [] and result.timings["sampled_tokens"] == 0  # nothing left to choose
 
