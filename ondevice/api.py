@@ -237,29 +237,6 @@ class ToolCaller:
                                     options=CallOptions(content=fmt))
         return result.value if model_class is None else model_class.model_validate(result.value)
 
-    def generate_json(self, query_or_messages: str | list[Message], schema: Any, settings: Optional[Settings] = None,
-                      *, name: str = "response", sampler: Optional[Sampler] = None) -> Any:
-        """One JSON value valid against `schema` (a JSON Schema dict, or a pydantic model class: then
-        an instance of it), answering a query or a conversation (chat messages; the schema is added
-        to their system message). The grammar enforces the schema; a keyword it cannot enforce is an
-        OutputSchemaError naming it, a budget that ends inside the value a BudgetError naming max_tokens."""
-        json_schema, model_class = schema_of(schema)
-        fmt = content_format(json_schema, name)
-        if isinstance(query_or_messages, str):
-            check_query(query_or_messages)
-            messages: list[Message] = [{"role": "user", "content": query_or_messages}]
-        elif isinstance(query_or_messages, list) and query_or_messages:
-            messages = list(query_or_messages)
-        else:
-            raise QueryError("expected a query (a string) or a non-empty list of chat messages, got "
-                             f"{type(query_or_messages).__name__}")
-        s = settings or self.settings
-        if not s.constrained:
-            raise SettingsError("generate_json decodes under the schema's grammar: it needs constrained=True")
-        result = self.call_messages(with_instruction(messages, fmt), None, s, sampler=sampler,
-                                    options=CallOptions(content=fmt))
-        return result.value if model_class is None else model_class.model_validate(result.value)
-
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""
         return Conversation(self, tools)
