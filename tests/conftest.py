@@ -19,7 +19,9 @@ from .common import PINNED_DATE, QWEN_ALIAS
 
 # the fixtures that load (or start something that loads) a model
 MODEL_FIXTURES = {"standin_path", "caller", "qwen_caller", "engine", "server", "client", "qwen_server", "llama",
-                  "request_fixture", "tiny_checkpoint", "standin_caller"}
+                  "request_fixture", "tiny_checkpoint", "standin_caller", "qwen_by_path", "one_thread_caller",
+                  "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f", "tiny_hf_model", "tmp_ckpt", "threaded",
+                  "installed"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
