@@ -124,7 +124,7 @@ class Session:
 
     def __init__(self, model: LlamaModel, seq: int, prompt: list[int], sampler: Sampler, budget: int,
                  matcher: Optional[LLMatcher] = None, fast_forward: bool = True,
-                 stop: Optional[Callable[[str], bool]] = None, refusals: Refusals = Refusals(),
+                 stop: Optional[Callable[[str], bool]] = None, refusals: Optional[Refusals] = None,
                  drafter: Optional[Drafter] = None, on_tokens: Optional[Callable[[list[int]], None]] = None,
                  markers: Optional[Markers] = None, branch: Optional[FirstBranch] = None,
                  tool_format: str = CARD, first_row: Optional[int] = -1,
@@ -132,7 +132,7 @@ class Session:
                  on_text: Optional[Callable[[str], None]] = None, content: bool = False):
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
-        self.refusals, self.drafter, self.on_tokens = refusals, drafter, on_tokens
+        self.refusals, self.drafter, self.on_tokens = refusals or Refusals(), drafter, on_tokens
         self.markers, self.branch, self.fmt = markers or Markers(), branch, get_format(tool_format)
         self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
         self.content = content  # the grammar admits a JSON value instead of the calls (a response format)
