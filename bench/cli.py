@@ -25,6 +25,7 @@ examples:
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
   ondevice bench serve                           # ondevice serve at 1, 2, 4, 8 clients (stand-in)
   ondevice bench loop                            # after a tool result: a final answer, or the same call again
+  ondevice bench property                        # the property-based tests at 300 cases each
 """
 
 
@@ -339,6 +340,22 @@ examples:
     p.add_argument("--out", default=None, help="output folder (default docs/)")
     p.add_argument("--bfcl", default=None, help="the BFCL result to report (default: the full run, else the largest)")
     p.set_defaults(func=_lazy(".report"), _bench_parser=p, _bench_name="report")
+
+    # --- property (the property-based tests at full count) ---------------------------------------
+    p = sub.add_parser(
+        "property",
+        help="the property-based tests at their full count of cases (before a release)",
+        description="Run tests/grammar/test_property.py and tests/cli/test_cli_fuzz.py from the source checkout "
+                    "with ONDEVICE_PROPERTY_EXAMPLES cases (the default test run uses 40).",
+        epilog="""\
+examples:
+  ondevice bench property                        # 300 cases each (about 15 minutes on 2 cores)
+  ondevice bench property --examples 1000
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--examples", type=int, default=300, help="cases per property test")
+    p.set_defaults(func=_lazy(".property"), _bench_parser=p, _bench_name="property")
 
     # --- convert (the converter's benchmark) ---------------------------------------------------
     from . import convert_bench

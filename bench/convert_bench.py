@@ -10,6 +10,8 @@ conversion peak RSS < 1 GiB above baseline (streaming, not loading) and HF -> Q4
 
 from __future__ import annotations
 
+from ondevice import wait_policy  # noqa: F401  (before llama.cpp loads: see ondevice/wait_policy.py)
+
 import argparse
 import json
 import os

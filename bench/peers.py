@@ -22,6 +22,8 @@ McNemar) and as latency ratios.
 
 from __future__ import annotations
 
+from ondevice import wait_policy  # noqa: F401  (before llama.cpp loads: see ondevice/wait_policy.py)
+
 import json
 import re
 import time

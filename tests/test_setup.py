@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.nomodel
+
 REPO = Path(__file__).resolve().parents[1]
 
 

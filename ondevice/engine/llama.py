@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import functools
+import os
 import struct
 import sys
 import threading
@@ -23,6 +24,9 @@ from . import hardware
 from ..errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
 from ..settings import LoadSettings
 
+# Set by the model-free test tier (tests/conftest.py) so that a test, or a process it starts, that would
+# load a model fails instead of silently making the fast tier slow.
+NO_MODEL_LOADS_ENV = "ONDEVICE_NO_MODEL_LOADS"
 GGUF_MAGIC = b"GGUF"
 GGUF_VERSIONS = (2, 3)
 
@@ -124,6 +128,9 @@ class LlamaModel:
         self.placement = hardware.place_weights(settings.repack)
         with _LOG_LOCK:
             _BUFFER_LINES.clear()
+        if os.environ.get(NO_MODEL_LOADS_ENV):  # not an OndeviceError: a test must not take it for a clean refusal
+            raise RuntimeError(f"{NO_MODEL_LOADS_ENV} is set, so this process loads no model (asked for {path}); "
+                               f"unset it to load one")
         self.model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), mparams)
         check_interrupt()
         with _LOG_LOCK:  # where the weights went, MiB each: {"CPU_Mapped": 463.0, "CPU_REPACK": 28.1}

@@ -21,6 +21,7 @@ def standin():
         pytest.skip(str(exc))
 
 
+@pytest.mark.nomodel
 def test_bench_help_lists_the_benchmarks_with_examples(capsys):
     assert main(["bench", "bfcl", "--help"]) == 0  # the CLI turns argparse's exit into a return code
     text = capsys.readouterr().out

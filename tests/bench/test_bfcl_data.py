@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.nomodel
+
 
 def test_loader_returns_the_ten_categories_with_their_counts(bfcl):
     assert len(bfcl.CATEGORIES) == 10

@@ -7,6 +7,9 @@ import sys
 import textwrap
 
 from ondevice.formats.blocks import ToolCall
+import pytest
+
+pytestmark = pytest.mark.nomodel
 
 
 def _case(bfcl, case_id):

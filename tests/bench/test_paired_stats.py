@@ -7,6 +7,8 @@ import pytest
 
 from ondevice_bench.bfcl import CaseResult, made_call, mcnemar, threshold_policy, wilson
 
+pytestmark = pytest.mark.nomodel
+
 
 def test_wilson_interval_matches_known_values():
     assert wilson(0, 10) == (0.0, 0.2775)

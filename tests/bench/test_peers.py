@@ -13,6 +13,7 @@ from ondevice.cli import main
 from ondevice_bench.peers import ENGINES, lenient_calls, percentile
 
 
+@pytest.mark.nomodel
 def test_lenient_parser_reads_tags_bare_json_and_fences():
     assert lenient_calls('<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>') == [
         {"name": "f", "arguments": {"a": 1}}]
@@ -25,6 +26,7 @@ def test_lenient_parser_reads_tags_bare_json_and_fences():
     assert lenient_calls('<tool_call>{"arguments": {}}</tool_call>') is None
 
 
+@pytest.mark.nomodel
 def test_percentile_interpolates():
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile([5.0], 0.95) == 5.0 and percentile([], 0.5) is None

@@ -10,6 +10,8 @@ import pytest
 from ondevice_bench import report
 from ondevice_bench.bfcl import CaseResult, summarize
 
+pytestmark = pytest.mark.nomodel
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MACHINE = {"cpu": "Test CPU", "cores": 2, "ram_gib": 24.0, "os": "Linux 6", "llama_cpp_python": "0.3.36"}
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ondevice_bench.quant import answer_text
 from ondevice_bench.examples import card_examples
+import pytest
+
+pytestmark = pytest.mark.nomodel
 
 
 def test_card_examples_start_with_get_weather():

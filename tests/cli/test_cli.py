@@ -68,6 +68,7 @@ def test_chat_is_multi_turn(ondevice_home):
     assert len(turns) == 2 and all(isinstance(t, list) for t in turns)
 
 
+@pytest.mark.nomodel
 def test_models_lists_the_stand_in(ondevice_home):
     r = ondevice("models", "--json", home=ondevice_home)
     rows = {row["alias"]: row for row in json.loads(r.stdout)}
@@ -75,6 +76,7 @@ def test_models_lists_the_stand_in(ondevice_home):
     assert rows["llama-3.2-1b-apigen-fc"]["local_files"] == []
 
 
+@pytest.mark.nomodel
 @pytest.mark.parametrize("command", [[], ["call"], ["chat"], ["models"], ["doctor"]])
 def test_help_has_examples(command):
     r = ondevice(*command, "--help")
@@ -90,6 +92,7 @@ def test_help_has_examples(command):
     (["call", "hi", "--tools", "-"], "missing 'name'"),
     (["call", "hi", "--chat-template", "nope.jinja"], "chat template file not found: nope.jinja"),
 ])
+@pytest.mark.nomodel
 def test_bad_input_exits_2_with_a_message(args, message, ondevice_home):
     r = ondevice(*args, stdin='[{"description": "nameless"}]', home=ondevice_home)
     assert r.returncode == 2

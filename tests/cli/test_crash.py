@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.nomodel
+
 CHILD = """
 import ctypes, os, signal, sys
 from ondevice import crash

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ondevice import doctor
 
 
@@ -28,6 +30,7 @@ def test_doctor_on_this_machine_is_all_well(ondevice_home):
     assert r.stdout.rstrip().endswith("ok: no problem found")
 
 
+@pytest.mark.nomodel
 def test_a_model_that_fails_is_one_problem_line_and_exit_1(tmp_path, ondevice_home):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 64)
@@ -37,6 +40,7 @@ def test_a_model_that_fails_is_one_problem_line_and_exit_1(tmp_path, ondevice_ho
     assert len(problems) == 1 and "a tiny call on bad.gguf failed" in problems[0], r.stdout
 
 
+@pytest.mark.nomodel
 def test_a_crash_in_the_child_is_a_finding_not_our_death():
     result = doctor.run_child("import ctypes; ctypes.string_at(0)")
     assert result.signal_name == "SIGSEGV" and result.output is None
@@ -44,6 +48,7 @@ def test_a_crash_in_the_child_is_a_finding_not_our_death():
     assert ok.output == {"a": 1} and ok.signal_name is None
 
 
+@pytest.mark.nomodel
 def test_a_build_for_missing_instructions_is_a_problem(monkeypatch):
     monkeypatch.setattr(doctor.hardware, "system_info", lambda: "CPU : AVX = 1 | AVX2 = 1 | AVX512 = 1 | AMX_INT8 = 1 |")
     report = doctor.Report()

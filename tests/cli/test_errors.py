@@ -61,6 +61,7 @@ def nested(depth: int) -> str:
     (b'[{"name": "\\ud800"}]', "holds a string that is not valid UTF-8"),
     (b"[" + b"1" * 5000 + b"]", "is not valid JSON"),
 ])
+@pytest.mark.nomodel
 def test_bad_tools_files(tmp_path, capsys, content, message):
     path = tmp_path / "tools.json"
     path.write_bytes(content)
@@ -82,6 +83,7 @@ def test_bad_tools_files(tmp_path, capsys, content, message):
     ("--n-gpu-layers", "-2", "setting n_gpu_layers"),
     ("--seed", "1.5", "argument --seed: invalid int value: '1.5'"),
 ])
+@pytest.mark.nomodel
 def test_bad_settings(capsys, option, value, message):
     status, _, err = run_main(capsys, "call", "hi", option, value)
     assert_one_line_error(status, err, message)
@@ -93,6 +95,7 @@ def test_n_ctx_beyond_the_models_training(capsys):
     assert "trained on (8192 tokens): pass --n-ctx 8192 or less" in err
 
 
+@pytest.mark.nomodel
 def test_prefix_cache_dir_that_is_a_file(tmp_path, capsys):
     target = tmp_path / "notadir"
     target.write_text("mine")
@@ -119,6 +122,7 @@ def test_chat_templates_that_raise(tmp_path, capsys, template, message):
     assert_one_line_error(status, err, message)
 
 
+@pytest.mark.nomodel
 def test_chat_template_file_not_utf8(tmp_path, capsys):
     path = tmp_path / "t.jinja"
     path.write_bytes(b"{{ bos_token }}\xc3(")
@@ -144,6 +148,7 @@ def tools_file(tmp_path, parameters) -> str:
     ({"type": "object", "properties": {"x": {"type": "string", "pattern": "(("}}},
      "tool 'f', at parameters[\"properties\"][\"x\"][\"pattern\"]: not a valid JSON Schema: '((' is not a 'regex'"),
 ])
+@pytest.mark.nomodel
 def test_unsatisfiable_schemas_are_refused_at_compile_time(tmp_path, capsys, parameters, message):
     status, _, err = run_main(capsys, "call", "hi", "--tools", tools_file(tmp_path, parameters))
     assert_one_line_error(status, err, message)
@@ -151,6 +156,7 @@ def test_unsatisfiable_schemas_are_refused_at_compile_time(tmp_path, capsys, par
     assert "call_0" not in err and "x-guidance" not in err  # no grammar dump
 
 
+@pytest.mark.nomodel
 def test_verbose_shows_the_grammar_listing(tmp_path, capsys):
     # a lookahead: Python's re (the judge) reads it, llguidance's regex engine refuses it
     path = tools_file(tmp_path, {"type": "object", "properties": {"x": {"type": "string", "pattern": "^(?=a)a$"}}})
@@ -167,11 +173,13 @@ def test_recursive_schemas_with_a_way_out_still_work(tmp_path, capsys):
 
 
 # --- conventions ------------------------------------------------------------------------------------
+@pytest.mark.nomodel
 def test_version(capsys):
     status, out, _ = run_main(capsys, "--version")
     assert status == 0 and out.strip() == f"ondevice {__version__}"
 
 
+@pytest.mark.nomodel
 def test_a_bug_is_one_line_asking_for_a_report(capsys, monkeypatch):
     import ondevice.cli.models as models
 
@@ -183,6 +191,7 @@ def test_a_bug_is_one_line_asking_for_a_report(capsys, monkeypatch):
 
 
 # --- as a user runs it: argv bytes, stdin, stdout ---------------------------------------------------
+@pytest.mark.nomodel
 def test_query_not_utf8_in_argv():
     r = ondevice("call", b"weather in \xff\xfe Paris", "--tools", SIMPLE_TOOLS)
     assert_one_line_error(r.returncode, r.stderr.decode(), "the query is not valid UTF-8 text")
@@ -200,6 +209,7 @@ def test_stdout_that_cannot_be_written():
     assert_one_line_error(r.returncode, r.stderr.decode(), "a write failed: No space left on device")
 
 
+@pytest.mark.nomodel
 def test_a_closed_pipe_is_not_an_error():
     proc = subprocess.Popen([sys.executable, "-m", "ondevice", "models"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))

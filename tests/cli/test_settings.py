@@ -9,6 +9,7 @@ from ondevice.cli import build_parser
 from ondevice.settings import LOAD_TIME_FIELDS, PER_CALL_FIELDS
 
 
+@pytest.mark.nomodel
 def test_every_field_is_load_time_or_per_call():
     from dataclasses import fields
 
@@ -42,6 +43,7 @@ def test_a_per_call_date_string_is_honoured(standin_path):
         assert "Today Date: 01 Jan 2026" in evaluated(c) and "26 Jul 2024" not in evaluated(c)
 
 
+@pytest.mark.nomodel
 def test_the_cli_defaults_are_the_settings_defaults():
     args = build_parser().parse_args(["call", "Hello"])
     d = Settings()

@@ -60,6 +60,7 @@ def run_without(tmp_path: Path, ondevice_home: Path):
     return run
 
 
+@pytest.mark.nomodel
 def test_the_refuser_refuses(run_without):
     r = run_without(EXTRAS, "-c", "import ondevice_convert")
     assert r.returncode != 0 and "refused by the test" in r.stderr
@@ -84,6 +85,7 @@ def test_help_models_and_a_real_call_without_the_extras(run_without):
     assert validate_calls(calls, normalize_tools(tools)) == []
 
 
+@pytest.mark.nomodel
 def test_importing_the_runtime_pulls_no_heavy_package(run_without):
     code = ("import sys, json; import ondevice, ondevice.api, ondevice.cli; ondevice.cli.build_parser(); "
             f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))")
@@ -93,6 +95,7 @@ def test_importing_the_runtime_pulls_no_heavy_package(run_without):
         assert json.loads(r.stdout) == [], f"refusing {refused}: importing the runtime imported {r.stdout}"
 
 
+@pytest.mark.nomodel
 def test_a_missing_extra_is_one_line_naming_the_pip_command(run_without):
     registered = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
     assert {"convert", "pull", "bench"} <= registered, (

@@ -57,6 +57,7 @@ def _help(*argv: str) -> str:
     return ""
 
 
+@pytest.mark.nomodel
 def test_help_has_examples(capsys: pytest.CaptureFixture) -> None:
     for cmd in ("convert", "pull"):
         _help(cmd)

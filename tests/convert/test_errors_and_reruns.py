@@ -20,6 +20,7 @@ def _no_outputs(d: Path) -> bool:
     return not d.exists() or not [p for p in d.iterdir() if p.suffix in (".gguf", ".part")]
 
 
+@pytest.mark.nomodel
 def test_errors_are_ondevice_errors() -> None:
     for cls in (ConversionError, MissingFileError, UnknownQuantError, UnsupportedArchitectureError):
         assert issubclass(cls, OndeviceError)
@@ -67,6 +68,7 @@ def test_missing_tensor(tmp_ckpt, tmp_path: Path) -> None:
         convert_checkpoint(ckpt, tmp_path / "out", progress=False)
 
 
+@pytest.mark.nomodel
 def test_missing_source(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match="checkpoint directory or a hub repo id"):
         convert_checkpoint(tmp_path / "nope", tmp_path / "out", progress=False)

@@ -36,6 +36,7 @@ def quantized(tiny_f16: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return paths
 
 
+@pytest.mark.nomodel
 def test_required_types_offered() -> None:
     assert set(REQUIRED_QUANTS) <= set(QUANT_TYPES)
 
@@ -92,6 +93,7 @@ def test_unknown_quant(tiny_f16: Path, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.nomodel
 def test_quantizer_failure_leaves_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)

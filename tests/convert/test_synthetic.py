@@ -15,6 +15,7 @@ from ondevice_convert.safetensors_reader import SafetensorsCheckpoint
 from ondevice_convert.verify import CHAT_CONVERSATIONS, render_chat
 
 
+@pytest.mark.nomodel
 def test_llama_3_2_1b_shape() -> None:
     c = LLAMA_3_2_1B_CONFIG
     assert (c["hidden_size"], c["num_hidden_layers"], c["num_attention_heads"], c["num_key_value_heads"],
@@ -28,6 +29,7 @@ def test_llama_3_2_1b_shape() -> None:
     assert t["num_hidden_layers"] == 3 and t["vocab_size"] == 128256 and t["rope_scaling"]["rope_type"] == "llama3"
 
 
+@pytest.mark.nomodel
 def test_special_token_names() -> None:
     assert [llama_3_2_special_name(i) for i in (128000, 128004, 128008, 128009, 128010, 128011, 128255)] == [
         "<|begin_of_text|>", "<|finetune_right_pad_id|>", "<|eom_id|>", "<|eot_id|>", "<|python_tag|>",

@@ -21,6 +21,7 @@ def _chat_prompts(ckpt: Path) -> list[str]:
     return prompts
 
 
+@pytest.mark.nomodel
 def test_text_set_covers_scripts() -> None:
     joined = "".join(VERIFY_TEXTS)
     for needle in ("def ", '{"', "😀", "中文", "日本語", "한국어", "\t", "12345"):

@@ -27,6 +27,7 @@ def _load(path, **settings) -> dict[str, float]:
         model.close()
 
 
+@pytest.mark.nomodel
 def test_amx_is_avoided_unless_the_user_opts_back_in(monkeypatch):
     monkeypatch.delenv(hardware.AMX_ENV, raising=False)
     assert hardware.default_avoided() == {"AMX"}
@@ -52,6 +53,7 @@ def test_a_load_uses_only_the_extra_buffer_types_left_in_the_list(ondevice_home,
     assert hardware.extra_buffer_types() == [b for b in builtin if b != "AMX"]
 
 
+@pytest.mark.nomodel
 @pytest.mark.skipif(not hardware.has_amx(), reason="this CPU has no AMX (lscpu: no amx_int8)")
 def test_on_an_amx_host_the_weights_avoid_amx_and_opting_in_puts_them_back(ondevice_home, monkeypatch):
     path = standin_gguf_path()  # Q4_1: the type llama.cpp's AMX path repacked before it crashed
@@ -62,6 +64,7 @@ def test_on_an_amx_host_the_weights_avoid_amx_and_opting_in_puts_them_back(ondev
         assert "AMX" in _load(path)  # loading only: decoding with it is what crashes
 
 
+@pytest.mark.nomodel
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 amx_bf16 amx_tile amx_int8\n")
@@ -71,6 +74,7 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     assert hardware.cpu_flags(tmp_path / "missing") == set()
 
 
+@pytest.mark.nomodel
 def test_weight_buffers_are_read_from_the_load_log():
     log = ["load_tensors:   CPU_Mapped model buffer size =   462.96 MiB\n",
            "load_tensors:          AMX model buffer size =    95.34 MiB\n", "llama_context: n_ctx = 256\n"]

@@ -56,6 +56,7 @@ def test_a_sentence_goes_back_into_the_conversation_as_written(caller):
     assert conversation.messages[-1] == {"role": "assistant", "content": result.message}
 
 
+@pytest.mark.nomodel
 def test_the_sentence_can_neither_start_nor_hide_a_tag_nor_start_like_a_call():
     lark = tool_call_lark([], CallOptions(no_call="text", message_max_chars=50))
     assert "message: /[^<\\s{\\[`][^<]{0,49}/" in lark and "start: calls | message" in lark
@@ -65,6 +66,7 @@ def test_the_sentence_can_neither_start_nor_hide_a_tag_nor_start_like_a_call():
     ({"no_call": "maybe"}, "setting no_call: expected None, 'list', 'text' or 'threshold', got 'maybe'"),
     ({"no_call_threshold": 1.5}, "setting no_call_threshold: expected None or a probability in [0, 1], got 1.5"),
 ])
+@pytest.mark.nomodel
 def test_bad_no_call_settings_are_clear_errors(changes, expected):
     with pytest.raises(SettingsError) as info:
         Settings(**changes)

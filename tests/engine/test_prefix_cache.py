@@ -13,6 +13,8 @@ import pytest
 from ondevice.errors import DirectoryError
 from ondevice.engine.prefix_cache import FILE_PREFIX, PrefixCache, _FILE
 
+pytestmark = pytest.mark.nomodel
+
 
 def ours(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if _FILE.fullmatch(p.name))

@@ -32,6 +32,7 @@ def test_repack_decides_whether_llama_cpp_copies_the_weights(ondevice_home, monk
     assert _repack_log_after_load(False, monkeypatch) == []
 
 
+@pytest.mark.nomodel
 def test_the_one_shot_call_loads_without_repacking_and_the_others_with():
     parser = build_parser()
     assert parser.parse_args(["call", "q"]).repack is False
@@ -41,6 +42,7 @@ def test_the_one_shot_call_loads_without_repacking_and_the_others_with():
     assert Settings().repack is True and "repack" in LOAD_TIME_FIELDS
 
 
+@pytest.mark.nomodel
 def test_repack_must_be_a_bool():
     with pytest.raises(SettingsError, match="setting repack: expected True or False, got 'no'"):
         Settings(repack="no")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ondevice.engine.sampling import Sampler, mask_to_bool
+import pytest
+
+pytestmark = pytest.mark.nomodel
 
 LOGITS = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
 

@@ -28,6 +28,7 @@ def accepts(caller, lark: str, text: str) -> bool:
     return bool(matcher.consume_tokens(caller.model.tokenize(text, special=False))) and matcher.is_accepting()
 
 
+@pytest.mark.nomodel
 def test_refusals_name_the_response_format_and_the_keyword():
     with pytest.raises(OutputSchemaError, match=r"response format 'trip', at schema\.properties\.x: unsupported JSON "
                                                 r"Schema keyword 'not'"):
@@ -61,6 +62,7 @@ def test_the_grammar_admits_only_a_valid_value_or_calls(caller):
     assert accepts(caller, native, '{"city": "Rome", "days": 3}') and not accepts(caller, native, "")
 
 
+@pytest.mark.nomodel
 def test_responses_input_items_become_chat_messages():
     items = [{"role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
              {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"location": "Paris"}'},
@@ -97,6 +99,7 @@ def test_generate_json_returns_the_validated_value(caller):
                              Settings(max_tokens=6))
 
 
+@pytest.mark.nomodel
 def test_cli_json_refuses_an_unenforceable_schema_before_loading(tmp_path):
     schema = tmp_path / "s.json"
     schema.write_text(json.dumps({"type": "object", "properties": {"x": {"contains": {}}}}))

@@ -31,6 +31,7 @@ TWO_BLOCKS = ('<tool_call>\n{"name": "a", "arguments": {"x": "</tool_call>"}}\n<
 
 # --- the format without a model ------------------------------------------------------------------
 
+@pytest.mark.nomodel
 def test_native_text_parses_into_the_same_calls():
     assert parse_calls(TWO_BLOCKS, NATIVE) == [ToolCall("a", {"x": "</tool_call>"}), ToolCall("b", {})]
     assert parse_calls("It is sunny in Paris.", NATIVE) == []  # a plain reply: no call
@@ -39,6 +40,7 @@ def test_native_text_parses_into_the_same_calls():
     assert parse_calls(TWO_BLOCKS, "card") is None  # each format reads only its own layout
 
 
+@pytest.mark.nomodel
 def test_a_cut_native_answer_keeps_its_complete_blocks():
     assert close_text(TWO_BLOCKS[:-3], None, NATIVE) == TWO_BLOCKS.split("\n<tool_call>")[0]
     assert close_text(TWO_BLOCKS, -1, NATIVE) == TWO_BLOCKS.split("\n<tool_call>")[0]
@@ -51,17 +53,20 @@ def test_a_cut_native_answer_keeps_its_complete_blocks():
     CallOptions(tool_format=NATIVE, min_calls=1, max_calls=2), CallOptions(tool_format=NATIVE, max_calls=0),
     CallOptions(tool_format=NATIVE, max_calls=0, no_call="text"),
 ])
+@pytest.mark.nomodel
 def test_the_native_grammar_compiles(options):
     lark = tool_call_lark(normalize_tools(WEATHER), options)
     assert not LLMatcher.validate_grammar_with_warnings(LLMatcher.grammar_from_lark(lark))[0], lark
     assert "[" not in lark.split("\n")[0]  # no list around the calls
 
 
+@pytest.mark.nomodel
 def test_a_wrong_tool_format_is_a_clear_error():
     with pytest.raises(SettingsError, match=r"tool_format: expected None or one of \['card', 'native'\], got 'hermes'"):
         Settings(tool_format="hermes")
 
 
+@pytest.mark.nomodel
 def test_the_stream_reader_follows_native_blocks():
     assert split_calls(TWO_BLOCKS, block_per_call=True) == [("a", '{"x": "</tool_call>"}'), ("b", "{}")]
     reader, events = ToolCallReader(block_per_call=True), []
@@ -71,6 +76,7 @@ def test_the_stream_reader_follows_native_blocks():
     assert split_calls("No tool fits.", block_per_call=True) == []
 
 
+@pytest.mark.nomodel
 def test_the_server_maps_a_conversation_onto_the_template_roles():
     messages, query = native_messages([
         {"role": "system", "content": "Be brief."},

@@ -6,6 +6,8 @@ import pytest
 
 from ondevice.formats.blocks import ToolCall, parse_response, parse_tool_calls
 
+pytestmark = pytest.mark.nomodel
+
 
 def test_card_contract_list_or_text():
     text = '<tool_call>[{"name": "get_weather", "arguments": {"location": "New York", "unit": "fahrenheit"}}]</tool_call>'

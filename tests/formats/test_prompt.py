@@ -10,6 +10,9 @@ from jinja2 import Template
 from ondevice.formats.prompt import SYSTEM_PROMPT, USER_TEMPLATE, prepare_messages, render_user_prompt
 
 from ..common import SHARED, load_example
+import pytest
+
+pytestmark = pytest.mark.nomodel
 
 CARD = (SHARED / "model-card.txt").read_text()
 

@@ -19,6 +19,7 @@ class CardCopy(CardFormat):
     name = "card-copy-test"
 
 
+@pytest.mark.nomodel
 def test_unknown_and_duplicate_names_are_clear_errors():
     assert {"card", "native"} <= set(format_names())
     with pytest.raises(ValueError, match="unknown tool format 'nope': expected one of"):

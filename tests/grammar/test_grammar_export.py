@@ -74,6 +74,7 @@ def test_exported_gbnf_runs_in_llama_cpp(tmp_path, ondevice_home, caller, llama,
     assert matcher.consume_tokens(caller.model.tokenize(text, special=False)) and matcher.is_accepting(), text
 
 
+@pytest.mark.nomodel
 def test_gbnf_refuses_what_it_cannot_enforce():
     tools = normalize_tools([{"name": "set_volume", "parameters": {"type": "object", "properties": {
         "level": {"type": "integer", "minimum": 0, "maximum": 10}}}}])

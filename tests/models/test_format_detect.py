@@ -33,12 +33,14 @@ HERMES = ("{%- if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %
 
 # --- detection, no model -------------------------------------------------------------------------
 
+@pytest.mark.nomodel
 def test_the_cards_llama_template_stays_card():
     template = (SHARED / "fixtures" / "llama-3.2-chat-template.jinja").read_text()
     fmt, reason = detect_format(template)
     assert fmt == CARD and "not with <tool_call> tags" in reason
 
 
+@pytest.mark.nomodel
 def test_hermes_tags_are_native_and_no_tools_is_card():
     assert detect_format(HERMES)[0] == NATIVE
     assert detect_format("{{ messages[0].content }}<tool_call>")[0] == CARD  # tags but no tools variable
@@ -47,6 +49,7 @@ def test_hermes_tags_are_native_and_no_tools_is_card():
     assert detect_format(None)[0] == CARD
 
 
+@pytest.mark.nomodel
 def test_a_manifest_overrides_detection_and_says_so():
     chosen = choose({"alias": "x", "tool_format": "card", "no_call": "threshold"}, HERMES)
     assert (chosen.tool_format, chosen.no_call) == ("card", "threshold")
@@ -63,6 +66,7 @@ def test_the_header_reader_finds_the_template_of_real_files(standin_path):
     assert format_for_path(standin_path)[0] == CARD
 
 
+@pytest.mark.nomodel
 def test_the_header_reader_refuses_what_is_not_a_gguf(tmp_path):
     text = tmp_path / "notes.gguf"
     text.write_text("hello")

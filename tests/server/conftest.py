@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,11 +37,15 @@ class Server:
                                      env=dict(os.environ, **(env or {})))
         lines: "queue.Queue[str]" = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
-        try:
-            self.ready_line = lines.get(timeout=startup_s).rstrip("\n")
-        except queue.Empty:
-            self.stop()
-            raise AssertionError(f"the server printed nothing in {startup_s} s; stderr: {self.proc.stderr.read()}")
+        deadline = time.monotonic() + startup_s
+        while True:  # the ready line, or the server's own error as soon as it exits
+            try:
+                self.ready_line = lines.get(timeout=0.2).rstrip("\n")
+                break
+            except queue.Empty:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    code, err = self.stop()
+                    raise AssertionError(f"the server printed no ready line (exit {code}); stderr: {err}")
         self.url = self.ready_line.rsplit(" on ", 1)[-1]
 
     def client(self, api_key: str = API_KEY, **kwargs: Any) -> "openai.OpenAI":

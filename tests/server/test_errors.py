@@ -190,6 +190,7 @@ def test_sigterm_and_sigint_stop_cleanly(ondevice_home):
         assert "ondevice: stopped" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.nomodel
 def test_missing_extra_is_one_line():
     code = ("import sys; sys.modules['starlette'] = None; from ondevice.cli import main; "
             "sys.exit(main(['serve', '--port', '0']))")
@@ -200,6 +201,7 @@ def test_missing_extra_is_one_line():
         "ondevice: error: ondevice serve needs starlette (the serve extra): pip install 'ondevice[serve]'"]
 
 
+@pytest.mark.nomodel
 def test_bad_parallel_is_one_line():
     r = subprocess.run([sys.executable, "-m", "ondevice", "serve", "--port", "0", "--parallel", "0"],
                        capture_output=True, text=True, cwd=REPO, timeout=120, env=dict(os.environ))

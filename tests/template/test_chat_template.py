@@ -14,6 +14,8 @@ from ondevice.formats.prompt import prepare_messages
 
 from ..common import EXAMPLE_NAMES, SHARED, load_example
 
+pytestmark = pytest.mark.nomodel
+
 FIXTURE = SHARED / "fixtures" / "llama-3.2-chat-template.jinja"
 FIXTURE_SHA256 = "5816fce10444e03c2e9ee1ef8a4a1ea61ae7e69e438613f3b17b69d0426223a4"
 

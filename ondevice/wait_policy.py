@@ -16,8 +16,11 @@ fell by 17% on the 1B shape and 30% on the stand-in. A short spin keeps both:
 | OMP_WAIT_POLICY=PASSIVE     | 19.8 tok/s      | 1.5x                | 96 tok/s              | 1.3x                |
 
 (3,000 spins already gave 3.0x on the stand-in, 20,000 gave 11x.) libgomp reads these variables once,
-when it is loaded, so this must run before ``llama_cpp`` is imported (``ondevice/__init__.py`` imports
-this module first). A value the user set, of either variable, is kept.
+when it is loaded, so this must run before ``llama_cpp`` is imported. It lives at the package's top
+(standard library only) and ``ondevice/__init__.py`` imports it before anything else, so importing any
+``ondevice`` module, ``python -m ondevice`` or the console script sets it first; ``ondevice_convert`` and
+``ondevice_bench`` modules that load llama.cpp import ``ondevice`` before it. A value the user set, of
+either variable, is kept.
 """
 
 from __future__ import annotations
