@@ -21,7 +21,7 @@ from .engine.engine import Engine, ModelDefaults
 from .errors import CallerClosedError, ChatTemplateError, QueryError, SettingsError
 from .grammar.calls import DEFAULT_OPTIONS, CallOptions, Markers
 from .engine.grammars import check_tools
-from .schema.limits import check_tool_limits
+from .schema.limits import check_messages, check_tool_limits
 from .engine.llama import LlamaModel
 from .models.catalog import ResolvedModel, manifests, resolve
 from .formats import get_format
@@ -170,6 +170,8 @@ class ToolCaller:
             self.settings.check_per_call(s)
             check_query(query)
             check_tool_limits(tools, s)  # before prepare_messages writes the tools out as JSON
+            if history is not None:
+                check_messages(history, s, "history")
             messages = prepare_messages(query, list(tools) if tools is not None else None, history,
                                         self.tool_format(s))
             return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
@@ -194,6 +196,8 @@ class ToolCaller:
             self.check_open()
             s = settings or self.settings
             self.settings.check_per_call(s)
+            check_tool_limits(tools, s)
+            check_messages(messages, s)
             return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
 
     def check_open(self) -> None:
@@ -220,8 +224,9 @@ class ToolCaller:
         an instance of it), answering a query or a conversation (chat messages; the schema is added
         to their system message). The grammar enforces the schema; a keyword it cannot enforce is an
         OutputSchemaError naming it, a budget that ends inside the value a BudgetError naming max_tokens."""
+        s = settings or self.settings
         json_schema, model_class = schema_of(schema)
-        fmt = content_format(json_schema, name)
+        fmt = content_format(json_schema, name, s.max_schema_depth)
         if isinstance(query_or_messages, str):
             check_query(query_or_messages)
             messages: list[Message] = [{"role": "user", "content": query_or_messages}]
@@ -230,7 +235,6 @@ class ToolCaller:
         else:
             raise QueryError("expected a query (a string) or a non-empty list of chat messages, got "
                              f"{type(query_or_messages).__name__}")
-        s = settings or self.settings
         if not s.constrained:
             raise SettingsError("generate_json decodes under the schema's grammar: it needs constrained=True")
         result = self.call_messages(with_instruction(messages, fmt), None, s, sampler=sampler,

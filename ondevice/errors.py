@@ -10,14 +10,16 @@ class OndeviceError(Exception):
 
     `details` holds what only helps a bug report or an expert (an engine's parser state, a log tail):
     kept out of the message, printed by the CLI with --verbose. `is_bug`: the error means ondevice
-    itself went wrong (the CLI then asks for a report and exits 1).
+    itself went wrong (the CLI then asks for a report and exits 1). `field`: where in the input the
+    fault is, when known (``messages[0].content``); the server answers its first name as `param`.
     """
 
     is_bug = False
 
-    def __init__(self, message: str = "", *, details: Optional[str] = None):
+    def __init__(self, message: str = "", *, details: Optional[str] = None, field: Optional[str] = None):
         super().__init__(message)
         self.details = details
+        self.field = field
 
 
 class ToolSchemaError(OndeviceError, ValueError):
@@ -78,6 +80,11 @@ class DirectoryError(OndeviceError, OSError):
 
 class InputLimitError(OndeviceError, ValueError):
     """An input is larger or deeper than a configured limit (a `Settings` field, named in the message)."""
+
+
+class JSONInputError(OndeviceError, ValueError):
+    """A JSON document from outside (a request body, a tools file) is not JSON: malformed, not UTF-8,
+    or holding NaN or Infinity."""
 
 
 class CallerClosedError(OndeviceError, RuntimeError):

@@ -16,6 +16,8 @@ from functools import cached_property
 from typing import Any, Optional
 
 from .errors import GrammarStateError, ToolSchemaError
+from .schema.json_value import check_json_value
+from .settings import MAX_SCHEMA_DEPTH
 from .formats.blocks import schema_validator
 
 _TOOL = re.compile(r"^tool '((?:[^'\\]|\\.)*)'")
@@ -44,12 +46,17 @@ class ContentFormat:
         return json.loads(self.enforced)
 
 
-def content_format(schema: Any, name: str = "response") -> ContentFormat:
+def content_format(schema: Any, name: str = "response", max_depth: int = MAX_SCHEMA_DEPTH) -> ContentFormat:
     """Check a response JSON Schema (any type at the root; True: any value) and build what the
-    grammar enforces; an OutputSchemaError naming `name`, the place and the keyword otherwise."""
+    grammar enforces; an OutputSchemaError naming `name`, the place and the keyword otherwise, an
+    InputLimitError when it nests deeper than `max_depth` (the setting max_schema_depth)."""
     from .schema.grammar_schema import enforceable
+    from .schema.limits import check_schema_depth
     from .schema.refs import check_refs
     from .schema.tools import to_json_schema
+
+    check_schema_depth(schema, max_depth, f"response format {name!r}", "response_format")
+    check_json_value(schema, "schema", OutputSchemaError, f"response format {name!r}", field="response_format")
 
     if schema is True:
         schema = {}

@@ -14,3 +14,12 @@ EXAMPLES = examples_dir()
 SHARED = next((p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()), REPO.parent / "shared")
 QWEN_ALIAS = "qwen2.5-coder-0.5b-instruct"
 EXAMPLE_NAMES = example_names()
+
+
+def nest_objects(depth: int) -> dict:
+    """A parameters schema of `depth` objects, each the only property of the one around it (2 * depth + 1
+    levels of JSON): hostile input for the depth limits."""
+    schema: dict = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema

@@ -8,6 +8,8 @@ import sys
 
 from ..api import ToolCaller
 from ..formats.prompt import check_query
+from ..schema.limits import parse_json_body
+from ..settings import Settings
 from ..structured import OutputSchemaError, content_format
 from .options import add_model_options, read_text, settings_from_args
 
@@ -32,20 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_schema(source: str, limit: int) -> object:
+def load_schema(source: str, settings: Settings) -> object:
     """The JSON Schema in a file (or stdin for '-'), as a JSON value."""
-    text, where = read_text(source, "schema file", OutputSchemaError, "pass a JSON Schema file", limit=limit)
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise OutputSchemaError(f"{where} is not valid JSON: {exc}") from None
+    text, where = read_text(source, "schema file", OutputSchemaError, "pass a JSON Schema file",
+                            limit=settings.max_body_bytes)
+    return parse_json_body(text, settings, f"the schema in {where}")
 
 
 def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
     settings = settings_from_args(args)
-    schema = load_schema(args.schema, settings.max_body_bytes)
-    content_format(schema, "schema")  # refused keywords fail before the model loads
+    schema = load_schema(args.schema, settings)
+    content_format(schema, "schema", settings.max_schema_depth)  # refused keywords fail before the model loads
     caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
-from ..schema.json_value import check_tools_value
 from ..schema.limits import check_tool_limits, parse_json_body
 from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
@@ -146,16 +144,8 @@ def load_tools(source: Optional[str], settings: Settings) -> Optional[list[Any]]
         return None
     text, where = read_text(source, "tools file", ToolSchemaError, "pass a JSON file holding a list of tools",
                             limit=settings.max_body_bytes)
-    try:
-        data = parse_json_body(text, settings, f"the tools in {where}")
-    except InputLimitError:
-        raise
-    except json.JSONDecodeError as exc:
-        raise ToolSchemaError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
-        raise ToolSchemaError(f"{where} is not valid JSON: {exc}") from None
+    data = parse_json_body(text, settings, f"the tools in {where}")
     if isinstance(data, dict) and isinstance(data.get("tools"), list):
         data = data["tools"]
     check_tool_limits(data, settings)
-    check_tools_value(data, where)
     return data

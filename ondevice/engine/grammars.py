@@ -10,7 +10,6 @@ from llguidance import LLMatcher
 
 from ..errors import ToolSchemaError
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, compile_grammar, explain_grammar_error, grammar_limits, tool_over_step_limit
-from ..schema.json_value import check_tools_value
 from ..schema.limits import check_tool_limits
 from ..settings import Settings
 from ..schema.tools import Tool, normalize_tools
@@ -29,7 +28,6 @@ def check_tools(tools: Optional[Sequence[Any]], settings: Settings,
 
 def compile_tools(tools: Optional[Sequence[Any]], settings: Settings, options: CallOptions) -> tuple[list[Tool], str]:
     """`check_tools` after its limits were checked."""
-    check_tools_value(tools)
     normalized = normalize_tools(tools)
     return normalized, compile_grammar(normalized, grammar_limits(settings), options.capped(settings.max_calls))
 

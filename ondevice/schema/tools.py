@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterable
 import jsonschema
 
 from ..errors import ToolSchemaError
+from ..settings import MAX_SCHEMA_DEPTH
+from .json_value import check_tools_value
+from .limits import check_tools_depth
 
 # BFCL and Python-flavoured type names, mapped to JSON Schema. "any" means no type constraint.
 TYPE_ALIASES: dict[str, str | None] = {
@@ -103,7 +106,8 @@ def normalize_tools(tools: Any) -> list[Tool]:
 
     Raises ToolSchemaError naming the tool and the problem: not a list, missing or non-string name,
     duplicate names, parameters that are not an object schema, keywords the grammar cannot enforce
-    (with the place and the keyword).
+    (with the place and the keyword); InputLimitError for a tool nesting deeper than any
+    max_schema_depth allows (the schema is read recursively).
     """
     from .grammar_schema import enforceable  # grammar_schema imports this module
 
@@ -113,6 +117,8 @@ def normalize_tools(tools: Any) -> list[Tool]:
         raise ToolSchemaError("expected the tools to be a JSON array of tool objects, got a single object: wrap it in [ ]")
     if not isinstance(tools, (list, tuple)):
         raise ToolSchemaError(f"expected the tools to be a JSON array, got {type(tools).__name__}")
+    check_tools_depth(tools, MAX_SCHEMA_DEPTH)
+    check_tools_value(tools)
     result: list[Tool] = []
     seen: set[str] = set()
     for index, raw in enumerate(tools):

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from ..api import CallResult, ToolCaller
 from ..formats import get_format
 from ..errors import OndeviceError
+from ..schema.limits import parse_json_body
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
     no_call_content, parse_chat_request, usage
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
@@ -221,7 +222,10 @@ class ChatServer:
                                              "(the openai client's api_key)", None, "invalid_api_key"))
 
     async def _json(self, request: Request) -> Any:
-        limit = self.caller.settings.max_body_bytes
+        """The request body as JSON: over max_body_bytes a 413, read no further; then `parse_json_body`
+        (its errors are answered as 400s naming the field)."""
+        settings = self.caller.settings
+        limit = settings.max_body_bytes
         too_large = APIError(413, f"the request body is over {limit} bytes (setting max_body_bytes)", None,
                              "request_too_large")
         declared = request.headers.get("content-length") or "0"
@@ -232,13 +236,7 @@ class ChatServer:
             body += piece
             if len(body) > limit:
                 raise too_large
-        try:
-            return json.loads(bytes(body))
-        except UnicodeDecodeError:
-            raise APIError(400, "the request body is not UTF-8", None, "invalid_json") from None
-        except json.JSONDecodeError as exc:
-            raise APIError(400, f"the request body is not valid JSON: {exc.msg} at line {exc.lineno}, column "
-                                f"{exc.colno}", None, "invalid_json") from None
+        return parse_json_body(bytes(body), settings, "the request body")
 
 
 async def _wait_disconnect(request: Request) -> None:

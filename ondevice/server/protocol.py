@@ -30,6 +30,8 @@ from ..api import CallResult
 from ..errors import (
     BudgetError,
     ContextOverflowError,
+    InputLimitError,
+    JSONInputError,
     OndeviceError,
     QueryError,
     SettingsError,
@@ -40,6 +42,7 @@ from ..grammar.calls import CallOptions
 from ..formats import get_format
 from ..formats.prompt import SYSTEM_PROMPT, Message, render_user_prompt
 from ..settings import Settings
+from ..schema.limits import check_arguments_depth, check_tool_limits, parse_json_body
 from ..schema.tools import normalize_tools
 from ..structured import ContentFormat, OutputSchemaError, content_format, with_instruction
 from .tool_stream import split_calls
@@ -62,9 +65,21 @@ class APIError(Exception):
 
 
 def error_from_exception(exc: BaseException) -> APIError:
-    """The API error for an exception raised while answering (bad input is 400, the rest 500)."""
+    """The API error for an exception raised while answering (bad input is 400, the rest 500); its
+    `param` is the request field at fault."""
     if isinstance(exc, APIError):
         return exc
+    error = _input_error(exc)
+    if error is None:
+        return APIError(500, f"internal error: {type(exc).__name__}: {exc}", None, "internal_error")
+    field = getattr(exc, "field", None)
+    if field:  # "messages[0].content" -> "messages"
+        error.param = field.split(".")[0].split("[")[0] or error.param
+    return error
+
+
+def _input_error(exc: BaseException) -> Optional[APIError]:
+    """The 400 for an error about the request, by its kind; None when it is not one."""
     if isinstance(exc, OutputSchemaError):
         return APIError(400, str(exc), "response_format", "invalid_response_format")
     if isinstance(exc, ToolSchemaError):
@@ -77,11 +92,13 @@ def error_from_exception(exc: BaseException) -> APIError:
         return APIError(400, str(exc), "max_tokens", "max_tokens_too_small")
     if isinstance(exc, QueryError):
         return APIError(400, str(exc), "messages", "invalid_value")
-    if isinstance(exc, SettingsError):
-        return APIError(400, str(exc), None, "invalid_value")
+    if isinstance(exc, JSONInputError):
+        return APIError(400, str(exc), None, "invalid_json")
+    if isinstance(exc, InputLimitError):
+        return APIError(400, str(exc), None, "input_too_large")
     if isinstance(exc, OndeviceError) and isinstance(exc, ValueError):
         return APIError(400, str(exc), None, "invalid_value")
-    return APIError(500, f"internal error: {type(exc).__name__}: {exc}", None, "internal_error")
+    return None
 
 
 @dataclass
@@ -143,13 +160,14 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         if body.get(name) is not None and refused(body[name]):
             raise APIError(400, f"'{name}' is not supported: the answer is a tool-call list decoded under a grammar "
                                 f"(greedy by default; use temperature, top_p and seed)", name, "unsupported_parameter")
-    content = response_format(_field(body, "response_format", (dict,)))
+    content = response_format(_field(body, "response_format", (dict,)), base)
 
     tools = _field(body, "tools", (list,))
     for i, tool in enumerate(tools or []):
         if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(tool.get("function"), dict):
             raise APIError(400, f"tools[{i}]: expected {{\"type\": \"function\", \"function\": {{...}}}}, got "
                                 f"{json.dumps(tool)[:80]}", "tools", "invalid_type")
+    check_tool_limits(tools, base)  # before normalize_tools reads the schemas recursively
     normalized = normalize_tools(tools)  # a refused schema: ToolSchemaError naming the tool and keyword
     options = tool_choice_options(body.get("tool_choice"), _field(body, "parallel_tool_calls", (bool,), True),
                                   [t.name for t in normalized])
@@ -184,17 +202,18 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
 
     if get_format(tool_format).template_layout or (content is not None and not tools):
         # a JSON answer with no tools: the conversation as it is, not the card's tool-calling prompt
-        messages, query = native_messages(body.get("messages"))
+        messages, query = native_messages(body.get("messages"), base)
     else:
-        messages, query = card_messages(body.get("messages"), tools)
+        messages, query = card_messages(body.get("messages"), tools, base)
     if content is not None:
         messages, options = with_instruction(messages, content), replace(options, content=content)
     return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content)
 
 
-def response_format(value: Optional[dict[str, Any]]) -> Optional[ContentFormat]:
+def response_format(value: Optional[dict[str, Any]], settings: Settings) -> Optional[ContentFormat]:
     """OpenAI's response_format (``text``, ``json_object``, ``json_schema``) as the content the grammar
-    enforces (None: no response format); a schema the grammar cannot enforce is a 400 naming the keyword."""
+    enforces (None: no response format); a schema the grammar cannot enforce is a 400 naming the
+    keyword, one nesting deeper than `settings.max_schema_depth` a 400 naming the setting."""
     param = "response_format"
     kind = None if value is None else value.get("type")
     if kind in (None, "text"):
@@ -218,7 +237,7 @@ def response_format(value: Optional[dict[str, Any]]) -> Optional[ContentFormat]:
                             f"{json_type(schema)}", param, "invalid_type")
     if not isinstance(spec.get("strict", False), (bool, type(None))):
         raise APIError(400, f"expected the response format's 'strict' to be a boolean", param, "invalid_type")
-    return content_format(schema, name)  # enforced exactly whether strict or not
+    return content_format(schema, name, settings.max_schema_depth)  # enforced exactly whether strict or not
 
 
 def tool_choice_options(choice: Any, parallel: bool, names: list[str]) -> CallOptions:
@@ -285,7 +304,7 @@ def _text(content: Any, where: str, allow_none: bool = False) -> Optional[str]:
                    "messages", "invalid_type")
 
 
-def _assistant_calls(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _assistant_calls(message: dict[str, Any], where: str, settings: Settings) -> list[dict[str, Any]]:
     calls = []
     for j, call in enumerate(message["tool_calls"]):
         function = call.get("function") if isinstance(call, dict) else None
@@ -293,20 +312,21 @@ def _assistant_calls(message: dict[str, Any], where: str) -> list[dict[str, Any]
             raise APIError(400, f"{where}.tool_calls[{j}]: expected {{\"type\": \"function\", \"function\": "
                                 "{\"name\", \"arguments\"}}", "messages", "invalid_type")
         arguments = function.get("arguments", "{}")
+        field = f"{where}.tool_calls[{j}].function.arguments"
         if isinstance(arguments, str):
             try:
-                arguments = json.loads(arguments) if arguments.strip() else {}
-            except ValueError as exc:
-                raise APIError(400, f"{where}.tool_calls[{j}].function.arguments is not valid JSON: {exc}", "messages",
-                               "invalid_value") from None
+                arguments = parse_json_body(arguments, settings, field) if arguments.strip() else {}
+            except (JSONInputError, InputLimitError) as exc:
+                raise APIError(400, str(exc), "messages", "invalid_value") from None
         if not isinstance(arguments, dict):
-            raise APIError(400, f"{where}.tool_calls[{j}].function.arguments: expected a JSON object, got "
-                                f"{json_type(arguments)}", "messages", "invalid_type")
+            raise APIError(400, f"{field}: expected a JSON object, got {json_type(arguments)}", "messages",
+                           "invalid_type")
+        check_arguments_depth(arguments, settings, field)
         calls.append({"name": function["name"], "arguments": arguments})
     return calls
 
 
-def _read_turns(messages: Any, native: bool) -> tuple[list[str], list[dict[str, Any]]]:
+def _read_turns(messages: Any, native: bool, settings: Settings) -> tuple[list[str], list[dict[str, Any]]]:
     """The request's messages checked: the system/developer texts, and the turns in order (user,
     assistant with its text and its `calls`, tool), ending with a user message or a tool result.
     A system message after the first turn is refused in the native format (its template puts the
@@ -341,7 +361,7 @@ def _read_turns(messages: Any, native: bool) -> tuple[list[str], list[dict[str, 
                                "messages", "invalid_type")
             turns.append({"role": "assistant",
                           "content": _text(message.get("content"), f"{where}.content", allow_none=True) or "",
-                          "calls": _assistant_calls(message, where) if tool_calls else []})
+                          "calls": _assistant_calls(message, where, settings) if tool_calls else []})
         elif role == "tool":
             if not turns:
                 raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
@@ -361,10 +381,12 @@ def _query(turns: list[dict[str, Any]]) -> Optional[str]:
     return turns[-1]["content"] if turns[-1]["role"] == "user" else None
 
 
-def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Message], Optional[str]]:
+def card_messages(messages: Any, tools: Optional[list[Any]], settings: Optional[Settings] = None) \
+        -> tuple[list[Message], Optional[str]]:
     """The request's messages laid out as the card's conversation (see the module docstring), and
-    the query (the last user text, when the last message is the user's)."""
-    system_extra, turns = _read_turns(messages, native=False)
+    the query (the last user text, when the last message is the user's); `settings` bounds the
+    tool-call arguments in them."""
+    system_extra, turns = _read_turns(messages, False, settings or Settings())
     laid_out: list[Message] = []
     for n, turn in enumerate(turns):
         content = turn["content"]
@@ -377,11 +399,12 @@ def card_messages(messages: Any, tools: Optional[list[Any]]) -> tuple[list[Messa
     return [{"role": "system", "content": system}] + laid_out, _query(turns)
 
 
-def native_messages(messages: Any) -> tuple[list[Message], Optional[str]]:
+def native_messages(messages: Any, settings: Optional[Settings] = None) -> tuple[list[Message], Optional[str]]:
     """The request's messages for a model prompted with its own chat template (native tool format):
     system/developer text as one system message, user and tool turns as sent, assistant tool calls
-    as ``tool_calls`` with their arguments as objects; and the query (the last user text)."""
-    system, turns = _read_turns(messages, native=True)
+    as ``tool_calls`` with their arguments as objects; and the query (the last user text); `settings`
+    bounds the tool-call arguments in them."""
+    system, turns = _read_turns(messages, True, settings or Settings())
     laid_out: list[Message] = []
     for turn in turns:
         entry: dict[str, Any] = {"role": turn["role"], "content": turn["content"]}

@@ -34,7 +34,8 @@ class Job:
     pieces: Optional["asyncio.Queue[Any]"] = None  # streaming: text pieces, then DONE
     cancelled: threading.Event = field(default_factory=threading.Event)
 
-    def _send(self, fn: Callable[..., None], *args: Any) -> None:
+    def send(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run `fn(*args)` on the request's event loop (from the model thread); a no-op once it closed."""
         try:
             self.loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: nobody is waiting any more
@@ -47,9 +48,9 @@ class Job:
                     self.future.set_exception(error)
                 else:
                     self.future.set_result(result)
-        self._send(settle)
+        self.send(settle)
         if self.pieces is not None:
-            self._send(self.pieces.put_nowait, DONE)
+            self.send(self.pieces.put_nowait, DONE)
 
 
 class ModelWorker:
@@ -168,6 +169,6 @@ class ModelWorker:
                 raise JobCancelled()
             if job.pieces is not None and (text or not started):  # the first piece, even "", starts the stream
                 started = True
-                job._send(job.pieces.put_nowait, text)
+                job.send(job.pieces.put_nowait, text)
 
         return on_text

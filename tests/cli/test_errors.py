@@ -16,7 +16,7 @@ import pytest
 from ondevice import __version__
 from ondevice.cli import main
 
-from ..common import EXAMPLES, REPO
+from ..common import EXAMPLES, REPO, nest_objects
 
 STANDIN_NOTE = "ondevice: using the stand-in"
 SIMPLE_TOOLS = str(EXAMPLES / "simple" / "tools.json")
@@ -56,9 +56,9 @@ def nested(depth: int) -> str:
 @pytest.mark.parametrize("content, message", [
     (b'[{"name": "f\xff"}]', "is not UTF-8 text: byte 0xff at offset 12"),
     (nested(1000).encode(), "nests too deeply to read"),
-    (nested(150).encode(), "tool #0: its definition nests 149 levels deep, the limit is 64 (setting max_schema_depth)"),
+    (nested(150).encode(), "tool #0: its definition nests 149 levels deep, the limit is 64 (setting max_schema_depth, at most 100)"),
     (b'[{"name": "f", "parameters": {"type": "object", "properties": {"x": {"maximum": NaN}}}}]', "NaN is not a JSON number"),
-    (b'[{"name": "\\ud800"}]', "holds a string that is not valid UTF-8"),
+    (b'[{"name": "\\ud800"}]', "[0].name holds text that is not valid UTF-8"),
     (b"[" + b"1" * 5000 + b"]", "is not valid JSON"),
 ])
 @pytest.mark.nomodel
@@ -67,6 +67,39 @@ def test_bad_tools_files(tmp_path, capsys, content, message):
     path.write_bytes(content)
     status, _, err = run_main(capsys, "call", "hi", "--tools", str(path))
     assert_one_line_error(status, err, message)
+
+
+# --- hostile input (issue 27): the server's three, through the CLI; refused before a model loads ------
+def write(tmp_path, name: str, content: str | bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return str(path)
+
+
+@pytest.mark.parametrize("command, content, message", [
+    ("call", nested(10_000), "tools.json nests too deeply to read (the limit is 512 levels)"),
+    ("call", json.dumps([{"name": "deep", "parameters": nest_objects(200)}]),
+     "tool 'deep': its definition nests 402 levels deep, the limit is 64 (setting max_schema_depth"),
+    ("call", '[{"name": "f", "description": "\\ud800"}]',
+     "tools.json: [0].description holds text that is not valid UTF-8"),
+    ("call", '[{"name": "f", "parameters": {"type": "object", "properties": {"\\udc00": {}}}}]',
+     "[0].parameters.properties holds text that is not valid UTF-8"),
+    ("json", nested(10_000), "schema.json nests too deeply to read"),
+    ("json", json.dumps(nest_objects(200)),
+     "response format 'schema': its schema nests 401 levels deep, the limit is 64 (setting max_schema_depth"),
+    ("json", '{"type": "string", "description": "\\ud800"}',
+     "schema.json: description holds text that is not valid UTF-8"),
+])
+def test_hostile_files_are_one_line_before_the_model_loads(tmp_path, capsys, command, content, message):
+    option, name = ("--tools", "tools.json") if command == "call" else ("--schema", "schema.json")
+    status, _, err = run_main(capsys, command, "hi", option, write(tmp_path, name, content))
+    assert_one_line_error(status, err, message)
+    assert STANDIN_NOTE not in err  # no model was loaded
+
+
+def test_hostile_query_is_one_line(capsys):
+    status, _, err = run_main(capsys, "call", "weather in \ud800", "--tools", SIMPLE_TOOLS)
+    assert_one_line_error(status, err, "the query is not valid UTF-8 text (undecodable '\\ud800' at character 11)")
 
 
 # --- settings, checked before the model loads -------------------------------------------------------

@@ -16,6 +16,7 @@ import urllib.request
 import openai
 import pytest
 
+from ..common import nest_objects
 from .conftest import API_KEY, MODEL, REPO, Server, openai_tools
 
 QUERY = [{"role": "user", "content": "What's the weather like in New York in fahrenheit?"}]
@@ -135,6 +136,77 @@ def test_bad_requests_leave_the_server_up(server, client):
     r = client.chat.completions.create(model=MODEL, messages=QUERY, tools=openai_tools("simple"), max_tokens=64)
     assert r.choices[0].message.tool_calls
     assert health(server)["status"] == "ok"
+
+
+# --- hostile requests (issue 27): a 400 naming what is wrong, never a 500 -----------------------------
+def deep_list(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def tool(name: str = "get_weather", description: str = "The weather", parameters: dict | None = None) -> dict:
+    return {"type": "function", "function": {"name": name, "description": description,
+                                             "parameters": parameters or {"type": "object", "properties": {}}}}
+
+
+def answered(arguments: str) -> list:
+    """A conversation whose assistant turn called get_weather with `arguments` (a JSON text)."""
+    return QUERY + [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "72"}]
+
+
+@pytest.mark.parametrize("path, body, param, words", [
+    # the three found by hand
+    ("/chat/completions", f'{{"model": "{MODEL}", "messages": {deep_list(10_000)}}}', None,
+     ["the request body nests too deeply to read"]),
+    ("/chat/completions", chat(tools=[tool("deep", parameters=nest_objects(200))]), "tools",
+     ["tool 'deep'", "nests 403 levels deep, the limit is 64 (setting max_schema_depth"]),
+    ("/chat/completions", chat(messages=[{"role": "user", "content": "\ud800"}]), "messages",
+     ["messages[0].content holds text that is not valid UTF-8"]),
+    # their siblings
+    ("/chat/completions", f'{{"model": "{MODEL}", "messages": {deep_list(600)}}}', "messages",
+     ["the request body nests 601 levels deep (at messages[0][0]", "the limit is 512"]),
+    ("/chat/completions", chat(tools=[tool("\ud800")]), "tools", ["tools[0].function.name holds text"]),
+    ("/chat/completions", chat(tools=[tool(description="\udfff")]), "tools",
+     ["tools[0].function.description holds text"]),
+    ("/chat/completions", chat(tools=[tool(parameters={"type": "object", "properties": {"\ud800": {}}})]), "tools",
+     ["tools[0].function.parameters.properties holds text"]),
+    ("/chat/completions", chat(messages=answered('{"city": "\\ud800"}')), "messages",
+     ["messages[1].tool_calls[0].function.arguments: city holds text that is not valid UTF-8"]),
+    ("/chat/completions", chat(messages=answered(deep_list(10_000))), "messages",
+     ["messages[1].tool_calls[0].function.arguments nests too deeply to read"]),
+    ("/chat/completions", chat(messages=answered('{"a": ' * 100 + "1" + "}" * 100)), "messages",
+     ["messages[1].tool_calls[0].function.arguments nests 100 levels deep, the limit is 64"]),
+    ("/chat/completions", chat(response_format={"type": "json_schema", "json_schema": {
+        "name": "r", "schema": nest_objects(200)}}), "response_format",
+     ["response format 'r': its schema nests 401 levels deep, the limit is 64 (setting max_schema_depth"]),
+    ("/chat/completions", chat(response_format={"type": "json_schema", "json_schema": {
+        "name": "r", "schema": {"type": "string", "description": "\ud800"}}}), "response_format",
+     ["response_format.json_schema.schema.description holds text"]),
+    ("/chat/completions", f'{{"model": "{MODEL}", "temperature": NaN}}', None,
+     ["the request body is not valid JSON: NaN is not a JSON number"]),
+    ("/chat/completions", f'{{"model": "{MODEL}", "seed": {"1" * 5000}}}', None,
+     ["the request body is not valid JSON"]),
+    ("/responses", {"model": MODEL, "input": "\ud800"}, "input", ["input holds text that is not valid UTF-8"]),
+    ("/responses", f'{{"model": "{MODEL}", "input": {deep_list(10_000)}}}', None,
+     ["the request body nests too deeply to read"]),
+])
+def test_hostile_request_is_a_400_naming_what_is_wrong(server, path, body, param, words):
+    before = health(server)
+    error = assert_error(*raw(server, "POST", path, body), 400, param)
+    for word in words:
+        assert word in error["message"], error
+    assert "internal" not in error["message"] and error["type"] == "invalid_request_error"
+    after = health(server)
+    assert after["status"] == "ok" and after["failed"] == before["failed"]  # refused before the model saw it
+
+
+def test_the_server_answers_after_hostile_requests(server, client):
+    for body in (f'{{"messages": {deep_list(10_000)}}}', chat(tools=[tool("deep", parameters=nest_objects(200))]),
+                 chat(messages=[{"role": "user", "content": "\ud800"}])):
+        assert raw(server, "POST", "/chat/completions", body)[0] == 400
+    r = client.chat.completions.create(model=MODEL, messages=QUERY, tools=openai_tools("simple"), max_tokens=64)
+    assert r.choices[0].finish_reason in ("tool_calls", "stop")
 
 
 LONG_TOOLS = [{"type": "function", "function": {"name": "write", "parameters": {
