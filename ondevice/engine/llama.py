@@ -69,6 +69,7 @@ def _init_backend(verbose: bool = False) -> None:
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     if not _BACKEND_READY:
         llama_cpp.llama_backend_init()
+        hardware.ensure_backends()  # a portable build's CPU variant (and any GPU module) before the first query
         _BACKEND_READY = True
 
 
