@@ -12,14 +12,14 @@ The list is the NULL-terminated array that the CPU backend's ``ggml_backend_dev_
 returns (a static array inside libggml-cpu, read afresh by each load), reached through the backend
 registry. We only ever write a subset of the original entries, in their order, into it.
 
-Which registry: the one libllama uses. A wheel holds no symlinks, so llama-cpp-python's lib folder
-holds libggml.so and libggml.so.0 as two files, and ``llama_cpp._ggml`` (which opens the first by its
-path) maps a second copy of ggml beside the one libllama links (the second), each with its own backend
-registry. In a native build both copies register the same libggml-cpu statically, so it did not show;
-in a portable build (GGML_BACKEND_DL) the CPU backend is a module that only a ``ggml_backend_load*``
-call registers, and loading it into the other copy left libllama with no backend at all (an empty
-system line, every model load refused). So every ggml function here is looked up through libllama's
-own handle, whose symbol search follows its dependencies to the ggml it was linked with.
+Which registry: the one libllama uses. A wheel holds no symlinks, so llama-cpp-python's lib folder holds
+libggml.so and libggml.so.0 as two files: libllama loads libggml.so.0 (its soname), while
+``llama_cpp._ggml`` opens libggml.so by its path, a second copy of ggml with a backend registry of its own.
+In a native build both copies register the same libggml-cpu when they load; in a portable build
+(GGML_BACKEND_DL) the CPU backend is a module that only a ``ggml_backend_load*`` call registers, in the
+copy it is called on, and one loaded into ``llama_cpp._ggml``'s copy leaves libllama with no backend (an
+empty system line, every model load refused). So every ggml function here is looked up through
+libllama's own handle, whose symbol search follows its dependencies to the ggml it was linked with.
 """
 
 from __future__ import annotations
