@@ -68,8 +68,13 @@ def check_cpu(report: Report) -> set[str]:
 def check_build(report: Report, flags: set[str]) -> None:
     import llama_cpp
 
+    backend = hardware.cpu_backend()
+    report.facts.append(("cpu backend", backend.describe()))
+    if backend.library is None:
+        report.problems.append(f"llama.cpp has no CPU backend, so no model can load: {backend.describe()}; reinstall "
+                               "llama-cpp-python (bash scripts/setup, or the portable wheelhouse: README, Hardware)")
     info = hardware.system_info()
-    report.facts.append(("llama.cpp", f"llama-cpp-python {llama_cpp.__version__}: {info}"))
+    report.facts.append(("llama.cpp", f"llama-cpp-python {llama_cpp.__version__}: {info or '(no backend reported)'}"))
     if flags:
         missing = [name for name in build_features(info) if name in BUILD_FLAGS and BUILD_FLAGS[name] not in flags]
         if missing:
@@ -209,7 +214,8 @@ def check_probe(report: Report, model: Optional[str]) -> None:
 
 
 def diagnose(model: Optional[str] = None, probe: bool = True) -> Report:
-    """Every check, in order: CPU, llama.cpp's build, GPU offload, weight placement, models, cache, a tiny call."""
+    """Every check, in order: CPU, llama.cpp's CPU backend and build, GPU offload, weight placement, models, cache,
+    a tiny call."""
     report = Report()
     flags = check_cpu(report)
     check_build(report, flags)

@@ -1,5 +1,6 @@
-"""`ondevice doctor`: the CPU, llama.cpp's build, where the weights go, GPU offload, the models and their
-checksums, the cache, and a tiny real call in a child process. Run it when something is wrong or before
+"""`ondevice doctor`: the CPU, the CPU backend llama.cpp loaded (a portable build's variant), llama.cpp's
+build, where the weights go, GPU offload, the models and their checksums, the cache, and a tiny real call
+in a child process. Run it when something is wrong or before
 deploying to a machine."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import llama_cpp
 import numpy as np
 
-from . import hardware
+from . import hardware, load_failure
 from ..errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
 from ..settings import LoadSettings
 
@@ -32,7 +32,7 @@ GGUF_VERSIONS = (2, 3)
 
 _LOG_LINES: collections.deque[str] = collections.deque(maxlen=50)
 _LOG_LOCK = threading.Lock()
-_BUFFER_LINES: list[str] = []  # this load's "model buffer size" lines (a load logs ~2000 lines)
+_BUFFER_LINES: list[str] = []  # this load's "model buffer size" and architecture lines (a load logs ~2000 lines)
 _BACKEND_READY = False
 
 
@@ -48,7 +48,7 @@ def _log_callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         decoded = text.decode("utf-8", errors="replace")
         with _LOG_LOCK:
             _LOG_LINES.append(decoded)
-            if "model buffer size" in decoded:
+            if "model buffer size" in decoded or "general.architecture" in decoded:
                 _BUFFER_LINES.append(decoded)
         if _ECHO_LOG:
             sys.stderr.write(decoded)
@@ -73,10 +73,12 @@ def _init_backend(verbose: bool = False) -> None:
     llama_cpp.llama_log_set(_log_callback, ctypes.c_void_p(0))
     if not _BACKEND_READY:
         llama_cpp.llama_backend_init()
+        hardware.ensure_backends()  # a portable build's CPU variant (and any GPU module) before the first query
         _BACKEND_READY = True
 
 
-def _recent_log(containing: Sequence[str] = ("error", "failed", "invalid", "corrupt", "out of bounds", "not within")) -> str:
+def _recent_log(containing: Sequence[str] = ("error", "failed", "invalid", "corrupt", "out of bounds", "not within",
+                                             load_failure.NO_BACKEND)) -> str:
     with _LOG_LOCK:
         lines = [line.strip() for line in _LOG_LINES if any(word in line.lower() for word in containing)]
         _LOG_LINES.clear()
@@ -136,12 +138,9 @@ class LlamaModel:
         with _LOG_LOCK:  # where the weights went, MiB each: {"CPU_Mapped": 463.0, "CPU_REPACK": 28.1}
             self.weight_buffers = hardware.weight_buffers(_BUFFER_LINES)
         if not self.model:
-            reason = _recent_log()
-            raise ModelFileError(
-                f"llama.cpp could not load {self.path} ({self.path.stat().st_size} bytes): the file is truncated or "
-                f"corrupt, or its architecture is not supported by this build; re-download or re-convert it"
-                + (f" (llama.cpp: {reason})" if reason else "")
-            )
+            with _LOG_LOCK:
+                log = _BUFFER_LINES + list(_LOG_LINES)
+            raise ModelFileError(load_failure.explain(self.path, _recent_log(), log))
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(self.model)

@@ -22,8 +22,13 @@ def test_doctor_on_this_machine_is_all_well(ondevice_home):
     r = _doctor()
     assert r.returncode == 0, r.stdout + r.stderr
     names = [line.split(":", 1)[0] for line in r.stdout.splitlines()]
-    for name in ("cpu", "amx", "llama.cpp", "gpu offload", "weights", "model smollm2-135m-instruct", "cache", "tiny call"):
+    for name in ("cpu", "amx", "cpu backend", "llama.cpp", "gpu offload", "weights", "model smollm2-135m-instruct",
+                 "cache", "tiny call"):
         assert name in names, r.stdout
+    backend = next(line for line in r.stdout.splitlines() if line.startswith("cpu backend:"))
+    assert "libggml-cpu" in backend and " in /" in backend, backend  # the library llama.cpp's CPU backend came from
+    system = next(line for line in r.stdout.splitlines() if line.startswith("llama.cpp:"))
+    assert "CPU : " in system, system  # llama.cpp's own summary, from the backend it loaded
     assert "matches its manifest" in r.stdout and "tiny call: ok in a child process" in r.stdout
     weights = next(line for line in r.stdout.splitlines() if line.startswith("weights:"))
     assert "AMX" not in weights.split("used:")[1].split("; avoided")[0]  # never used by default

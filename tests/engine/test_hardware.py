@@ -103,3 +103,20 @@ def test_default_settings_load_and_decode_in_a_child_process(which, ondevice_hom
                     f"(run `ondevice doctor`): {r.stderr[-1500:]}")
     assert r.returncode == 0, r.stderr[-1500:]
     assert "calls True" in r.stdout and "AMX" not in r.stdout
+
+
+def test_ondevice_reaches_the_ggml_that_libllama_uses():
+    """A wheel holds libggml.so and libggml.so.0 as two files, and each, loaded, has its own backend registry.
+    libllama links the second (by its soname): the functions ondevice calls must be that copy's, or a
+    portable build's CPU backend lands in a registry libllama never sees (no model loads)."""
+    import ctypes
+    import llama_cpp.llama_cpp as binding
+
+    ours = hardware._library_of(ctypes.cast(hardware._g.reg_count, ctypes.c_void_p).value)
+    if ours is None:
+        pytest.skip("dladdr is not available here to tell which library a function lives in")
+    assert ours.name != "libggml.so" or sys.platform != "linux", ours  # the copy libllama does not use
+    system = binding.llama_print_system_info().decode()
+    assert "CPU : " in system  # libllama sees the CPU backend that ondevice found
+    backend = hardware.cpu_backend()
+    assert backend.library is not None and backend.library.name.startswith("libggml-cpu")
