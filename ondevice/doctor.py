@@ -83,7 +83,7 @@ def check_build(report: Report, flags: set[str]) -> None:
                 "with an illegal instruction: rebuild it here (bash scripts/setup) or install a portable build "
                 "(bash scripts/setup --portable)")
     report.facts.append(("gpu offload", "available" if hardware.gpu_offload() else
-                         "not in this build (CPU only; see the README's GPU section to build with Metal or CUDA)"))
+                         "not in this build (CPU only; see docs/hardware.md, GPU offload, to build with Metal or CUDA)"))
 
 
 def check_placement(report: Report, flags: set[str]) -> None:

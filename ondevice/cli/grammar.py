@@ -28,7 +28,7 @@ Writes into --out: prompt.txt (the prompt rendered with the model's chat templat
 answer starts; without --query it holds the placeholder {query}), messages.json (the same as chat
 messages, for engines that apply the template themselves), tool_call.lark (llguidance: vLLM's
 structured outputs, llama.cpp built with LLGUIDANCE) and tool_call.gbnf (llama.cpp's grammar sampler:
-llama-server's "grammar" field). See README, "Scaling out".
+llama-server's "grammar" field). See docs/server.md, "Scaling out".
 """
 
 

@@ -25,7 +25,7 @@ GET /health. Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" wh
 SIGTERM stops it (in-flight requests get a few seconds to finish). --port 0 picks a free port.
 --parallel N (default 4) decodes up to N requests together, each in its own sequence (every model and
 every no_call mode); 1: one at a time. --batching invariant (default) keeps each answer equal to the same
-request alone; shared puts every request's tokens in one llama_decode (faster on a GPU, see the README).
+request alone; shared puts every request's tokens in one llama_decode (faster on a GPU, see docs/server.md).
 """
 
 

@@ -124,7 +124,7 @@ def test_speculation_equals_decoding_without_drafts(one_thread_caller, name):
 def test_sampling_is_reproducible_per_seed_and_always_valid(caller):
     tools, case = load_example("parallel_multiple")
     hot = caller.settings.with_(temperature=1.5, seed=3, max_tokens=80)
-    # The same cache state before each call: the whole prompt cached (see the README's numerical note).
+    # The same cache state before each call: the whole prompt cached (see docs/architecture.md, A numerical note).
     caller.call(case["queries"][0], tools, settings=hot.with_(max_tokens=1))
     a = caller.call(case["queries"][0], tools, settings=hot)
     b = caller.call(case["queries"][0], tools, settings=hot)

@@ -141,5 +141,5 @@ def test_qwen_by_path_answers_in_text_after_a_tool_result(qwen_by_path):
     conv.add_tool_result(json.dumps({"temperature": 18, "unit": "celsius", "sky": "clear"}))
     answer = conv.reply()
     # the same call again is refused: the answer is text (Qwen2.5-Coder-0.5B's words there can be poor,
-    # README: The model decides when to stop calling)
+    # docs/formats.md: When the model stops calling)
     assert not answer.calls and answer.message and answer.finish_reason == "stop", answer.text

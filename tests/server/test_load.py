@@ -14,7 +14,7 @@ from .conftest import API_KEY, MODEL, Server, calls_of, check_valid, openai_tool
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 25
-MAX_TOKENS = 64  # every case below completes within it (a stream cut by the budget ends differently: README)
+MAX_TOKENS = 64  # every case below completes within it (a stream cut by the budget ends differently: docs/server.md, Streaming)
 TIME_LIMIT_S = 900  # a bound against a hang, not a speed check (speed lives in `ondevice bench serve`)
 
 CASES = [
