@@ -1,9 +1,9 @@
 """Structured outputs: an answer that is one JSON value valid against a caller's JSON Schema.
 
-The schema goes through the same code as a tool's parameters (tools.py reads it as JSON Schema
-2020-12, the judge; grammar_schema.py builds the subset the grammar enforces, refusing what it
+The schema goes through the same code as a tool's parameters (schema/tools.py reads it as JSON Schema
+2020-12, the judge; schema/grammar_schema.py builds the subset the grammar enforces, refusing what it
 cannot enforce with the place and the keyword), and the grammar is the tool-call grammar's with a
-``content`` rule (``%json`` of that subset) where a sentence would stand (grammar.py). The decode is
+``content`` rule (``%json`` of that subset) where a sentence would stand (grammar/calls.py). The decode is
 the tool-call decode; the answer is parsed and validated against the caller's schema here.
 """
 
@@ -16,7 +16,9 @@ from functools import cached_property
 from typing import Any, Optional
 
 from .errors import GrammarStateError, ToolSchemaError
-from .formats.blocks import schema_validator
+from .schema.grammar_schema import enforceable
+from .schema.refs import check_refs
+from .schema.tools import schema_validator, to_json_schema
 
 _TOOL = re.compile(r"^tool '((?:[^'\\]|\\.)*)'")
 
@@ -47,10 +49,6 @@ class ContentFormat:
 def content_format(schema: Any, name: str = "response") -> ContentFormat:
     """Check a response JSON Schema (any type at the root; True: any value) and build what the
     grammar enforces; an OutputSchemaError naming `name`, the place and the keyword otherwise."""
-    from .schema.grammar_schema import enforceable
-    from .schema.refs import check_refs
-    from .schema.tools import to_json_schema
-
     if schema is True:
         schema = {}
     if not isinstance(schema, dict):

@@ -30,7 +30,6 @@ from llama_cpp._ggml import libggml as _g
 AMX_ENV = "ONDEVICE_AMX"
 AMX_BUFFER = "AMX"
 DEVICE_CPU = 0  # GGML_BACKEND_DEVICE_TYPE_CPU
-AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
 
 _g.ggml_backend_dev_by_type.restype = ctypes.c_void_p
 _g.ggml_backend_dev_by_type.argtypes = [ctypes.c_int]

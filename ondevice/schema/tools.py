@@ -16,11 +16,13 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 import jsonschema
 
 from ..errors import ToolSchemaError
+from .grammar_schema import enforceable
 
 # BFCL and Python-flavoured type names, mapped to JSON Schema. "any" means no type constraint.
 TYPE_ALIASES: dict[str, str | None] = {
@@ -69,6 +71,13 @@ class Tool:
         return schema
 
 
+@lru_cache(maxsize=4096)
+def schema_validator(schema_json: str) -> Any:
+    """A JSON Schema validator for a schema given as JSON text (cached)."""
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+
+
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema)
 
@@ -105,8 +114,6 @@ def normalize_tools(tools: Any) -> list[Tool]:
     duplicate names, parameters that are not an object schema, keywords the grammar cannot enforce
     (with the place and the keyword).
     """
-    from .grammar_schema import enforceable  # grammar_schema imports this module
-
     if tools is None:
         return []
     if isinstance(tools, dict):
