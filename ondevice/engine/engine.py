@@ -78,10 +78,10 @@ class Engine:
     cache and the token tables. Not thread-safe: one thread drives it (the facade's lock, or the
     server's worker)."""
 
-    def __init__(self, model: LlamaModel, settings: Settings, defaults: ModelDefaults = ModelDefaults()):
+    def __init__(self, model: LlamaModel, settings: Settings, defaults: Optional[ModelDefaults] = None):
         self.model = model
         self.settings = settings
-        self.defaults = defaults
+        self.defaults = defaults or ModelDefaults()  # a fresh one per engine: never shared
         source = settings.chat_template or model.chat_template()
         if not source:
             raise ChatTemplateError(
