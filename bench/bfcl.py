@@ -713,7 +713,7 @@ def run(args: Any) -> int:
         "modes": {
             m: summarize([r for r in done[m].values() if r.id in wanted], categories) for m in modes
         },
-        "raw": {m: _display_path(raw_paths[m]) for m in modes},
+        "raw": {m: display_path(raw_paths[m]) for m in modes},
     }
     finished = {m: {i: r for i, r in done[m].items() if i in wanted} for m in modes}
     if "free" in modes:
@@ -728,7 +728,8 @@ def run(args: Any) -> int:
     return 0
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (as the reports print it), else whole."""
     from ondevice.paths import REPO_ROOT
 
     try:

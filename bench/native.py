@@ -18,15 +18,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ondevice.engine.llama import check_interrupt
+from ondevice.engine.llama import check_interrupt, init_backend
 
 
 def _quiet() -> None:
     # ondevice's own log callback: quiet, and a Ctrl-C landing inside it is not lost (check_interrupt)
-    from ondevice.engine.llama import _init_backend
-
     global _LOG_CB
-    _init_backend()
+    init_backend()
     _LOG_CB = True
 
 

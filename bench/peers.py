@@ -359,7 +359,7 @@ def run(args: Any) -> int:
         "partial": len(wanted) < len(cases),
         "engines": {e: loaded[e].detail | {"load_s": load_s[e]} for e in engines},
         "results": {e: engine_summary(list(paired_done[e].values()), by_id, categories) for e in engines},
-        "raw": {e: B._display_path(raw_paths[e]) for e in engines},
+        "raw": {e: B.display_path(raw_paths[e]) for e in engines},
     }
     if len(engines) > 1 and wanted:
         summary["compare"] = compare(paired_done, engines, categories)

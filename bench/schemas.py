@@ -63,7 +63,7 @@ def tool_for(key: str, schema: dict[str, Any]) -> dict[str, Any]:
 def ondevice_accepts(tool: dict[str, Any]) -> Optional[str]:
     """None when ondevice accepts the tool, else the refusal message."""
     from ondevice.errors import ToolSchemaError
-    from ondevice.grammar.calls import compile_grammar
+    from ondevice.formats.grammar import compile_grammar
     from ondevice.schema.tools import normalize_tools
 
     try:

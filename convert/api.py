@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ondevice.gguf import read_header
 from ondevice.paths import atomic_path, prepare_dir
 
 from . import source as source_mod
@@ -36,10 +37,8 @@ class ConversionResult:
 
 def read_fingerprint(gguf_path: Path) -> tuple[Optional[str], Optional[int]]:
     """(fingerprint, general.file_type) stored in a GGUF, or (None, None) if unreadable."""
-    from .gguf_meta import read_header
-
     try:
-        kv = read_header(gguf_path).kv
+        kv = read_header(gguf_path, keys=(FINGERPRINT_KEY, "general.file_type"), tensors=False).kv
     except (OSError, ValueError, KeyError, UnicodeError):
         return None, None
     ft = kv.get("general.file_type")

@@ -25,7 +25,9 @@ def quantization_errors(float_gguf: Path, quant_gguf: Path, rows_per_chunk: int 
     import gguf
     from gguf.quants import dequantize
 
-    from .gguf_meta import read_header, tensor_rows
+    from ondevice.gguf import read_header
+
+    from .gguf_meta import tensor_rows
 
     ref = {t.name: t for t in read_header(Path(float_gguf)).tensors}
     out: list[TensorError] = []

@@ -15,7 +15,8 @@ from .errors import (
     ToolSchemaError,
 )
 from .formats.blocks import ToolCall, parse_response, parse_tool_calls, validate_calls
-from .formats.prompt import SYSTEM_PROMPT, prepare_messages
+from .formats.card import SYSTEM_PROMPT
+from .formats.prompt import prepare_messages
 from .settings import Settings
 from .schema.tools import Tool, normalize_tools, to_json_schema
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 from llguidance import LLTokenizer
 
 from .engine.engine import Engine, ModelDefaults
@@ -28,7 +27,7 @@ from .formats import get_format
 from .formats.blocks import validate_calls
 from .engine.prefix_cache import PrefixCache, prepare_cache_dir
 from .formats.prompt import Message, check_query, prepare_messages
-from .engine.result import CallResult
+from .formats.result import CallResult
 from .engine.sampling import Sampler
 from .formats.detect import FormatChoice, choose as choose_format
 from .structured import content_format, schema_of, with_instruction
@@ -122,22 +121,10 @@ class ToolCaller:
         """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
         return self.engine.vocabulary.markers()
 
-    def call_intent(self) -> np.ndarray:
-        """The tokens that start a call in any spelling (see Vocabulary.call_intent)."""
-        return self.engine.vocabulary.call_intent()
-
-    def grammar_options(self, settings: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
-        """`options` completed for this model and these settings (see Engine.options_for)."""
-        return self.engine.options_for(settings, options)
-
     def tool_format(self, settings: Optional[Settings] = None) -> str:
         """How calls are prompted and laid out with these settings: the setting tool_format, else the
         model's manifest default ("card" without one)."""
         return self.engine.tool_format(settings or self.settings)
-
-    def check_prompt_fits(self, prompt: list[int]) -> None:
-        """A ContextOverflowError when `prompt` leaves no room for an answer token."""
-        self.engine.check_prompt_fits(prompt)
 
     # --- the call ------------------------------------------------------------------------------------
     def call(

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .engine import hardware
-from .models.assets import STANDIN_ALIAS, sha256_file
+from .crash import hints
+from .models.assets import STANDIN_ALIAS, sha256_file, standin_gguf_path
+from .models.catalog import manifests, resolve
 from .paths import home, models_dir
 
 # llama.cpp's names in llama_print_system_info -> the Linux cpuinfo flag that instruction set needs
@@ -109,14 +111,11 @@ def _dir_size(path: Path) -> int:
 
 
 def check_models(report: Report) -> None:
-    from .models.catalog import manifests
-
     found = 0
     for alias, manifest in manifests().items():
         source = manifest.get("source", {})
         paths: list[Path] = []
         if alias == STANDIN_ALIAS:
-            from .models.assets import standin_gguf_path
             try:
                 paths = [standin_gguf_path(verify=False)]
             except Exception:
@@ -185,8 +184,6 @@ def run_child(code: str, *args: str, timeout: float = PROBE_TIMEOUT_S) -> ProbeR
 
 
 def check_probe(report: Report, model: Optional[str]) -> None:
-    from .models.catalog import resolve
-
     try:
         path = str(resolve(model).path)
     except Exception as exc:
@@ -202,7 +199,6 @@ def check_probe(report: Report, model: Optional[str]) -> None:
         way_out = ("; with --no-repack (Settings(repack=False)) it answers: use that until llama.cpp is fixed"
                    if fallback.output is not None else "; it crashes with --no-repack too: rebuild llama-cpp-python "
                    "here (bash scripts/setup) or install a portable build (bash scripts/setup --portable)")
-        from .crash import hints
         segv, ill, other = hints()
         cause = ill if result.signal_name == "SIGILL" else segv if result.signal_name in ("SIGSEGV", "SIGBUS") else other
         report.facts.append(("tiny call", f"CRASHED ({result.signal_name}) in a child process on {Path(path).name}"))

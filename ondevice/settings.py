@@ -24,6 +24,22 @@ MAX_CACHE_MB = 1 << 30
 # exhaust Python's or the grammar compiler's stack.
 MAX_SCHEMA_DEPTH = 100
 
+# The built-in tool formats (ondevice.formats implements them). A setting names a format before the
+# formats load, so the names a setting may give live here; formats.register adds a new one.
+CARD, NATIVE = "card", "native"
+_TOOL_FORMATS: list[str] = [CARD, NATIVE]
+
+
+def tool_format_names() -> list[str]:
+    """The names the setting tool_format may take: the built-in formats', then those registered."""
+    return list(_TOOL_FORMATS)
+
+
+def add_tool_format_name(name: str) -> None:
+    """Let the setting tool_format take `name` (called by `formats.register`)."""
+    if name not in _TOOL_FORMATS:
+        _TOOL_FORMATS.append(name)
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -70,7 +86,7 @@ class Settings:
     the list (dropped); when it is the first call and a sentence may stand (no_call "text" or
     "threshold"), the answer is a sentence instead. list_end: at a call boundary, "model" ends the
     list when the model's own (unconstrained) next token is neither another call nor the end the
-    grammar allows; "grammar" leaves the choice to the mask (the behaviour before 0.9).
+    grammar allows; "grammar" leaves the choice to the mask (for comparisons).
     no_call: how an answer without a call is
     produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
@@ -85,13 +101,13 @@ class Settings:
     engine decode N requests together (`ondevice serve --parallel`), the KV cache then holding
     N x n_ctx cells (each request still bounded by n_ctx). batching (load time): "invariant" (each
     request's tokens in a llama_decode of its own, so an answer equals the same request alone) or
-    "shared" (one llama_decode for all: faster where memory traffic dominates; see engine.py).
+    "shared" (one llama_decode for all: faster where memory traffic dominates; see engine/engine.py).
     repack: let llama.cpp copy the quantized weights into its interleaved CPU layout at load (its
     CPU_REPACK buffers; load time). Measured on the 1B shape, Q4_K_M, 2 cores (`ondevice bench
     speed`): decode about 12% faster, but loading takes 0.5 s more and 450 MiB more memory (and
     prompt evaluation was slower on the AMD host). So long-lived processes (the Python API,
     `ondevice serve`, `ondevice chat`) keep it on, and the one-shot `ondevice call` turns it off. Its AMX
-    buffer type (Intel Sapphire Rapids and later) is always left out: its decode segfaults (hardware.py;
+    buffer type (Intel Sapphire Rapids and later) is always left out: its decode segfaults (engine/hardware.py;
     ONDEVICE_AMX=1 opts back in).
 
     Every value is checked here, before a model loads; the upper bounds are those of the C side
@@ -150,33 +166,18 @@ class Settings:
     def __post_init__(self) -> None:
         for f in fields(self):
             check_setting(f.name, getattr(self, f.name))
-        groups = {lifetime: cls(**{name: getattr(self, name) for name in GROUP_FIELDS[lifetime]})
-                  for lifetime, cls in GROUPS.items()}
-        object.__setattr__(self, "_groups", groups)
+        load = LoadSettings(**{name: getattr(self, name) for name in LOAD_TIME_FIELDS})
+        object.__setattr__(self, "_load", load)
 
     @property
     def load(self) -> "LoadSettings":
-        """The settings fixed when the model loads."""
-        return self._groups["load"]  # type: ignore[attr-defined]
-
-    @property
-    def decode(self) -> "DecodeSettings":
-        """The settings of one call's decoding."""
-        return self._groups["decode"]  # type: ignore[attr-defined]
-
-    @property
-    def limits(self) -> "InputLimits":
-        """The limits on untrusted input (tools, schemas)."""
-        return self._groups["limits"]  # type: ignore[attr-defined]
-
-    @property
-    def server(self) -> "ServerSettings":
-        """The settings of `ondevice serve` and the CLI's readers."""
-        return self._groups["server"]  # type: ignore[attr-defined]
+        """The settings fixed when the model loads (what `LlamaModel` takes)."""
+        return self._load  # type: ignore[attr-defined]
 
     @property
     def threads(self) -> int:
-        return self.n_threads or max(1, os.cpu_count() or 1)
+        """The CPU threads to use: n_threads, else every core."""
+        return self.load.threads
 
     def check_per_call(self, per_call: "Settings") -> None:
         """Raise SettingsError when `per_call` changes a field fixed at load (these are the loaded settings)."""
@@ -275,10 +276,8 @@ def check_setting(name: str, value: Any) -> None:
     elif rule.kind == "choice":
         ok = value in rule.choices
     elif rule.kind == "format":
-        from .formats import format_names  # the registry (its modules import this one's users)
-
-        if value not in format_names():
-            raise SettingsError(f"setting {name}: expected None or one of {format_names()}, got {value!r}")
+        if value not in _TOOL_FORMATS:
+            raise SettingsError(f"setting {name}: expected None or one of {tool_format_names()}, got {value!r}")
     elif rule.kind == "text":
         if not isinstance(value, (str, os.PathLike)):
             raise SettingsError(f"setting {name}: expected {rule.expected}, got {type(value).__name__}")
@@ -291,26 +290,12 @@ def check_setting(name: str, value: Any) -> None:
 if set(RULES) != {f.name for f in fields(Settings)}:  # every setting has exactly one rule
     raise AssertionError(f"settings without a rule: {sorted({f.name for f in fields(Settings)} ^ set(RULES))}")
 
-GROUP_FIELDS = {lifetime: tuple(f.name for f in fields(Settings) if RULES[f.name].lifetime == lifetime)
-                for lifetime in ("load", "decode", "limits", "server")}
-
-
-def _group(class_name: str, lifetime: str, doc: str, **namespace: Any) -> type:
-    """A plain frozen dataclass holding the settings of one lifetime (values checked by Settings)."""
-    cls = make_dataclass(class_name, [(f.name, f.type, field(default=f.default)) for f in fields(Settings)
-                                      if f.name in GROUP_FIELDS[lifetime]], frozen=True, namespace=namespace)
-    cls.__doc__ = doc
-    cls.__module__ = __name__
-    return cls
-
-
-LoadSettings = _group("LoadSettings", "load", "The settings fixed when a model loads.",
-                      threads=property(lambda self: self.n_threads or max(1, os.cpu_count() or 1)))
-DecodeSettings = _group("DecodeSettings", "decode", "The settings of one call's decoding.")
-InputLimits = _group("InputLimits", "limits", "The limits on untrusted input: tools, schemas, grammar budgets.")
-ServerSettings = _group("ServerSettings", "server", "The limits of what the server and the CLI read from outside.")
-GROUPS = {"load": LoadSettings, "decode": DecodeSettings, "limits": InputLimits, "server": ServerSettings}
-
 # Fixed when the model loads; the others may change for one call.
-LOAD_TIME_FIELDS = frozenset(GROUP_FIELDS["load"])
+LOAD_TIME_FIELDS = frozenset(f.name for f in fields(Settings) if RULES[f.name].lifetime == "load")
 PER_CALL_FIELDS = frozenset(f.name for f in fields(Settings)) - LOAD_TIME_FIELDS
+
+LoadSettings = make_dataclass(
+    "LoadSettings", [(f.name, f.type, field(default=f.default)) for f in fields(Settings) if f.name in LOAD_TIME_FIELDS],
+    frozen=True, namespace={"threads": property(lambda self: self.n_threads or max(1, os.cpu_count() or 1))})
+LoadSettings.__doc__ = "The settings fixed when a model loads (values checked by `Settings`): what `LlamaModel` takes."
+LoadSettings.__module__ = __name__

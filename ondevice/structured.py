@@ -1,9 +1,9 @@
 """Structured outputs: an answer that is one JSON value valid against a caller's JSON Schema.
 
-The schema goes through the same code as a tool's parameters (tools.py reads it as JSON Schema
-2020-12, the judge; grammar_schema.py builds the subset the grammar enforces, refusing what it
+The schema goes through the same code as a tool's parameters (schema/tools.py reads it as JSON Schema
+2020-12, the judge; schema/grammar_schema.py builds the subset the grammar enforces, refusing what it
 cannot enforce with the place and the keyword), and the grammar is the tool-call grammar's with a
-``content`` rule (``%json`` of that subset) where a sentence would stand (grammar.py). The decode is
+``content`` rule (``%json`` of that subset) where a sentence would stand (grammar/calls.py). The decode is
 the tool-call decode; the answer is parsed and validated against the caller's schema here.
 """
 
@@ -17,8 +17,11 @@ from typing import Any, Optional
 
 from .errors import GrammarStateError, ToolSchemaError
 from .schema.json_value import check_json_value
+from .schema.limits import check_schema_depth
 from .settings import MAX_SCHEMA_DEPTH
-from .formats.blocks import schema_validator
+from .schema.grammar_schema import enforceable
+from .schema.refs import check_refs
+from .schema.tools import schema_validator, to_json_schema
 
 _TOOL = re.compile(r"^tool '((?:[^'\\]|\\.)*)'")
 
@@ -50,11 +53,6 @@ def content_format(schema: Any, name: str = "response", max_depth: int = MAX_SCH
     """Check a response JSON Schema (any type at the root; True: any value) and build what the
     grammar enforces; an OutputSchemaError naming `name`, the place and the keyword otherwise, an
     InputLimitError when it nests deeper than `max_depth` (the setting max_schema_depth)."""
-    from .schema.grammar_schema import enforceable
-    from .schema.limits import check_schema_depth
-    from .schema.refs import check_refs
-    from .schema.tools import to_json_schema
-
     check_schema_depth(schema, max_depth, f"response format {name!r}", "response_format")
     check_json_value(schema, "schema", OutputSchemaError, f"response format {name!r}", field="response_format")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..api import ToolCaller, check_tools
 from ..errors import ToolChoiceError
-from ..grammar.calls import CallOptions, tool_call_lark
+from ..formats.grammar import tool_call_lark
+from ..grammar.calls import CallOptions
 from ..grammar.export import GBNF_FORMATS, tool_call_gbnf
 from ..paths import atomic_path
 from ..formats.prompt import prepare_messages, template_tools

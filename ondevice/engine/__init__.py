@@ -2,7 +2,6 @@
 request's decoding state (session.py), with the token tables and prompt pieces they share."""
 
 from .engine import Engine, ModelDefaults
-from .result import CallResult
 from .session import Generation, Session
 
-__all__ = ["Engine", "ModelDefaults", "CallResult", "Generation", "Session"]
+__all__ = ["Engine", "ModelDefaults", "Generation", "Session"]

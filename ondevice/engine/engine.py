@@ -28,27 +28,27 @@ import llama_cpp
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from ..template.chat_template import ChatTemplate
 from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError
+from ..formats import get_format
+from ..formats.blocks import ToolCall, validate_calls
+from ..formats.prompt import Message
+from ..formats.result import CallResult
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
+from ..grammar.tags import TOOL_CALL_OPEN
+from ..schema.tools import Tool
+from ..settings import CARD, Settings
+from ..structured import parse_content
+from ..template.chat_template import ChatTemplate
 from .grammars import GrammarCache
 from .llama import LlamaModel
-from ..formats import get_format
-from ..structured import parse_content
-from ..formats.blocks import CARD, TOOL_CALL_OPEN, ToolCall, validate_calls
 from .prefix_cache import PrefixCache
-from ..formats.prompt import Message
 from .prompts import PromptBuilder
-from .result import CallResult, timings_of
 from .sampling import Sampler, mask_to_bool
 from .session import FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
-from ..settings import Settings
 from .speculate import Drafter, draft_source
-from ..schema.tools import Tool
 from .vocabulary import Vocabulary
 
 _LLAMA_CPP_VERSION = getattr(llama_cpp, "__version__", "?")
-BATCHING_MODES = ("invariant", "shared")
 
 
 @dataclass
@@ -78,10 +78,10 @@ class Engine:
     cache and the token tables. Not thread-safe: one thread drives it (the facade's lock, or the
     server's worker)."""
 
-    def __init__(self, model: LlamaModel, settings: Settings, defaults: ModelDefaults = ModelDefaults()):
+    def __init__(self, model: LlamaModel, settings: Settings, defaults: Optional[ModelDefaults] = None):
         self.model = model
         self.settings = settings
-        self.defaults = defaults
+        self.defaults = defaults or ModelDefaults()  # a fresh one per engine: never shared
         source = settings.chat_template or model.chat_template()
         if not source:
             raise ChatTemplateError(
@@ -337,6 +337,22 @@ def _chunk_start(n: int, prefix_len: int, chunk: int) -> int:
     if n >= prefix_len:
         return prefix_len + (n - prefix_len) // chunk * chunk
     return n // chunk * chunk
+
+
+def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
+    """The timings a CallResult reports."""
+    return {
+        "prompt_tokens": len(prompt),
+        "prompt_reused": reused,
+        "prompt_eval_s": round(prompt_s, 4),
+        "sampled_tokens": gen.sampled,
+        "forced_tokens": gen.forced,
+        "decode_s": round(gen.seconds, 4),
+        "decode_steps": gen.steps,
+        "drafted_tokens": gen.drafted,
+        "accepted_tokens": gen.accepted,
+        "total_s": round(total_s, 4),
+    }
 
 
 def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:

@@ -9,7 +9,8 @@ from typing import Any, Optional, Sequence
 from llguidance import LLMatcher
 
 from ..errors import ToolSchemaError
-from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, compile_grammar, explain_grammar_error, grammar_limits, tool_over_step_limit
+from ..formats.grammar import compile_grammar, explain_grammar_error, tool_over_step_limit
+from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits
 from ..schema.limits import check_tool_limits
 from ..settings import Settings
 from ..schema.tools import Tool, normalize_tools

@@ -39,7 +39,6 @@ import llama_cpp.llama_cpp as _binding
 AMX_ENV = "ONDEVICE_AMX"
 AMX_BUFFER = "AMX"
 DEVICE_CPU = 0  # GGML_BACKEND_DEVICE_TYPE_CPU
-AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
 
 
 def _ggml_library() -> ctypes.CDLL:

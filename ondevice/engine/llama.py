@@ -11,7 +11,6 @@ import collections
 import ctypes
 import functools
 import os
-import struct
 import sys
 import threading
 from pathlib import Path
@@ -22,13 +21,12 @@ import numpy as np
 
 from . import hardware, load_failure
 from ..errors import ContextOverflowError, ModelFileError, OndeviceError, QueryError
+from ..gguf import GGUFError, read_header
 from ..settings import LoadSettings
 
 # Set by the model-free test tier (tests/conftest.py) so that a test, or a process it starts, that would
 # load a model fails instead of silently making the fast tier slow.
 NO_MODEL_LOADS_ENV = "ONDEVICE_NO_MODEL_LOADS"
-GGUF_MAGIC = b"GGUF"
-GGUF_VERSIONS = (2, 3)
 
 _LOG_LINES: collections.deque[str] = collections.deque(maxlen=50)
 _LOG_LOCK = threading.Lock()
@@ -66,7 +64,9 @@ def check_interrupt() -> None:
         raise KeyboardInterrupt
 
 
-def _init_backend(verbose: bool = False) -> None:
+def init_backend(verbose: bool = False) -> None:
+    """Start llama.cpp's backend once, with ondevice's log callback (quiet, kept for error messages;
+    `verbose` echoes it to stderr)."""
     global _BACKEND_READY, _ECHO_LOG
     _ECHO_LOG = verbose
     # Set at every load: other code in the process (the quantizer) may have swapped the global callback.
@@ -88,21 +88,12 @@ def _recent_log(containing: Sequence[str] = ("error", "failed", "invalid", "corr
 def check_gguf_header(path: Path) -> None:
     """Refuse files that are not GGUF before llama.cpp sees them, with a message saying what was found."""
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(24)
+        read_header(path, keys=(), tensors=False)
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc.strerror}") from None
-    if len(head) < 24:
-        raise ModelFileError(f"{path} is not a GGUF model: only {size} bytes (truncated or empty); re-download or re-convert it")
-    if head[:4] != GGUF_MAGIC:
-        raise ModelFileError(
-            f"{path} is not a GGUF model: expected magic {GGUF_MAGIC!r}, got {head[:4]!r}; "
-            "convert safetensors checkpoints with `ondevice convert`"
-        )
-    (version,) = struct.unpack("<I", head[4:8])
-    if version not in GGUF_VERSIONS:
-        raise ModelFileError(f"{path}: unsupported GGUF version, expected one of {GGUF_VERSIONS}, got {version}")
+    except GGUFError as exc:
+        raise ModelFileError(f"{path}: {exc}; re-download it, or convert a safetensors checkpoint with "
+                             "`ondevice convert`") from None
 
 
 class LlamaModel:
@@ -113,7 +104,7 @@ class LlamaModel:
     """
 
     def __init__(self, path: Path, settings: LoadSettings):
-        _init_backend(settings.verbose)
+        init_backend(settings.verbose)
         self.path = Path(path)
         self.settings = settings
         check_gguf_header(self.path)

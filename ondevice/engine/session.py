@@ -42,10 +42,11 @@ from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from ..errors import BudgetError, GrammarStateError
-from ..grammar.calls import Markers
-from .llama import LlamaModel
 from ..formats import get_format
-from ..formats.blocks import CARD, CLOSE, OPEN, TOOL_CALL_OPEN
+from ..grammar.calls import Markers
+from ..grammar.tags import CLOSE, OPEN, TOOL_CALL_OPEN
+from ..settings import CARD
+from .llama import LlamaModel
 from .sampling import Sampler, mask_to_bool
 from .speculate import Drafter
 
@@ -74,7 +75,7 @@ class FirstBranch:
     branch; with `threshold`, "no call" is taken when its probability is at least `threshold`.
 
     `intent`: the tokens with which the model starts a call in any spelling (a tag, ``{``, ``[``, a
-    code fence; see grammar.CALL_INTENT_STARTS). Then the branch is the model's own: its
+    code fence; see grammar/calls.py's CALL_INTENT_STARTS). Then the branch is the model's own: its
     unconstrained first token (the sampler's pick without the mask) is a call or a sentence, and
     "no call" has the probability of all the other tokens (the whole distribution).
     """

@@ -76,7 +76,7 @@ class Vocabulary:
 
     def call_intent(self) -> np.ndarray:
         """The tokens that start a call in any spelling (their text, less leading blanks, starts with
-        one of grammar.CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
+        one of grammar/calls.py's CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
         control token), as a bool array over the vocabulary; computed once."""
         if self._intent is None:
             pieces = self.pieces()  # a special token's bytes are marked (0xff first), so it is never intent

@@ -3,17 +3,26 @@ model write, and how that text is read back into calls."""
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Protocol, Sequence
 
-if TYPE_CHECKING:  # only for the annotations: these modules import the registry lazily
-    from ..grammar.calls import CallOptions, Markers
-    from ..engine.llama import LlamaModel
-    from .blocks import ToolCall
-    from ..engine.result import CallResult
-    from ..schema.tools import Tool
+from ..grammar.calls import CallOptions, Markers
+from ..schema.tools import Tool
+from .blocks import ToolCall
+from .result import CallResult
 
-Message = dict[str, Any]
+Message = dict[str, Any]  # one chat message: role, content, and (native) tool_calls
+
+
+class Tokenizer(Protocol):
+    """What a format needs of the model: its text <-> tokens (the engine's `LlamaModel` is one)."""
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """The tokens of `text` (special: control-token text becomes its token)."""
+        ...
+
+    def detokenize(self, tokens: Sequence[int], special: bool = True) -> bytes:
+        """The bytes `tokens` spell."""
+        ...
 
 
 class ToolFormat:
@@ -39,11 +48,11 @@ class ToolFormat:
         """The chat template's ``tools`` variable (None: the template gets none)."""
         return None
 
-    def lark(self, tools: Sequence["Tool"], options: "CallOptions") -> str:
+    def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         """The Lark grammar of an answer (the callable tools already chosen by `options`)."""
         raise NotImplementedError
 
-    def parse(self, text: str) -> Optional[list["ToolCall"]]:
+    def parse(self, text: str) -> Optional[list[ToolCall]]:
         """The calls in an answer; None when the text is not a well-formed answer."""
         raise NotImplementedError
 
@@ -55,7 +64,7 @@ class ToolFormat:
         """The valid answer made of the complete calls of a cut `text` (``calls[:keep]``)."""
         raise NotImplementedError
 
-    def closed_tokens(self, model: "LlamaModel", out: list[int], text: str, markers: "Markers") -> list[int]:
+    def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
         """The tokens of `text` (a closed form of the output `out`), tags written as the model writes them."""
         return model.tokenize(text, special=False)
 
@@ -63,7 +72,7 @@ class ToolFormat:
         """When free generation (no grammar) has written a whole answer (None: at the end of turn)."""
         return None
 
-    def answer_turn(self, result: "CallResult") -> Message:
+    def answer_turn(self, result: CallResult) -> Message:
         """The assistant turn that records an answer in the conversation."""
         raise NotImplementedError
 
@@ -71,6 +80,3 @@ class ToolFormat:
         """The message content of an answer without calls (a sentence the model wrote, or "")."""
         return ""
 
-
-def as_dicts(calls: Sequence["ToolCall"]) -> str:
-    return json.dumps([c.to_dict() for c in calls])

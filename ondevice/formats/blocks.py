@@ -1,7 +1,7 @@
-"""The tool-call formats, in one place: their markers, parsing (the model card's `parse_response`,
-made total, plus typed tool calls), closing a truncated answer, and checking calls against their tools.
+"""What the tool formats share: reading tagged blocks (the model card's `parse_response`, made total,
+plus typed tool calls), and checking calls against their tools.
 
-Two formats (`TOOL_FORMATS`), read into the same `ToolCall` list:
+Two formats, read into the same `ToolCall` list:
 - ``card``: the fine-tune's one block holding a JSON list, ``<tool_call>[{"name": ..., "arguments": ...}, ...]</tool_call>``;
 - ``native``: the Hermes layout that Qwen2.5 and other chat models are trained on (their own chat
   template renders it): one block per call, ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``,
@@ -14,18 +14,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Optional, Sequence
 
-import jsonschema
+from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from ..schema.tools import Tool, schema_validator
 
-from ..schema.tools import Tool
-
-TOOL_CALL_OPEN = "<tool_call>"
-TOOL_CALL_CLOSE = "</tool_call>"
-OPEN = TOOL_CALL_OPEN + "["  # a constrained answer is exactly OPEN + calls + CLOSE
-CLOSE = "]" + TOOL_CALL_CLOSE
-CARD, NATIVE = "card", "native"  # the two formats ondevice registers (formats/)
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
 
@@ -133,35 +126,6 @@ def native_blocks(text: str) -> tuple[list[tuple[Any, int]], bool]:
             return blocks, False
         blocks.append((block[0], start + block[1]))
         pos = start + block[1]
-
-
-def parse_calls(text: str, tool_format: str = CARD) -> Optional[list[ToolCall]]:
-    """Typed calls from model text in `tool_format`; None when the text is not a well-formed answer
-    (card: the list of the first block; native: one call per block, no block being a plain reply)."""
-    from . import get_format  # the formats build on this module
-
-    return get_format(tool_format).parse(text)
-
-
-def complete_calls(text: str, tool_format: str = CARD) -> list[tuple[Any, int]]:
-    """Each complete call object at the start of a tool-call `text`, with the index just past it."""
-    from . import get_format
-
-    return get_format(tool_format).complete_calls(text)
-
-
-def close_text(text: str, keep: Optional[int] = None, tool_format: str = CARD) -> str:
-    """The valid tool-call text made of the complete calls in a truncated `text` (``calls[:keep]``)."""
-    from . import get_format
-
-    return get_format(tool_format).close_text(text, keep)
-
-
-@lru_cache(maxsize=4096)
-def schema_validator(schema_json: str) -> Any:
-    """A JSON Schema validator for a schema given as JSON text (cached)."""
-    schema = json.loads(schema_json)
-    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
 
 
 def validate_calls(calls: Sequence[ToolCall], tools: Sequence[Tool]) -> list[str]:

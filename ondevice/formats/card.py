@@ -1,5 +1,10 @@
 """The model card's format: its system prompt and user template (the tools in the first user turn),
-and one ``<tool_call>[{"name": ..., "arguments": ...}, ...]</tool_call>`` block holding the list."""
+and one ``<tool_call>[{"name": ..., "arguments": ...}, ...]</tool_call>`` block holding the list
+(one optional newline after ``[`` and before ``]``, a space or a newline after each ``,`` between calls).
+
+The card's strings are the fine-tune's trained interface and are reproduced verbatim from the model
+card (including the trailing spaces at the end of its first three lines).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,44 @@ import json
 from typing import Any, Callable, Optional, Sequence
 
 from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
-from ..engine.llama import LlamaModel
-from .blocks import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolCall, block_closed, parse_tool_calls
-from .prompt import SYSTEM_PROMPT, render_user_prompt
+from ..grammar.tags import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
-from .base import Message, ToolFormat
+from ..settings import CARD
+from .base import Message, Tokenizer, ToolFormat
+from .blocks import ToolCall, block_closed, parse_tool_calls
+from .result import CallResult
 
 _DECODER = json.JSONDecoder()
 
+SYSTEM_PROMPT = """
+You are an expert in composing functions. You are given a question and a set of possible functions. 
+Based on the question, you will need to make one or more function/tool calls to achieve the purpose. 
+If none of the functions can be used, point it out and refuse to answer. 
+If the given question lacks the parameters required by the function, also point it out.
+
+The output MUST strictly adhere to the following format, and NO other text MUST be included.
+The example format is as follows. Please make sure the parameter type is correct. If no function call is needed, please make the tool calls an empty list '[]'.
+```
+<tool_call>[
+{"name": "func_name1", "arguments": {"argument1": "value1", "argument2": "value2"}},
+... (more tool calls as required)
+]</tool_call>
+```
+""".strip()
+
+# The card writes this template with a trailing newline, but renders it with jinja2's Template, which
+# drops one trailing newline by default; the chat template trims the content anyway. So the user turn
+# ends with the query itself.
+USER_TEMPLATE = "You have access to the following tools:\n<tools>{tools}</tools>\n\nPlease answer the following query:\n{query}"
+
+
+def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
+    """The first user turn: the tools exactly as passed (``json.dumps`` of the raw list), then the query."""
+    return USER_TEMPLATE.format(tools=json.dumps(tools if tools is not None else []), query=query)
+
 
 class CardFormat(ToolFormat):
-    name = "card"
+    name = CARD
     call_end = b"}"
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
@@ -74,7 +106,7 @@ class CardFormat(ToolFormat):
         calls = self.complete_calls(text)[:keep]
         return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
 
-    def closed_tokens(self, model: LlamaModel, out: list[int], text: str, markers: Markers) -> list[int]:
+    def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
         if markers.special:
             return list(markers.open_ids) + model.tokenize(text[len(TOOL_CALL_OPEN):-len(TOOL_CALL_CLOSE)],
                                                            special=False) + list(markers.close_ids)
@@ -86,7 +118,7 @@ class CardFormat(ToolFormat):
     def reply_content(self, text: str) -> str:
         return "" if text.startswith("<") else text.strip()  # a sentence (no_call "text"), else no content
 
-    def answer_turn(self, result: Any) -> Message:
+    def answer_turn(self, result: CallResult) -> Message:
         if result.message is not None:
             content = result.message  # a sentence instead of a call goes back as the model wrote it
         elif result.calls is not None:

@@ -13,17 +13,17 @@ The template is read from the GGUF header here (no model load), so ``ondevice mo
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Optional
+from typing import Any, Optional
 
 from ..errors import AssetError
+from ..gguf import GGUFError, read_header
+from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from ..settings import CARD, NATIVE
 
-CARD, NATIVE = "card", "native"  # as ondevice.parse
 TEMPLATE_KEY = "tokenizer.chat_template"
 _TOOLS_USE = re.compile(r"\btools\b")  # the template reads the `tools` variable
-_HERMES_OPEN, _HERMES_CLOSE = "<tool_call>", "</tool_call>"
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def detect_format(template: Optional[str]) -> tuple[str, str]:
     if not template:
         return CARD, "the GGUF carries no chat template: the card's format"
     takes_tools = bool(_TOOLS_USE.search(template))
-    hermes = _HERMES_OPEN in template and _HERMES_CLOSE in template
+    hermes = TOOL_CALL_OPEN in template and TOOL_CALL_CLOSE in template
     if takes_tools and hermes:
         return NATIVE, "its chat template takes tools and writes calls as <tool_call>…</tool_call> (Hermes): native"
     if takes_tools:
@@ -76,70 +76,12 @@ def format_for_path(path: str | Path, manifest: Optional[dict[str, Any]] = None)
     return choice.tool_format, choice.reason
 
 
-# ---------------------------------------------------------------------------------- GGUF header
-
-# GGUF value types: 0-7 and 10-12 fixed-size scalars, 8 string, 9 array (element type, count, items).
-_SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
-_STRING, _ARRAY = 8, 9
-
-
 def read_chat_template(path: str | Path) -> Optional[str]:
     """The ``tokenizer.chat_template`` string of a GGUF file, or None; an AssetError if it is not a GGUF."""
-    path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            return _find_key(fh, TEMPLATE_KEY, path)
+        template = read_header(path, keys=(TEMPLATE_KEY,), tensors=False).kv.get(TEMPLATE_KEY)
     except OSError as exc:
         raise AssetError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (struct.error, UnicodeDecodeError, MemoryError):
-        raise AssetError(f"{path}: the GGUF header is cut or malformed; re-download or re-convert it") from None
-
-
-def _read(fh: BinaryIO, fmt: str) -> Any:
-    size = struct.calcsize("<" + fmt)
-    data = fh.read(size)
-    if len(data) != size:
-        raise struct.error("truncated")
-    return struct.unpack("<" + fmt, data)[0]
-
-
-def _read_string(fh: BinaryIO) -> bytes:
-    n = _read(fh, "Q")
-    if n > 1 << 26:  # no key or template is 64 MiB: a corrupt length
-        raise struct.error("string too long")
-    data = fh.read(n)
-    if len(data) != n:
-        raise struct.error("truncated")
-    return data
-
-
-def _skip(fh: BinaryIO, kind: int) -> None:
-    if kind in _SCALAR:
-        fh.seek(struct.calcsize("<" + _SCALAR[kind]), 1)
-    elif kind == _STRING:
-        fh.seek(_read(fh, "Q"), 1)
-    elif kind == _ARRAY:
-        inner, count = _read(fh, "I"), _read(fh, "Q")
-        if inner in _SCALAR:
-            fh.seek(struct.calcsize("<" + _SCALAR[inner]) * count, 1)
-        else:
-            for _ in range(count):
-                _skip(fh, inner)
-    else:
-        raise struct.error(f"unknown GGUF value type {kind}")
-
-
-def _find_key(fh: BinaryIO, wanted: str, path: Path) -> Optional[str]:
-    if fh.read(4) != b"GGUF":
-        raise AssetError(f"{path} is not a GGUF file (no GGUF magic): pass a .gguf model")
-    version = _read(fh, "I")
-    if version < 2:
-        raise AssetError(f"{path}: GGUF version {version} is too old; re-convert it")
-    _read(fh, "Q")  # tensor count
-    for _ in range(_read(fh, "Q")):
-        key = _read_string(fh).decode("utf-8")
-        kind = _read(fh, "I")
-        if key == wanted and kind == _STRING:
-            return _read_string(fh).decode("utf-8")
-        _skip(fh, kind)
-    return None
+    except GGUFError as exc:
+        raise AssetError(f"{path}: {exc}; pass a .gguf model, or re-download or re-convert it") from None
+    return template if isinstance(template, str) else None

@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from ..grammar.calls import TAG_CLOSE, TAG_OPEN, CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
-from ..engine.llama import LlamaModel
-from .blocks import TOOL_CALL_OPEN, ToolCall, native_blocks, read_block, typed_calls
+from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
+from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
-from .base import Message, ToolFormat
+from ..settings import NATIVE
+from .base import Message, Tokenizer, ToolFormat
+from .blocks import ToolCall, native_blocks, read_block, typed_calls
+from .result import CallResult
 
 
 class NativeFormat(ToolFormat):
-    name = "native"
+    name = NATIVE
     call_end = b">"  # a block ends with its closing tag
     block_per_call = True
     template_layout = True
@@ -50,7 +52,7 @@ class NativeFormat(ToolFormat):
             lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
             # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
             # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
-            for rule, lark, text in (("tag_open", m.open_lark, TAG_OPEN), ("tag_close", m.close_lark, TAG_CLOSE)):
+            for rule, lark, text in (("tag_open", m.open_lark, TOOL_CALL_OPEN), ("tag_close", m.close_lark, TOOL_CALL_CLOSE)):
                 lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
             lines += call_rules(tools)
         return "\n".join(lines) + "\n"
@@ -79,7 +81,7 @@ class NativeFormat(ToolFormat):
         blocks = self.complete_calls(text)[:keep]
         return text[:blocks[-1][1]] if blocks else ""
 
-    def closed_tokens(self, model: LlamaModel, out: list[int], text: str, markers: Markers) -> list[int]:
+    def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
         # The output's own tokens as far as they lie within `text` (a tag may be a special token or
         # text), the rest (a token straddling the cut) re-tokenized as plain text.
         target = len(text.encode("utf-8"))
@@ -94,7 +96,7 @@ class NativeFormat(ToolFormat):
         rest = text.encode("utf-8")[size:].decode("utf-8", errors="replace")
         return kept + (model.tokenize(rest, special=False) if rest else [])
 
-    def answer_turn(self, result: Any) -> Message:
+    def answer_turn(self, result: CallResult) -> Message:
         turn: dict[str, Any] = {"role": "assistant", "content": result.message or ""}
         if result.calls:
             turn["tool_calls"] = [{"type": "function", "function": c.to_dict()} for c in result.calls]

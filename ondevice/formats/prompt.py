@@ -1,44 +1,16 @@
-"""The prompt layer: the model card's system prompt, user template and `prepare_messages`.
+"""A request's messages in its tool format (`prepare_messages`), and the checks on the query.
 
-These strings are the fine-tune's trained interface and are reproduced verbatim from the model card
-(including the trailing spaces at the end of its first three lines).
+The card's own strings (system prompt, user template) are in card.py.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from ..errors import EmptyQueryError, QueryError
-from .blocks import CARD
-
-SYSTEM_PROMPT = """
-You are an expert in composing functions. You are given a question and a set of possible functions. 
-Based on the question, you will need to make one or more function/tool calls to achieve the purpose. 
-If none of the functions can be used, point it out and refuse to answer. 
-If the given question lacks the parameters required by the function, also point it out.
-
-The output MUST strictly adhere to the following format, and NO other text MUST be included.
-The example format is as follows. Please make sure the parameter type is correct. If no function call is needed, please make the tool calls an empty list '[]'.
-```
-<tool_call>[
-{"name": "func_name1", "arguments": {"argument1": "value1", "argument2": "value2"}},
-... (more tool calls as required)
-]</tool_call>
-```
-""".strip()
-
-# The card writes this template with a trailing newline, but renders it with jinja2's Template, which
-# drops one trailing newline by default; the chat template trims the content anyway. So the user turn
-# ends with the query itself.
-USER_TEMPLATE = "You have access to the following tools:\n<tools>{tools}</tools>\n\nPlease answer the following query:\n{query}"
-
-Message = dict[str, str]
-
-
-def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
-    """The first user turn: the tools exactly as passed (``json.dumps`` of the raw list), then the query."""
-    return USER_TEMPLATE.format(tools=json.dumps(tools if tools is not None else []), query=query)
+from ..settings import CARD
+from .base import Message
+from .registry import get_format
 
 
 def check_query(query: str) -> str:
@@ -71,8 +43,6 @@ def prepare_messages(
     else the template's default) and the query as a plain user turn; the tools go to the chat
     template itself (`template_tools`), which writes them where the model was trained to read them.
     """
-    from . import get_format  # the formats build on this module's strings
-
     check_query(query)
     return get_format(tool_format).messages(query, tools, conversation_history)
 
@@ -81,6 +51,4 @@ def template_tools(tools: Optional[list[Any]], tool_format: str = CARD) -> Optio
     """The ``tools`` variable of the chat template: None for the card format (its tools are in the
     user turn) or when there are none; else the list in the OpenAI layout the templates expect
     (``{"type": "function", "function": {...}}``), each tool's own content as the caller passed it."""
-    from . import get_format
-
     return get_format(tool_format).template_tools(tools)

@@ -1,20 +1,15 @@
-"""The tool-call grammar: ``<tool_call>[`` + calls + ``]</tool_call>``, as an llguidance grammar.
+"""The rules of the tool-call grammar, as llguidance Lark: each format (ondevice.formats) builds an
+answer's grammar from them, and `CallOptions` says what that grammar allows besides the calls.
 
 Each call is ``{"name": <a given tool's name>, "arguments": <an object valid for that tool>}`` in the
 compact ``json.dumps`` layout the fine-tune was trained on (", " and ": " separators). Whitespace is
-bounded: one optional newline after ``[`` and before ``]``, and a space or a newline after each ``,``
-between calls; none inside a call.
+bounded: none inside a call; the formats bound it around and between calls.
 
 The tags are written the way the model itself emits them (`Markers`): as text for a tokenizer that
 spells ``<tool_call>`` with ordinary pieces, or as the special token for one that has it as a single
 token (Qwen2.5's 151657/151658). With ``no_call="text"`` the grammar also admits, instead of the
 tool-call block, a plain sentence (the model's own way of saying no tool fits) that cannot start or
-contain a tag, of bounded length.
-
-The native format (``tool_format="native"``, see parse.py) lays calls out as the model's own chat
-template does: zero or more blocks ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
-separated by ``"\n"``, each holding one call in the same JSON layout; with no call due, the answer
-is empty (``no_call="list"``: the model ends its turn at once) or a sentence (``"text"``).
+contain a tag, of bounded length (`message_rule`).
 
 Why llguidance rather than llama.cpp's GBNF: measured here on the 128k Llama 3 vocabulary, a GBNF mask
 costs about 15 ms per token against about 0.1 ms, and llguidance reports the tokens the grammar forces
@@ -28,24 +23,16 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
-from llguidance import LLMatcher, LLParserLimits, LLTokenizer
+from llguidance import LLParserLimits
 
-from ..errors import ModelFileError, SettingsError, ToolChoiceError, ToolSchemaError
-from ..formats.blocks import TOOL_CALL_CLOSE as TAG_CLOSE
-from ..formats.blocks import TOOL_CALL_OPEN as TAG_OPEN
-from ..schema.refs import check_refs
-from ..formats.blocks import CARD, OPEN
-from ..settings import Settings, check_setting
+from ..errors import ModelFileError, SettingsError, ToolChoiceError
 from ..schema.tools import Tool
-from ..structured import ContentFormat, OutputSchemaError
+from ..settings import CARD, Settings, check_setting
+from ..structured import ContentFormat
+from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-
-_LISTING = re.compile(r"^\s*\d+ \| ")  # llguidance's grammar listing: "   5 | call_0: ..."
-_POSITION = re.compile(r"^at \d+\(\d+\): ")
-
-NO_CALL_MODES = ("list", "text", "threshold")
 
 @dataclass(frozen=True)
 class Markers:
@@ -55,8 +42,8 @@ class Markers:
     matches the token itself); plain tags are text (a Lark string literal). `for_tokenizer` decides.
     """
 
-    open_lark: str = json.dumps(TAG_OPEN)
-    close_lark: str = json.dumps(TAG_CLOSE)
+    open_lark: str = json.dumps(TOOL_CALL_OPEN)
+    close_lark: str = json.dumps(TOOL_CALL_CLOSE)
     special: bool = False
     open_ids: tuple[int, ...] = ()
     close_ids: tuple[int, ...] = ()
@@ -64,12 +51,12 @@ class Markers:
     @classmethod
     def for_tokenizer(cls, tokenize: Callable[[str], list[int]], is_special: Callable[[int], bool]) -> "Markers":
         """The markers for a tokenizer: `tokenize` parses special tokens; `is_special` is llguidance's view."""
-        open_ids, close_ids = tokenize(TAG_OPEN), tokenize(TAG_CLOSE)
+        open_ids, close_ids = tokenize(TOOL_CALL_OPEN), tokenize(TOOL_CALL_CLOSE)
         special = [len(ids) == 1 and is_special(ids[0]) for ids in (open_ids, close_ids)]
         if special[0] != special[1]:
             raise ModelFileError(
-                f"the tokenizer has only one of the tags as a special token: {TAG_OPEN} -> {open_ids}, "
-                f"{TAG_CLOSE} -> {close_ids}; expected both or neither")
+                f"the tokenizer has only one of the tags as a special token: {TOOL_CALL_OPEN} -> {open_ids}, "
+                f"{TOOL_CALL_CLOSE} -> {close_ids}; expected both or neither")
         if not special[0]:
             return cls(open_ids=tuple(open_ids), close_ids=tuple(close_ids))
         return cls(f"<[{open_ids[0]}]>", f"<[{close_ids[0]}]>", True, tuple(open_ids), tuple(close_ids))
@@ -84,10 +71,10 @@ class CallOptions:
     and ``parallel_tool_calls``. no_call: "list" (an answer without a call is
     ``<tool_call>[]</tool_call>``), "text" (it may also be a plain sentence, unless a call is
     required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
-    of "no call", see decode.py); message_max_chars bounds that sentence. markers: the tags as the
-    model emits them. tool_format: "card" (one list block) or "native" (one block per call, the
-    model's own chat-template layout; see parse.py). content: a response JSON Schema (structured
-    outputs, see structured.py): where no call is required, the answer may (no tools: must) be one
+    of "no call", see engine/session.py's FirstBranch); message_max_chars bounds that sentence. markers:
+    the tags as the model emits them. tool_format: "card" (one list block) or "native" (one block per
+    call, the model's own chat-template layout; see ondevice/formats). content: a response JSON Schema
+    (structured outputs, see structured.py): where no call is required, the answer may (no tools: must) be one
     JSON value valid against it instead of the calls; no sentence is then admitted.
     """
 
@@ -106,8 +93,7 @@ class CallOptions:
         for name in ("no_call", "tool_format"):  # the settings' own rules (a mode is required here)
             if getattr(self, name) is None:
                 raise SettingsError(f"setting {name}: expected a value, got None")
-            if name != "tool_format" or self.tool_format != CARD:  # CARD: always registered
-                check_setting(name, getattr(self, name))
+            check_setting(name, getattr(self, name))
         if self.message_max_chars < 1:
             raise SettingsError(f"setting message_max_chars: expected an integer >= 1, got {self.message_max_chars!r}")
 
@@ -164,7 +150,7 @@ def calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", sep
 
 # What a model starts a call with in any spelling: a tag, a JSON object or list, a code fence. A
 # sentence cannot start with one (so the model's own first token tells a call from a sentence, see
-# decode.FirstBranch), in either format.
+# engine/session.py's FirstBranch), in either format.
 CALL_INTENT_STARTS = "<{[`"
 
 
@@ -193,17 +179,6 @@ def prose_lark(max_chars: int) -> str:
     return f"start: message\nmessage: /[^<\\s{{}}\\[\\]`(][^<{{}}\\[\\]`]{{0,{max_chars - 1}}}/\n"
 
 
-def tool_call_lark(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
-    """The Lark source of the grammar for these tools, in the options' tool format (no tools: only
-    the empty answer)."""
-    from ..formats import get_format  # the formats build on this module's rules
-
-    tools = options.callable_tools(tools)
-    if options.min_calls and not tools:
-        raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
-    return get_format(options.tool_format).lark(tools, options)
-
-
 def call_rules(tools: Sequence[Tool]) -> list[str]:
     lines = ["call: " + " | ".join(f"call_{i}" for i in range(len(tools)))]
     for i, tool in enumerate(tools):
@@ -223,83 +198,3 @@ def is_limit_error(message: str) -> bool:
     return bool(re.search(r"too (big|many|complex)|limit|fuel", message, re.IGNORECASE))
 
 
-def compile_grammar(tools: Sequence[Tool], limits: Optional[LLParserLimits] = None,
-                    options: CallOptions = DEFAULT_OPTIONS) -> str:
-    """The serialized llguidance grammar; a schema that points nowhere, cannot be satisfied, that
-    llguidance refuses or that is over `limits` names the tool (llguidance's grammar listing goes to
-    the error's details). `options` bounds the calls (OpenAI's tool_choice)."""
-    for tool in tools:
-        check_refs(tool.name, tool.grammar_schema)
-    grammar = LLMatcher.grammar_from_lark(tool_call_lark(tools, options))
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, limits=limits)
-    if is_error:
-        raise _name_the_tool(tools, None, limits, "\n".join(messages), options)
-    return grammar
-
-
-def explain_grammar_error(tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings, message: str,
-                          options: Optional[CallOptions] = None) -> ToolSchemaError:
-    """The error for a grammar llguidance refused when building it for the vocabulary, naming the tool."""
-    return _name_the_tool(tools, tokenizer, grammar_limits(settings), message, options)
-
-
-def _name_the_tool(tools: Sequence[Tool], tokenizer: Optional[LLTokenizer], limits: Optional[LLParserLimits],
-                   message: str, options: Optional[CallOptions] = None) -> ToolSchemaError:
-    hint = (" (over a limit: simplify the schema, or raise the settings grammar_compile_fuel / grammar_max_size)"
-            if is_limit_error(message) else "")
-    content = options.content if options is not None else None
-    subjects = ([(f"response format {content.name!r}: the grammar compiler refused its schema",
-                  "start: content\n" + content_rule(content) + "\n", OutputSchemaError)] if content is not None else [])
-    one = replace(_one_tool(options), content=None)
-    subjects += [(f"tool {tool.name!r}: the grammar compiler refused its parameters", tool_call_lark([tool], one),
-                  ToolSchemaError) for tool in tools]
-    for what, lark, error in subjects:  # find which schema was refused, to say so
-        alone = LLMatcher.grammar_from_lark(lark)
-        if tokenizer is None:
-            bad, why = LLMatcher.validate_grammar_with_warnings(alone, limits=limits)
-            reason = "\n".join(why)
-        else:
-            matcher = LLMatcher(tokenizer, alone, log_level=0, limits=limits)
-            bad, reason = matcher.is_error(), matcher.get_error()
-        if bad:
-            return error(f"{what}: {_first_lines(reason)}{hint}", details=reason)
-    return ToolSchemaError(f"the tool-call grammar does not compile: {_first_lines(message)}{hint}", details=message)
-
-
-def _one_tool(options: Optional[CallOptions]) -> CallOptions:
-    """The options for one tool's grammar alone (to find which tool a refusal is about)."""
-    return replace(options or DEFAULT_OPTIONS, min_calls=0, allowed=None)
-
-
-def _first_lines(message: str) -> str:
-    """llguidance's reasons without the listing of the grammar that follows them."""
-    reasons = []
-    for line in message.splitlines():
-        if _LISTING.match(line):
-            break
-        if line.strip() and line.strip() != "^":
-            reasons.append(_POSITION.sub("", line.strip()))
-    return "; ".join(reasons)
-
-
-def tool_over_step_limit(text: str, tools: Sequence[Tool], tokenizer: LLTokenizer, settings: Settings,
-                         options: Optional[CallOptions] = None) -> str:
-    """Which tool's grammar went over the per-mask limit: the call begun in the generated `text`, else the
-    first tool whose grammar alone goes over it at its first mask (for the error message)."""
-    begun = re.findall(r'"name": "((?:[^"\\]|\\.)*)"', text)
-    if begun:
-        return begun[-1]
-    for tool in tools:
-        matcher = LLMatcher(tokenizer, LLMatcher.grammar_from_lark(tool_call_lark([tool], _one_tool(options))), log_level=0,
-                            limits=grammar_limits(settings))
-        for _ in range(len(OPEN) + 1):  # through "<tool_call>[" to the first choice
-            if matcher.is_error() or matcher.is_stopped():
-                break
-            forced = matcher.compute_ff_tokens()
-            if not forced:
-                matcher.compute_bitmask()
-                break
-            matcher.consume_tokens(forced)
-        if matcher.is_error():
-            return tool.name
-    return tools[0].name if len(tools) == 1 else "?"

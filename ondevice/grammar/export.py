@@ -1,6 +1,6 @@
 """The tool-call grammar as GBNF, for llama.cpp's own grammar sampler (llama-server's ``grammar`` field).
 
-The same language as `grammar.tool_call_lark` (the llguidance grammar ondevice decodes with): the
+The same language as `formats.grammar.tool_call_lark` (the llguidance grammar ondevice decodes with): the
 ``<tool_call>[...]</tool_call>`` frame, the call-count bounds and allowed tools of `CallOptions`,
 and each call in the compact ``json.dumps`` layout with its arguments following the tool's
 normalized JSON Schema. GBNF has no regular expressions over JSON strings nor numeric ranges, so a
@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 from ..errors import ToolChoiceError, ToolSchemaError
 from .calls import DEFAULT_OPTIONS, CallOptions
-from ..formats.blocks import CLOSE, OPEN
+from .tags import CLOSE, OPEN
 from ..schema.tools import Tool
 
 NOT_IN_GBNF = ("pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")

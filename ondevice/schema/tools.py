@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 import jsonschema
@@ -24,6 +25,7 @@ from ..errors import ToolSchemaError
 from ..settings import MAX_SCHEMA_DEPTH
 from .json_value import check_tools_value
 from .limits import check_tools_depth
+from .grammar_schema import enforceable
 
 # BFCL and Python-flavoured type names, mapped to JSON Schema. "any" means no type constraint.
 TYPE_ALIASES: dict[str, str | None] = {
@@ -72,6 +74,13 @@ class Tool:
         return schema
 
 
+@lru_cache(maxsize=4096)
+def schema_validator(schema_json: str) -> Any:
+    """A JSON Schema validator for a schema given as JSON text (cached)."""
+    schema = json.loads(schema_json)
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+
+
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema)
 
@@ -109,8 +118,6 @@ def normalize_tools(tools: Any) -> list[Tool]:
     (with the place and the keyword); InputLimitError for a tool nesting deeper than any
     max_schema_depth allows (the schema is read recursively).
     """
-    from .grammar_schema import enforceable  # grammar_schema imports this module
-
     if tools is None:
         return []
     if isinstance(tools, dict):

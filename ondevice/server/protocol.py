@@ -40,7 +40,8 @@ from ..errors import (
 )
 from ..grammar.calls import CallOptions
 from ..formats import get_format
-from ..formats.prompt import SYSTEM_PROMPT, Message, render_user_prompt
+from ..formats.card import SYSTEM_PROMPT, render_user_prompt
+from ..formats.prompt import Message
 from ..settings import Settings
 from ..schema.limits import check_arguments_depth, check_tool_limits, parse_json_body
 from ..schema.tools import normalize_tools

@@ -14,8 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from ..grammar.calls import OPEN
-from ..formats.blocks import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from ..grammar.tags import OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 # The head of one call, as the grammar lays it out (the call schema puts "name" before "arguments").
 _HEAD = re.compile(r'\{"name": ("(?:[^"\\]|\\.)*"), "arguments": ')

@@ -11,7 +11,7 @@ itself tokenizes the text between two special tokens as one fragment, so merging
 tokenization exactly for every prompt whose content holds no control-token text, while tokenizing
 markup and content apart would change merges at their boundary (``"\\n\\n"`` + ``" x"``). And
 when no control token overlaps content at all (the usual case), the whole prompt is tokenized in one
-llama.cpp call with special-token parsing, exactly as before: token for token what the model was
+llama.cpp call with special-token parsing, as llama.cpp itself would: token for token what the model was
 trained on. Prompts whose content holds control-token text differ from ``transformers``' on purpose:
 it would parse that text into control tokens; here it stays text.
 
@@ -48,7 +48,7 @@ class ControlTokens:
 def tokenize_prompt(text: str, content: Sequence[Span], control: ControlTokens, tokenize: Tokenize) -> list[int]:
     """Tokens of a rendered prompt: control tokens only from markup, every `content` span as plain text."""
     if all(_within_markup(hit, content) for hit in control.spans(text)):
-        return tokenize(text, True)  # content holds none: one call, exactly as llama.cpp always did
+        return tokenize(text, True)  # content holds none: one call, as llama.cpp itself tokenizes a prompt
     return split_tokenize(text, content, control, tokenize)
 
 

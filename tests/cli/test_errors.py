@@ -90,6 +90,7 @@ def write(tmp_path, name: str, content: str | bytes) -> str:
     ("json", '{"type": "string", "description": "\\ud800"}',
      "schema.json: description holds text that is not valid UTF-8"),
 ])
+@pytest.mark.nomodel
 def test_hostile_files_are_one_line_before_the_model_loads(tmp_path, capsys, command, content, message):
     option, name = ("--tools", "tools.json") if command == "call" else ("--schema", "schema.json")
     status, _, err = run_main(capsys, command, "hi", option, write(tmp_path, name, content))
@@ -97,6 +98,7 @@ def test_hostile_files_are_one_line_before_the_model_loads(tmp_path, capsys, com
     assert STANDIN_NOTE not in err  # no model was loaded
 
 
+@pytest.mark.nomodel
 def test_hostile_query_is_one_line(capsys):
     status, _, err = run_main(capsys, "call", "weather in \ud800", "--tools", SIMPLE_TOOLS)
     assert_one_line_error(status, err, "the query is not valid UTF-8 text (undecodable '\\ud800' at character 11)")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ondevice_convert import MissingFileError, convert_checkpoint
-from ondevice_convert.gguf_meta import read_header
+from ondevice.gguf import read_header
 from ondevice import paths
 from ondevice.cli import build_parser, main
 

@@ -12,7 +12,8 @@ import pytest
 
 from ondevice_convert import (ConversionError, MissingFileError, UnknownQuantError, UnsupportedArchitectureError,
                      convert_checkpoint)
-from ondevice_convert.gguf_meta import read_header, tensor_rows
+from ondevice.gguf import read_header
+from ondevice_convert.gguf_meta import tensor_rows
 from ondevice.errors import OndeviceError
 
 

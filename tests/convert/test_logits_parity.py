@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from ondevice_convert.gguf_meta import read_header
+from ondevice.gguf import read_header
 from ondevice_convert.hparams import llama3_rope_factors, parse_llama_config
 from ondevice_convert.verify import (CHAT_CONVERSATIONS, VERIFY_TEXTS, compare_logits, llama_cpp_greedy,
                             llama_cpp_logits, render_chat, transformers_greedy, transformers_logits)

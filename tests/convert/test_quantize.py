@@ -12,7 +12,7 @@ from tokenizers import Tokenizer
 
 from ondevice_convert import QUANT_TYPES, UnknownQuantError, quantize
 from ondevice_convert.cli import REQUIRED_QUANTS
-from ondevice_convert.gguf_meta import read_header
+from ondevice.gguf import read_header
 from ondevice_convert.report import format_report, quantization_errors
 from ondevice_convert.verify import VERIFY_TEXTS, compare_logits, llama_cpp_logits
 

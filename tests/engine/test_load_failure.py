@@ -31,7 +31,6 @@ def _load_error(path: Path) -> str:
     return str(info.value)
 
 
-@pytest.mark.model
 def test_an_unknown_architecture_is_named_with_the_file_and_the_backend(tmp_path):
     path = _gguf_of_architecture(tmp_path / "odd.gguf", "nosucharch")
     message = _load_error(path)
@@ -42,7 +41,6 @@ def test_an_unknown_architecture_is_named_with_the_file_and_the_backend(tmp_path
     assert backend.library is not None and f"CPU backend: {backend.describe()}" in message
 
 
-@pytest.mark.model
 def test_a_truncated_stand_in_is_measured_against_its_manifest(tmp_path, standin_path):
     source = standin_manifest()["source"]
     bad = tmp_path / Path(source["file"]).name  # named as the stand-in's file: its manifest is found by name
@@ -62,7 +60,6 @@ def test_the_stand_in_matches_its_manifest_in_sha256_and_size(standin_path):
     assert check.size == standin_path.stat().st_size == standin_manifest()["source"]["size"]
 
 
-@pytest.mark.model
 def test_a_file_whose_checksum_matches_is_never_called_truncated_or_corrupt(tmp_path, standin_path):
     # A real file llama.cpp refuses (an absurd tensor count), vouched for by a manifest of its own.
     bad = tmp_path / "vouched.gguf"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ondevice import Settings
-from ondevice.grammar.calls import CallOptions, tool_call_lark
-from ondevice.formats.blocks import OPEN
+from ondevice.formats.grammar import tool_call_lark
+from ondevice.grammar.calls import CallOptions
+from ondevice.grammar.tags import OPEN
 from ondevice.settings import SettingsError
 
 from ..common import load_example

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 
-from ondevice.formats.blocks import complete_calls
+from ondevice.formats import get_format
+from ondevice.settings import CARD
 
 from ..common import load_example
 
@@ -61,7 +62,7 @@ def test_the_stand_in_never_sends_a_call_twice(caller):
     query = case["queries"][0]
     loose = caller.call(query, tools, settings=caller.settings.with_(max_identical_calls=0, list_end="grammar",
                                                                        max_tokens=200))
-    loose_calls = [v for v, _ in complete_calls(loose.text)]
+    loose_calls = [v for v, _ in get_format(CARD).complete_calls(loose.text)]
     assert repeats(loose_calls) > 0, loose.text  # the test can fail: repeats without the refusal
     strict = caller.call(query, tools, settings=caller.settings.with_(max_tokens=200))
     assert strict.calls and repeats([c.to_dict() for c in strict.calls]) == 0, strict.text

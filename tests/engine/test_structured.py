@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from ondevice import Settings
 from ondevice.errors import BudgetError
-from ondevice.grammar.calls import CallOptions, compile_grammar, tool_call_lark
+from ondevice.formats.grammar import compile_grammar, tool_call_lark
+from ondevice.grammar.calls import CallOptions
 from ondevice.server.responses import input_messages, parse_responses_request
 from ondevice.structured import OutputSchemaError, content_format
 

@@ -12,8 +12,12 @@ from llguidance import LLMatcher
 
 from ondevice import Settings
 from ondevice.errors import ChatTemplateError, SettingsError
-from ondevice.grammar.calls import CallOptions, tool_call_lark
-from ondevice.formats.blocks import NATIVE, TOOL_CALL_OPEN, ToolCall, close_text, complete_calls, parse_calls, validate_calls
+from ondevice.formats import get_format
+from ondevice.formats.blocks import ToolCall, validate_calls
+from ondevice.formats.grammar import tool_call_lark
+from ondevice.grammar.calls import CallOptions
+from ondevice.grammar.tags import TOOL_CALL_OPEN
+from ondevice.settings import NATIVE
 from ondevice.formats.prompt import prepare_messages, template_tools
 from ondevice.server.protocol import APIError, native_messages
 from ondevice.server.tool_stream import ToolCallReader, split_calls
@@ -33,19 +37,21 @@ TWO_BLOCKS = ('<tool_call>\n{"name": "a", "arguments": {"x": "</tool_call>"}}\n<
 
 @pytest.mark.nomodel
 def test_native_text_parses_into_the_same_calls():
-    assert parse_calls(TWO_BLOCKS, NATIVE) == [ToolCall("a", {"x": "</tool_call>"}), ToolCall("b", {})]
-    assert parse_calls("It is sunny in Paris.", NATIVE) == []  # a plain reply: no call
-    assert parse_calls("", NATIVE) == []
-    assert parse_calls('<tool_call>\n{"name": "a", "argu', NATIVE) is None  # a block begun, not well formed
-    assert parse_calls(TWO_BLOCKS, "card") is None  # each format reads only its own layout
+    native = get_format(NATIVE)
+    assert native.parse(TWO_BLOCKS) == [ToolCall("a", {"x": "</tool_call>"}), ToolCall("b", {})]
+    assert native.parse("It is sunny in Paris.") == []  # a plain reply: no call
+    assert native.parse("") == []
+    assert native.parse('<tool_call>\n{"name": "a", "argu') is None  # a block begun, not well formed
+    assert get_format("card").parse(TWO_BLOCKS) is None  # each format reads only its own layout
 
 
 @pytest.mark.nomodel
 def test_a_cut_native_answer_keeps_its_complete_blocks():
-    assert close_text(TWO_BLOCKS[:-3], None, NATIVE) == TWO_BLOCKS.split("\n<tool_call>")[0]
-    assert close_text(TWO_BLOCKS, -1, NATIVE) == TWO_BLOCKS.split("\n<tool_call>")[0]
-    assert close_text('<tool_call>\n{"name": "a"', None, NATIVE) == ""
-    assert [value["name"] for value, _ in complete_calls(TWO_BLOCKS, NATIVE)] == ["a", "b"]
+    native = get_format(NATIVE)
+    assert native.close_text(TWO_BLOCKS[:-3], None) == TWO_BLOCKS.split("\n<tool_call>")[0]
+    assert native.close_text(TWO_BLOCKS, -1) == TWO_BLOCKS.split("\n<tool_call>")[0]
+    assert native.close_text('<tool_call>\n{"name": "a"', None) == ""
+    assert [value["name"] for value, _ in native.complete_calls(TWO_BLOCKS)] == ["a", "b"]
 
 
 @pytest.mark.parametrize("options", [
@@ -106,7 +112,7 @@ def native_result_is_valid(caller, result, tools):
     if result.message is not None:
         assert result.calls == [] and not result.text.startswith(TOOL_CALL_OPEN)
     else:
-        assert parse_calls(result.text, NATIVE) == result.calls
+        assert get_format(NATIVE).parse(result.text) == result.calls
         assert result.text == "" or result.text.startswith(TOOL_CALL_OPEN)
 
 

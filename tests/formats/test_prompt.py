@@ -7,7 +7,8 @@ import re
 
 from jinja2 import Template
 
-from ondevice.formats.prompt import SYSTEM_PROMPT, USER_TEMPLATE, prepare_messages, render_user_prompt
+from ondevice.formats.card import SYSTEM_PROMPT, USER_TEMPLATE, render_user_prompt
+from ondevice.formats.prompt import prepare_messages
 
 from ..common import SHARED, load_example
 import pytest

@@ -9,7 +9,8 @@ import pytest
 from llguidance import LLMatcher
 
 from ondevice.errors import ToolSchemaError
-from ondevice.grammar.calls import CallOptions, compile_grammar
+from ondevice.formats.grammar import compile_grammar
+from ondevice.grammar.calls import CallOptions
 from ondevice.grammar.export import tool_call_gbnf
 from ondevice.formats.blocks import parse_tool_calls
 from ondevice.schema.tools import normalize_tools

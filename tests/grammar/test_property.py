@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ondevice import Settings, ToolCaller
-from ondevice.formats.blocks import CLOSE, NATIVE, OPEN, complete_calls
+from ondevice.formats import get_format
+from ondevice.grammar.tags import CLOSE, OPEN
+from ondevice.settings import NATIVE
 from ondevice.schema.tools import normalize_tools
 
 from ..common import PINNED_DATE
@@ -100,7 +102,7 @@ def check_valid_output(caller, tools, seed, temperature, budget, query):
         if result.message is not None:
             assert result.calls == [] and not result.text.startswith("<")
             return
-        blocks = complete_calls(result.text, NATIVE)  # "<tool_call>\n{...}\n</tool_call>", "\n" between
+        blocks = get_format(NATIVE).complete_calls(result.text)  # "<tool_call>\n{...}\n</tool_call>", "\n" between
         assert (blocks[-1][1] if blocks else 0) == len(result.text), result.text
         parsed = [value for value, _ in blocks]
     else:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from ondevice.errors import ToolSchemaError
-from ondevice.grammar.calls import DEFAULT_OPTIONS, CallOptions, compile_grammar
+from ondevice.formats.grammar import compile_grammar
+from ondevice.grammar.calls import DEFAULT_OPTIONS, CallOptions
 from ondevice.formats.blocks import parse_response, parse_tool_calls
 from ondevice.engine.sampling import Sampler
 from ondevice.schema.tools import normalize_tools

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from ondevice.errors import ToolSchemaError
-from ondevice.grammar.calls import compile_grammar, tool_call_lark
+from ondevice.formats.grammar import compile_grammar, tool_call_lark
 from ondevice.schema.tools import normalize_tools, to_json_schema
 
 from ..common import EXAMPLE_NAMES, load_example

@@ -1,12 +1,11 @@
-"""One answer as the API returns it, and its timings."""
+"""One answer as the API returns it: what a call returns, and what a format writes back into the conversation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..formats.blocks import ToolCall
-from .session import Generation
+from .blocks import ToolCall
 
 
 @dataclass
@@ -44,18 +43,3 @@ class CallResult:
             "timings": self.timings,
         }
 
-
-def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:
-    """The timings a CallResult reports."""
-    return {
-        "prompt_tokens": len(prompt),
-        "prompt_reused": reused,
-        "prompt_eval_s": round(prompt_s, 4),
-        "sampled_tokens": gen.sampled,
-        "forced_tokens": gen.forced,
-        "decode_s": round(gen.seconds, 4),
-        "decode_steps": gen.steps,
-        "drafted_tokens": gen.drafted,
-        "accepted_tokens": gen.accepted,
-        "total_s": round(total_s, 4),
-    }
