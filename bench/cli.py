@@ -346,7 +346,7 @@ examples:
         "property",
         help="the property-based tests at their full count of cases (before a release)",
         description="Run tests/grammar/test_property.py and tests/cli/test_cli_fuzz.py from the source checkout "
-                    "with ONDEVICE_PROPERTY_EXAMPLES cases (the default test run uses 40).",
+                    "with ONDEVICE_PROPERTY_EXAMPLES cases (the default test run uses 20).",
         epilog="""\
 examples:
   ondevice bench property                        # 300 cases each (about 15 minutes on 2 cores)

@@ -1,6 +1,6 @@
 """`ondevice bench property`: the property-based tests at their full count of cases.
 
-The default test run keeps them short (40 cases); before a release they run with many more, which
+The default test run keeps them short (20 cases); before a release they run with many more, which
 takes minutes on 2 cores. They live in the source checkout's tests/ (a wheel does not ship them).
 """
 

@@ -1,6 +1,6 @@
 """Fuzzing the CLI's inputs: whatever the tools file, the query or a numeric option holds, `ondevice call`
 ends with exit 0 or 2 (one line), never 1 (a bug) or a traceback. In-process through ondevice.cli.main;
-most cases fail before a model loads. ONDEVICE_PROPERTY_EXAMPLES sets the number of cases (40; 300 before a release)."""
+most cases fail before a model loads. ONDEVICE_PROPERTY_EXAMPLES sets the number of cases (20; 300 before a release)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ondevice.cli import main
 
 pytestmark = pytest.mark.property
-EXAMPLES = int(os.environ.get("ONDEVICE_PROPERTY_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("ONDEVICE_PROPERTY_EXAMPLES", "20"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 

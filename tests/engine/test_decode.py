@@ -9,6 +9,7 @@ import pytest
 from ondevice import Settings, ToolCaller, validate_calls
 from ondevice.errors import ContextOverflowError, EmptyQueryError
 from ondevice.grammar.tags import CLOSE, OPEN
+from ondevice.engine.hardware import system_info
 from ondevice.engine.sampling import Sampler
 from ondevice.schema.tools import normalize_tools
 
@@ -34,11 +35,19 @@ def test_card_examples_give_valid_calls(caller, name):
         assert result.calls == [] and result.timings["sampled_tokens"] == 0  # nothing left to choose
 
 
+# Greedy decoding is deterministic on one CPU kind, but llama.cpp's AVX-512 and AVX2 kernels round sums
+# differently, and the stand-in's first answer is close enough to flip: one golden per kernel family
+# (llama-cpp-python 0.3.36, recorded on AMD EPYC hosts with and without AVX-512).
+GOLDEN_SIMPLE = {
+    True: '<tool_call>[{"name": "get_weather", "arguments": {"location": "New York"}}]</tool_call>',
+    False: '<tool_call>[\n{"name": "get_weather", "arguments": {"location": "New York", "unit": "celsius"}}]</tool_call>',
+}
+
+
 def test_golden_greedy_outputs_of_the_stand_in(caller):
-    # Greedy decoding is deterministic: these are the stand-in's answers (llama-cpp-python 0.3.36, CPU).
+    avx512 = "AVX512 = 1" in system_info()
     tools, case = load_example("simple")
-    assert caller.call(case["queries"][0], tools).text == (
-        '<tool_call>[{"name": "get_weather", "arguments": {"location": "New York"}}]</tool_call>')
+    assert caller.call(case["queries"][0], tools).text == GOLDEN_SIMPLE[avx512]
     tools, case = load_example("multiple")
     assert caller.call(case["queries"][0], tools).calls_as_dicts() == [
         {"name": "country_info.capital", "arguments": {"country": "Brazil"}}]

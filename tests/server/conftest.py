@@ -23,6 +23,7 @@ EXAMPLES = REPO / "examples"
 PINNED_DATE = "26 Jul 2024"
 API_KEY = "test-key"
 MODEL = "smollm2-135m-instruct"
+QWEN = "qwen2.5-coder-0.5b-instruct"
 
 openai = pytest.importorskip("openai")
 
@@ -70,6 +71,15 @@ def server(ondevice_home: Path) -> Server:
     srv = Server("--api-key", API_KEY)
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def qwen_server(ondevice_home: Path) -> Server:
+    """One Qwen2.5-Coder server (its native format, --parallel 4 by default) shared by every server test."""
+    srv = Server("--model", QWEN, "--api-key", API_KEY)
+    yield srv
+    code, stderr = srv.stop()
+    assert code == 0, stderr
 
 
 @pytest.fixture(scope="session")

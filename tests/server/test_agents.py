@@ -4,22 +4,12 @@ model. Loopback only, bounded (max_turns, max_tokens, the client's timeout)."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from .conftest import API_KEY, Server
+from .conftest import API_KEY, QWEN
 
 agents = pytest.importorskip("agents")
-QWEN = "qwen2.5-coder-0.5b-instruct"
 QUERY = "What is the weather in Paris right now?"
-
-
-@pytest.fixture(scope="module")
-def qwen_server(ondevice_home):
-    server = Server("--model", QWEN, "--api-key", API_KEY)
-    yield server
-    code, stderr = server.stop()
-    assert code == 0, stderr
 
 
 def run_agent(url: str, model_kind: str) -> tuple[object, list[str]]:

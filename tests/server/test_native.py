@@ -6,41 +6,33 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from .conftest import QWEN, openai_tools
 
-from .conftest import API_KEY, Server, openai_tools
-
-QWEN = "qwen2.5-coder-0.5b-instruct"
 QUERY = "What's the weather like in New York in fahrenheit?"
 
 
-def test_native_format_over_the_api(ondevice_home):
-    server = Server("--model", QWEN, "--api-key", API_KEY)  # --parallel 4 by default, sentences (no_call text) too
-    try:
-        client = server.client()
-        tools = openai_tools("simple")
-        user = {"role": "user", "content": QUERY}
-        answer = client.chat.completions.create(model=QWEN, messages=[user], tools=tools, tool_choice="required",
-                                                max_tokens=80)
-        calls = answer.choices[0].message.tool_calls
-        assert calls and calls[0].function.name == "get_weather"
-        assert json.loads(calls[0].function.arguments)["location"]
-        assert answer.choices[0].finish_reason == "tool_calls"
+def test_native_format_over_the_api(qwen_server):
+    client = qwen_server.client()
+    tools = openai_tools("simple")
+    user = {"role": "user", "content": QUERY}
+    answer = client.chat.completions.create(model=QWEN, messages=[user], tools=tools, tool_choice="required",
+                                            max_tokens=80)
+    calls = answer.choices[0].message.tool_calls
+    assert calls and calls[0].function.name == "get_weather"
+    assert json.loads(calls[0].function.arguments)["location"]
+    assert answer.choices[0].finish_reason == "tool_calls"
 
-        streamed: dict[int, list[str]] = {}
-        for chunk in client.chat.completions.create(model=QWEN, messages=[user], tools=tools, tool_choice="required",
-                                                     max_tokens=80, stream=True):
-            for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-                streamed.setdefault(delta.index, []).append(delta.function.arguments or "")
-        assert ["".join(streamed[i]) for i in sorted(streamed)] == [c.function.arguments for c in calls]
+    streamed: dict[int, list[str]] = {}
+    for chunk in client.chat.completions.create(model=QWEN, messages=[user], tools=tools, tool_choice="required",
+                                                 max_tokens=80, stream=True):
+        for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            streamed.setdefault(delta.index, []).append(delta.function.arguments or "")
+    assert ["".join(streamed[i]) for i in sorted(streamed)] == [c.function.arguments for c in calls]
 
-        history = [user, {"role": "assistant", "content": None, "tool_calls": [c.model_dump() for c in calls]},
-                   {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temperature": 72, "unit": "fahrenheit"}'}]
-        after = client.chat.completions.create(model=QWEN, messages=history, tools=tools, max_tokens=60)
-        message = after.choices[0].message
-        # The same call again is refused (its result is in the conversation): the model answers in text.
-        assert not message.tool_calls, message.tool_calls
-        assert message.content and message.content.strip() and after.choices[0].finish_reason == "stop"
-    finally:
-        code, stderr = server.stop()
-        assert code == 0, stderr
+    history = [user, {"role": "assistant", "content": None, "tool_calls": [c.model_dump() for c in calls]},
+               {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temperature": 72, "unit": "fahrenheit"}'}]
+    after = client.chat.completions.create(model=QWEN, messages=history, tools=tools, max_tokens=60)
+    message = after.choices[0].message
+    # The same call again is refused (its result is in the conversation): the model answers in text.
+    assert not message.tool_calls, message.tool_calls
+    assert message.content and message.content.strip() and after.choices[0].finish_reason == "stop"

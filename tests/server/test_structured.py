@@ -17,7 +17,7 @@ from .conftest import EXAMPLES, MODEL, openai_tools
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_SETS = ("Glaiveai2K", "Github_easy", "Github_medium", "Github_hard")
-PER_SET = 3
+PER_SET = 2
 
 
 def _bench_dir() -> Path:
