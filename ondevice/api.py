@@ -1,7 +1,7 @@
 """The Python API: load a model once, then ask for tool calls.
 
     from ondevice import ToolCaller, Settings
-    caller = ToolCaller.load()                      # the fine-tune if pulled, else the stand-in
+    caller = ToolCaller.load()                      # the best tool-calling model installed
     result = caller.call("What's the weather in Paris?", tools)
     result.calls   # [ToolCall(name='get_weather', arguments={'location': 'Paris'})]
 """

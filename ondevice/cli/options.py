@@ -28,7 +28,8 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     d = Settings()  # the defaults live there, not here
     g = parser.add_argument_group("model and decoding")
     g.add_argument("--model", "-m", help="a .gguf path, an alias (see `ondevice models`) or a hub repo id "
-                   "(owner/name[:QUANT]); default: the fine-tune if pulled, else the stand-in")
+                   "(owner/name[:QUANT]); default: the best tool-calling model installed (the fine-tune, "
+                   "then Qwen2.5-Coder, then the stand-in)")
     g.add_argument("--n-ctx", type=int, default=d.n_ctx,
                    help=f"context window in tokens (default {d.n_ctx}; at most the model's training context)")
     g.add_argument("--threads", type=int, default=d.n_threads, help="CPU threads (default: all cores; at most 512)")
