@@ -246,9 +246,12 @@ def _tools(tools: Any) -> Optional[list[dict[str, Any]]]:
         if not isinstance(tool.get("name"), str) or not isinstance(tool.get("input_schema"), dict):
             raise APIError(400, f"tools[{i}]: a tool needs 'name' (a string) and 'input_schema' (a JSON Schema object)",
                            "tools", "invalid_type")
-        function = {"name": tool["name"], "parameters": tool["input_schema"]}
+        # In OpenAI's key order: the card's prompt shows the tools as sent, so the same tools prompt
+        # the model the same way on either route.
+        function = {"name": tool["name"]}
         if tool.get("description") is not None:
             function["description"] = tool["description"]
+        function["parameters"] = tool["input_schema"]
         out.append({"type": "function", "function": function})
     return out
 

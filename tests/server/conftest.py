@@ -99,6 +99,12 @@ def openai_tools(example: str) -> list[dict[str, Any]]:
     return [t if t.get("type") == "function" else {"type": "function", "function": t} for t in tools]
 
 
+def anthropic_tools(example: str) -> list[dict[str, Any]]:
+    """An example's tools in Anthropic's layout (name, description, input_schema)."""
+    return [{**{k: v for k, v in t["function"].items() if k != "parameters"}, "input_schema": t["function"]["parameters"]}
+            for t in openai_tools(example)]
+
+
 def example_query(example: str) -> str:
     return json.loads((EXAMPLES / example / "case.json").read_text())["queries"][0]
 

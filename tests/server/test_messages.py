@@ -18,7 +18,7 @@ from ondevice.server.tool_stream import find_stop
 from ondevice.formats.result import CallResult
 from ondevice.settings import Settings
 
-from .conftest import API_KEY, MODEL, QWEN, check_valid, openai_tools
+from .conftest import API_KEY, MODEL, QWEN, anthropic_tools, check_valid, openai_tools
 
 anthropic = pytest.importorskip("anthropic", reason="pip install anthropic")
 
@@ -27,12 +27,6 @@ RAW_EVENTS = {"message_start", "content_block_start", "content_block_delta", "co
               "message_stop"}
 WEATHER = [{"name": "get_weather", "description": "Get the current weather in a city.",
             "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
-
-
-def anthropic_tools(example: str) -> list[dict[str, Any]]:
-    """An example's tools in Anthropic's layout (name, description, input_schema)."""
-    return [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
-             "input_schema": t["function"]["parameters"]} for t in openai_tools(example)]
 
 
 def calls_of(message: Any) -> list[tuple[str, str]]:
