@@ -196,8 +196,9 @@ def chat_messages(messages: Any, system: Any) -> tuple[list[dict[str, Any]], lis
                 else:
                     raise APIError(400, f"{at}: unsupported block type {block['type']!r} in a user message; expected "
                                         "text or tool_result", "messages", "unsupported_content")
-            if texts or not any(b["type"] == "tool_result" for b in blocks):
-                out.append({"role": "user", "content": "".join(texts)})  # empty text: a 400 from protocol.py
+            text = "".join(texts)
+            if text.strip() or not any(b["type"] == "tool_result" for b in blocks):
+                out.append({"role": "user", "content": text})  # empty text: a 400 from protocol.py
                 origin.append(i)
             open_calls = set()
         else:
@@ -384,6 +385,7 @@ class MessageStream:
         self.req, self.model_id = req, model_id
         self.reader = ToolCallReader(get_format(req.chat.tool_format).block_per_call)
         self.raw = ""  # the generated text so far
+        self.stop_at: Optional[int] = None  # where the first stop sequence begins in it, once written
         self.sent = ""  # the text block's text sent so far
         self.blocks = 0  # content blocks started
         self.open = False  # the last block is not stopped yet
@@ -401,11 +403,14 @@ class MessageStream:
 
     def feed(self, piece: str) -> Iterator[str]:
         self.raw += piece
+        stops = self.req.chat.stop_sequences
+        if stops and self.stop_at is None:  # a new match ends in the new piece: search no further back
+            start = max(0, len(self.raw) - len(piece) - max(map(len, stops)) + 1)
+            stop = find_stop(self.raw[start:], stops)
+            self.stop_at = None if stop is None else start + stop[0]
         if self.raw and not self.raw.startswith("<"):  # a sentence: send what is final of it
-            stops = self.req.chat.stop_sequences
-            stop = find_stop(self.raw, stops) if stops else None
-            safe = self.raw[:stop[0]] if stop else self.raw[:len(self.raw) - _held_back(self.raw, stops)]
-            yield from self._text(safe.strip())
+            end = self.stop_at if self.stop_at is not None else len(self.raw) - _held_back(self.raw, stops)
+            yield from self._text(self.raw[:end].strip())
         for ev in self.reader.feed(piece):
             if isinstance(ev, CallStart):
                 yield from self._stop_block()
