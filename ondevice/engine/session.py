@@ -165,6 +165,12 @@ class Session:
             return None
         return self.pending + self.draft, len(self.draft) + 1
 
+    def end(self) -> None:
+        """End the answer where it stands, as a budget would (a server ends a sentence that holds one
+        of the request's stop sequences: what follows would be cut anyway)."""
+        if self.finish is None:
+            self.finish = "budget"
+
     def accept(self, last_row: int) -> None:
         """The evaluation asked for by `wants` ran; `last_row` is the batch row of its last token.
         Picks until the next evaluation is needed or the answer is complete."""

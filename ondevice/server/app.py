@@ -29,6 +29,7 @@ from ..errors import OndeviceError
 from ..schema.limits import parse_json_body
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
     no_call_content, parse_chat_request, usage
+from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
 from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader
 from .worker import DONE, Job, ModelWorker
@@ -39,6 +40,15 @@ class ServeError(OndeviceError, RuntimeError):
 
 def _error_response(error: APIError) -> JSONResponse:
     return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+def _anthropic_error_response(error: APIError) -> JSONResponse:
+    return JSONResponse(error_body(error), status_code=error.status)
+
+
+def _errors_for(request: Request) -> Callable[[APIError], JSONResponse]:
+    """The error shape of a path: Anthropic's under /v1/messages, OpenAI's elsewhere."""
+    return _anthropic_error_response if request.url.path.startswith("/v1/messages") else _error_response
 
 
 class ChatServer:
@@ -55,16 +65,18 @@ class ChatServer:
         async def on_http_error(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, HTTPException)
             code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-            return _error_response(APIError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
-                                            None, code))
+            return _errors_for(request)(APIError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                                                 None, code))
 
         async def on_error(request: Request, exc: Exception) -> Response:
-            return _error_response(error_from_exception(exc))
+            return _errors_for(request)(error_from_exception(exc))
 
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/responses", self.responses, methods=["POST"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self.model, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -102,6 +114,30 @@ class ChatServer:
                                                                           final_output(parsed, result), result),
                                    self._response_events)
 
+    async def messages(self, request: Request) -> Response:
+        return await self._respond(request, parse_messages_request, lambda parsed: parsed.chat,
+                                   lambda parsed, result: message_object(parsed, self.model_id, result),
+                                   self._message_events)
+
+    async def count_tokens(self, request: Request) -> Response:
+        """The prompt tokens a Messages request would take (Anthropic's count_tokens); nothing is decoded."""
+        if (denied := self._check_key(request)) is not None:
+            return denied
+        try:
+            parsed = parse_messages_request(await self._json(request), self.model_id, self.caller.settings,
+                                            self.caller.tool_format(), count_only=True)
+            return JSONResponse({"input_tokens": await asyncio.to_thread(self._count_tokens, parsed.chat)})
+        except Exception as exc:  # bad input: 4xx naming the field, never a crash
+            return _anthropic_error_response(error_from_exception(exc))
+
+    def _count_tokens(self, chat: ChatRequest) -> int:
+        """The prompt's length, rendered and tokenized as the engine does before decoding (on a worker
+        thread: the lock waits for the model thread's current step)."""
+        tools = get_format(chat.tool_format).template_tools(chat.tools)
+        with self.caller.lock:
+            self.caller.check_open()
+            return len(self.caller.tokenize_prompt(chat.messages, chat.settings.date_string, tools)[1])
+
     async def _respond(self, request: Request, parse: Callable[..., Any], chat_of: Callable[[Any], ChatRequest],
                        answer: Callable[[Any, CallResult], dict[str, Any]],
                        events: Callable[[Any, Job, Any], AsyncIterator[str]]) -> Response:
@@ -109,10 +145,11 @@ class ChatServer:
         writes the finished result, `events` the stream."""
         if (denied := self._check_key(request)) is not None:
             return denied
+        error_response = _errors_for(request)  # this route's error shape
         try:
             parsed = parse(await self._json(request), self.model_id, self.caller.settings, self.caller.tool_format())
         except Exception as exc:  # bad input: 4xx naming the field, never a crash
-            return _error_response(error_from_exception(exc))
+            return error_response(error_from_exception(exc))
         chat = chat_of(parsed)
 
         loop = asyncio.get_running_loop()
@@ -120,7 +157,7 @@ class ChatServer:
         try:
             self.worker.submit(job)
         except APIError as exc:
-            return _error_response(exc)
+            return error_response(exc)
 
         disconnect = asyncio.ensure_future(_wait_disconnect(request))
         try:
@@ -132,7 +169,7 @@ class ChatServer:
                 try:
                     result = job.future.result()
                 except Exception as exc:
-                    return _error_response(error_from_exception(exc))
+                    return error_response(error_from_exception(exc))
                 return JSONResponse(answer(parsed, result))
             # Streaming: wait for the first text (or the end) so that errors found before the first
             # token (a schema, the context) still get their 4xx status.
@@ -144,7 +181,7 @@ class ChatServer:
                 return Response(status_code=499)
             item = first.result()
             if item is DONE and job.future.done() and job.future.exception() is not None:
-                return _error_response(error_from_exception(job.future.exception()))
+                return error_response(error_from_exception(job.future.exception()))
         finally:
             disconnect.cancel()
         return StreamingResponse(events(parsed, job, item), media_type="text/event-stream",
@@ -155,6 +192,33 @@ class ChatServer:
         writer = EventWriter(request, self.model_id)
         try:
             for event in writer.start():
+                yield event
+            while item is not DONE:
+                for event in writer.feed(item):
+                    yield event
+                item = await job.pieces.get()
+            try:
+                result: CallResult = await job.future
+            except Exception as exc:
+                for event in writer.error(error_from_exception(exc)):
+                    yield event
+                return
+            for event in writer.finish(result):
+                yield event
+        finally:
+            job.cancelled.set()
+
+    async def _message_events(self, request: MessagesRequest, job: Job, item: Any) -> AsyncIterator[str]:
+        """The Messages stream: message_start, the content blocks as the text grows, message_delta, message_stop."""
+        writer = MessageStream(request, self.model_id)
+        try:
+            # message_start reports the prompt's tokens, as Anthropic's does; the prompt is rendered
+            # again for it (the engine's count comes only with the result).
+            try:
+                input_tokens = await asyncio.to_thread(self._count_tokens, request.chat)
+            except Exception:  # the count is a courtesy: message_delta has the engine's own
+                input_tokens = 0
+            for event in writer.start(input_tokens):
                 yield event
             while item is not DONE:
                 for event in writer.feed(item):
@@ -217,6 +281,14 @@ class ChatServer:
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token.strip() == self.api_key:
             return None
+        if request.url.path.startswith("/v1/messages"):  # Anthropic's clients send the key as x-api-key
+            api_key = request.headers.get("x-api-key")
+            if api_key is not None and api_key.strip() == self.api_key:
+                return None
+            what = "no API key given" if not header and api_key is None else "the API key is wrong"
+            return _anthropic_error_response(APIError(401, f"{what}: pass the server's key as 'x-api-key: KEY' or "
+                                                           "'Authorization: Bearer KEY' (the anthropic client's "
+                                                           "api_key)", None, "invalid_api_key"))
         what = "no API key given" if not header else "the API key is wrong"
         return _error_response(APIError(401, f"{what}: pass the server's key as 'Authorization: Bearer KEY' "
                                              "(the openai client's api_key)", None, "invalid_api_key"))

@@ -115,6 +115,7 @@ class ChatRequest:
     include_usage: bool = False
     tool_format: str = "card"
     content: Optional[ContentFormat] = None  # response_format: the answer is JSON valid against it
+    stop_sequences: tuple[str, ...] = ()  # a sentence ends at the first of these (see tool_stream.find_stop)
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from ..grammar.tags import OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
@@ -135,6 +135,18 @@ def split_calls(text: str, block_per_call: bool = False) -> list[tuple[str, str]
             name, arguments = calls[event.index]
             calls[event.index] = (name, arguments + event.text)
     return calls
+
+
+def find_stop(text: str, stops: Sequence[str]) -> Optional[tuple[int, str]]:
+    """Where `text` first holds one of `stops`: (the start of the match, the sequence), None when it
+    holds none. The match that ends first wins, as a decoder checking after each token would stop
+    there; on a tie, the longer one."""
+    best: Optional[tuple[tuple[int, int], int, str]] = None
+    for stop in stops:
+        at = text.find(stop)
+        if at >= 0 and (best is None or (at + len(stop), -len(stop)) < best[0]):
+            best = ((at + len(stop), -len(stop)), at, stop)
+    return None if best is None else (best[1], best[2])
 
 
 class ContentStream:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from ..api import CallResult, ToolCaller
 from .protocol import APIError, ChatRequest
+from .tool_stream import find_stop
 
 DONE = object()  # the last item a streaming job's queue receives
 
@@ -33,6 +34,7 @@ class Job:
     future: "asyncio.Future[CallResult]"
     pieces: Optional["asyncio.Queue[Any]"] = None  # streaming: text pieces, then DONE
     cancelled: threading.Event = field(default_factory=threading.Event)
+    stopped: bool = False  # the sentence holds one of the request's stop sequences: end it before the next step
 
     def send(self, fn: Callable[..., None], *args: Any) -> None:
         """Run `fn(*args)` on the request's event loop (from the model thread); a no-op once it closed."""
@@ -141,6 +143,9 @@ class ModelWorker:
             for session in [x for x in engine.active if self._running[id(x)].cancelled.is_set()]:
                 engine.release(session)  # a client went away (or the server stops): its sequence is free now
                 self._ended(self._running.pop(id(session)), None, JobCancelled())
+            for session in engine.active:
+                if self._running[id(session)].stopped:
+                    session.end()  # answered at the next step, as a budget would end it
             if not engine.active:
                 continue
             with caller.lock:
@@ -162,11 +167,20 @@ class ModelWorker:
         JobCancelled once its client went away or the server stops."""
 
         started = False
+        stops = job.request.stop_sequences
+        longest = max(map(len, stops), default=0)
+        seen = ""  # the text so far, when the request has stop sequences
 
         def on_text(text: str) -> None:
-            nonlocal started
+            nonlocal started, seen
             if job.cancelled.is_set() or self._stopping:
                 raise JobCancelled()
+            if stops and text and not job.stopped:
+                seen += text
+                # A new match ends in the new text: look no further back than that. Only a sentence
+                # stops early: a call ("<" starts its tag) is never cut.
+                window = seen[max(0, len(seen) - len(text) - longest + 1):]
+                job.stopped = not seen.startswith("<") and find_stop(window, stops) is not None
             if job.pieces is not None and (text or not started):  # the first piece, even "", starts the stream
                 started = True
                 job.send(job.pieces.put_nowait, text)

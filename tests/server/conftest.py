@@ -53,6 +53,12 @@ class Server:
         return openai.OpenAI(base_url=self.url, api_key=api_key, max_retries=0, timeout=kwargs.pop("timeout", 300),
                              **kwargs)
 
+    def anthropic(self, api_key: Optional[str] = API_KEY, **kwargs: Any) -> Any:
+        """The official anthropic client on this server (its base URL is the root: it adds /v1/messages)."""
+        anthropic = pytest.importorskip("anthropic", reason="pip install anthropic")
+        return anthropic.Anthropic(base_url=self.url.removesuffix("/v1"), api_key=api_key, max_retries=0,
+                                   timeout=kwargs.pop("timeout", 300), **kwargs)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -91,6 +97,12 @@ def openai_tools(example: str) -> list[dict[str, Any]]:
     """An example's tools in OpenAI's format."""
     tools = json.loads((EXAMPLES / example / "tools.json").read_text())
     return [t if t.get("type") == "function" else {"type": "function", "function": t} for t in tools]
+
+
+def anthropic_tools(example: str) -> list[dict[str, Any]]:
+    """An example's tools in Anthropic's layout (name, description, input_schema)."""
+    return [{**{k: v for k, v in t["function"].items() if k != "parameters"}, "input_schema": t["function"]["parameters"]}
+            for t in openai_tools(example)]
 
 
 def example_query(example: str) -> str:

@@ -1,16 +1,18 @@
 """Load: 8 concurrent clients mixing two tool sets on the real server (default --parallel 4): 10
-requests each on the stand-in, 4 each on Qwen2.5-Coder (no_call text: sentences batched too). Zero
-errors, every answer valid against its tools, each equal to the same request made alone (greedy)."""
+requests each on the stand-in, 4 each on Qwen2.5-Coder (no_call text: sentences batched too), and 2
+each on the stand-in's /v1/messages (the anthropic client). Zero errors, every answer valid against
+its tools, each equal to the same request made alone (greedy)."""
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .conftest import MODEL, QWEN, calls_of, check_valid, openai_tools
+from .conftest import MODEL, QWEN, anthropic_tools, calls_of, check_valid, openai_tools
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 10
@@ -46,6 +48,27 @@ def request(client, case: int, stream: bool, model: str = MODEL) -> tuple[list[t
     return [tuple(parts[i]) for i in sorted(parts)], finish, content
 
 
+def messages_request(client, case: int, stream: bool, model: str = MODEL) -> tuple[list[tuple[str, str]], str, str]:
+    """(calls, stop_reason, text) of one case on /v1/messages, asked plainly or streamed (the
+    message the anthropic client assembles from the events)."""
+    example, query = CASES[case]
+    kwargs = dict(model=model, messages=[{"role": "user", "content": query}], tools=anthropic_tools(example),
+                  max_tokens=MAX_TOKENS)
+    if stream:
+        with client.messages.stream(**kwargs) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**kwargs)
+    calls = [(b.name, json.dumps(b.input)) for b in message.content if b.type == "tool_use"]
+    reason = "length" if message.stop_reason == "max_tokens" else message.stop_reason
+    return calls, reason, "".join(b.text for b in message.content if b.type == "text")
+
+
+def test_eight_concurrent_clients_messages(server):
+    pytest.importorskip("anthropic", reason="pip install anthropic")
+    run_load(server, MODEL, 2, ask=messages_request, client_of=lambda srv: srv.anthropic())
+
+
 @pytest.mark.parametrize("model,per_client", [(MODEL, REQUESTS_PER_CLIENT), (QWEN, 4)])
 def test_eight_concurrent_clients(request_fixture, model, per_client):
     server = request_fixture(model)
@@ -57,9 +80,10 @@ def request_fixture(request):
     return lambda model: request.getfixturevalue("server" if model == MODEL else "qwen_server")
 
 
-def run_load(server, model: str, per_client: int) -> None:
-    client = server.client()
-    alone = {case: request(client, case, stream=False, model=model) for case in range(len(CASES))}
+def run_load(server, model: str, per_client: int, ask=request, client_of=lambda srv: srv.client()) -> None:
+    """`ask` (the chat or the messages request) from 8 clients of `client_of(server)` at once."""
+    client = client_of(server)
+    alone = {case: ask(client, case, stream=False, model=model) for case in range(len(CASES))}
     for case, (calls, finish, _) in alone.items():
         assert finish != "length", f"case {case} must complete within max_tokens: {calls}"
         check_valid(calls, openai_tools(CASES[case][0]))
@@ -68,9 +92,9 @@ def run_load(server, model: str, per_client: int) -> None:
     plans = [[rng.randrange(len(CASES)) for _ in range(per_client)] for _ in range(CLIENTS)]
 
     def run_client(index: int) -> list[tuple[int, list]]:
-        own = server.client()  # one connection pool per client, as separate programs would have
+        own = client_of(server)  # one connection pool per client, as separate programs would have
         # every fourth request streamed, so streaming and plain answers interleave too
-        return [(case, request(own, case, stream=(i + index) % 4 == 0, model=model))
+        return [(case, ask(own, case, stream=(i + index) % 4 == 0, model=model))
                 for i, case in enumerate(plans[index])]
 
     start = time.monotonic()
