@@ -1,13 +1,17 @@
-"""The `ondevice` command, run as a user runs it (a subprocess, a temp ONDEVICE_HOME)."""
+"""The `ondevice` command, run as a user runs it (a subprocess, a temp ONDEVICE_HOME); help and bad
+input in this process (`main`), where a subprocess adds nothing but its start-up."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from ondevice.cli import main
 
 from ..common import EXAMPLES, PINNED_DATE, REPO
 
@@ -78,9 +82,9 @@ def test_models_lists_the_stand_in(ondevice_home):
 
 @pytest.mark.nomodel
 @pytest.mark.parametrize("command", [[], ["call"], ["chat"], ["models"], ["doctor"]])
-def test_help_has_examples(command):
-    r = ondevice(*command, "--help")
-    assert r.returncode == 0 and "examples:" in r.stdout
+def test_help_has_examples(command, capsys):
+    assert main([*command, "--help"]) == 0
+    assert "examples:" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [
@@ -93,11 +97,13 @@ def test_help_has_examples(command):
     (["call", "hi", "--chat-template", "nope.jinja"], "chat template file not found: nope.jinja"),
 ])
 @pytest.mark.nomodel
-def test_bad_input_exits_2_with_a_message(args, message, ondevice_home):
-    r = ondevice(*args, stdin='[{"description": "nameless"}]', home=ondevice_home)
-    assert r.returncode == 2
-    assert message in r.stderr
-    assert "Traceback" not in r.stderr
+def test_bad_input_exits_2_with_a_message(args, message, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'[{"description": "nameless"}]')))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
 
 
 def test_a_context_smaller_than_a_batch_does_not_abort(ondevice_home):
