@@ -181,3 +181,18 @@ def test_byte_size_option_refuses(text):
     import argparse
     with pytest.raises(argparse.ArgumentTypeError, match="byte count"):
         byte_size(text)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--responses-store", "-1"], "--responses-store: expected an integer >= 0, got -1"),
+    (["--responses-store-bytes", "ten"], "expected a byte count such as 1048576 or 64M, got 'ten'"),
+])
+def test_serve_refuses_bad_store_bounds_before_a_model_loads(capsys, argv, message):
+    from ondevice.cli import main
+
+    try:
+        status = main(["serve", "--port", "0", *argv])
+    except SystemExit as exc:  # argparse's own refusal
+        status = exc.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err, err
