@@ -119,7 +119,8 @@ class ChatServer:
             return parse_responses_request(body, *args, history=lambda response_id: self._history(owner, response_id))
 
         def answer(parsed: ResponsesRequest, result: CallResult) -> dict[str, Any]:
-            return self._keep(owner, parsed, response_object(parsed, self.model_id, final_output(parsed, result), result))
+            response = response_object(parsed, self.model_id, final_output(parsed, result), result)
+            return self._keep(owner, parsed, response)
 
         return await self._respond(request, parse, lambda parsed: parsed.chat, answer,
                                    lambda parsed, job, item: self._response_events(parsed, job, item, owner))
@@ -135,7 +136,8 @@ class ChatServer:
         else:
             if request.query_params.get("stream", "false").lower() not in ("false", "0"):
                 return _error_response(APIError(400, "'stream' is not supported when retrieving a response: "
-                                                     "responses are stored finished", "stream", "unsupported_parameter"))
+                                                     "responses are stored finished", "stream",
+                                                "unsupported_parameter"))
             if (entry := self.store.get(owner, response_id)) is not None:
                 return Response(entry.response, media_type="application/json")
         return _error_response(APIError(404, f"response with id {response_id!r} not found: it was never stored "

@@ -1,4 +1,4 @@
-"""The OpenAI Responses API (``POST /v1/responses``), stateless: each request is translated to the
+"""The OpenAI Responses API (``POST /v1/responses``): each request is translated to the
 Chat Completions request it means (protocol.py checks and lays it out, the same grammar enforces
 it), and the answer is written back as a Response object or its stream of events.
 
@@ -254,7 +254,8 @@ def response_object(req: ResponsesRequest, model_id: str, output: list[dict[str,
         "incomplete_details": incomplete, "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"), "model": model_id, "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": req.previous_response_id, "reasoning": None, "store": req.store, "temperature": body.get("temperature", 0.0),
+        "previous_response_id": req.previous_response_id, "reasoning": None, "store": req.store,
+        "temperature": body.get("temperature", 0.0),
         "text": {"format": text.get("format") or {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
         "top_p": body.get("top_p", 1.0), "truncation": "disabled", "metadata": body.get("metadata") or {},
