@@ -32,6 +32,7 @@ from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError,
 from ..formats import get_format
 from ..formats.blocks import ToolCall, validate_calls
 from ..formats.prompt import Message
+from ..formats.grammar import tool_call_lark
 from ..formats.result import CallResult
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
 from ..grammar.tags import TOOL_CALL_OPEN
@@ -160,9 +161,8 @@ class Engine:
                 last = messages[-1].get("content")
                 source = query if query is not None else (last if isinstance(last, str) else "")
                 drafter = Drafter(self.model, draft_source(source, messages[:-1]))
-            refusals = Refusals(s.max_identical_calls, answered_calls(messages) if s.refuse_answered_calls else ())
-            if options.allows_text:
-                refusals.sentence = prose_lark(options.message_max_chars)
+            refusals = Refusals(s.max_identical_calls, answered_calls(messages) if s.refuse_answered_calls else (),
+                                start_over=_start_over(normalized, options, s))
             session = Session(
                 self.model, seq, prompt, sampler or Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher,
                 s.fast_forward, stop=fmt.free_stop(), refusals=refusals,
@@ -353,6 +353,26 @@ def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation,
         "accepted_tokens": gen.accepted,
         "total_s": round(total_s, 4),
     }
+
+
+def _start_over(tools: list[Tool], options: CallOptions, s: Settings) \
+        -> Optional[Callable[[frozenset[str]], Optional[str]]]:
+    """What an answer whose first call was refused (repeated, or already answered) starts over with,
+    so that an agent loop gets an answer rather than the same call again: a sentence where one may
+    stand; the response format's JSON value alone; where a call is required, a call of another tool
+    (the refused ones left out: none left, the list ends and the session says so). Otherwise None:
+    the list ends, with no call."""
+    if options.allows_text:
+        return lambda refused: prose_lark(options.message_max_chars)
+    if options.allows_content:
+        return lambda refused: tool_call_lark(tools, replace(options, max_calls=0))
+    if not options.min_calls:
+        return None
+
+    def others(refused: frozenset[str]) -> Optional[str]:
+        left = tuple(t.name for t in options.callable_tools(tools) if t.name not in refused)
+        return tool_call_lark(tools, replace(options, allowed=left).capped(s.max_calls)) if left else None
+    return others
 
 
 def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:

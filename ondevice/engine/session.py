@@ -41,7 +41,7 @@ import numpy as np
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from ..errors import BudgetError, GrammarStateError
+from ..errors import BudgetError, GrammarStateError, ToolChoiceError
 from ..formats import get_format
 from ..grammar.calls import Markers
 from ..grammar.tags import CLOSE, OPEN, TOOL_CALL_OPEN
@@ -88,12 +88,14 @@ class FirstBranch:
 @dataclass
 class Refusals:
     """Which complete calls end the list: one already made `max_identical` times in this answer (0:
-    no check), or one in `answered` (calls whose result the conversation holds). `sentence` is the
-    grammar to start over with when the first call is refused and a sentence may stand instead."""
+    no check), or one in `answered` (calls whose result the conversation holds). `start_over(refused)`
+    is the grammar (Lark) to start the answer over with when its first call is refused, given the
+    names of the tools refused so far: a sentence, the response format's JSON value, or (a call
+    required) the calls of the other tools; None where nothing else may stand (the list then ends)."""
 
     max_identical: int = 0
     answered: tuple[Any, ...] = ()
-    sentence: Optional[str] = None
+    start_over: Optional[Callable[[frozenset[str]], Optional[str]]] = None
 
 
 def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray,
@@ -138,6 +140,7 @@ class Session:
         self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
         self.content = content  # the grammar admits a JSON value instead of the calls (a response format)
         self._bytes = b""  # the output's text so far
+        self._refused_tools: set[Optional[str]] = set()  # the tools whose first call was refused (start_over)
         self._sent = ""  # the text `on_text` has seen
         self._final_end = 0  # the end of the last accepted call: a tool-call answer is final up to there
         self.budget = max(0, min(budget, model.n_ctx - len(prompt)))
@@ -341,17 +344,19 @@ class Session:
             self._final_end = found[-1][1]
             return
         self.refused += 1
-        if len(calls) == 1 and r.sentence is not None and self.make_matcher is not None:
-            self._restart(r.sentence)
-        else:
-            self.finish = "repeat"
+        if len(calls) == 1 and r.start_over is not None and self.make_matcher is not None:
+            self._refused_tools.add(last.get("name") if isinstance(last, dict) else None)
+            grammar = r.start_over(frozenset(self._refused_tools))
+            if grammar is not None:
+                self._restart(grammar)
+                return
+        self.finish = "repeat"
 
     def _restart(self, grammar: str) -> None:
-        """Start the answer over under `grammar` (a sentence only): the output so far leaves the sequence."""
+        """Start the answer over under `grammar` (`start_over`'s): the output so far leaves the sequence."""
         self._discard()
         self.model.truncate(len(self.prompt) - 1, self.seq)
         self.matcher = self.make_matcher(grammar)
-        self.refusals = Refusals()
         self.branch = None
         self.out, self.pending, self.draft, self.at_pick = [], [self.prompt[-1]], [], False
         self._calls_seen, self._at_boundary, self._bytes, self._final_end = 0, False, b"", 0
@@ -397,6 +402,13 @@ class Session:
         tokens = self._closed_tokens(out, text)
         matcher.reset()
         if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
+            if text in (OPEN + CLOSE, "") and keep == -1:  # a call is required, and each one was refused
+                tools = ", ".join(sorted(str(n) for n in self._refused_tools)) or "its first call"
+                raise ToolChoiceError(
+                    f"a call is required, and the model's only calls repeat ones whose results the conversation "
+                    f"already holds ({tools}): allow an answer "
+                    "without a call (tool_choice auto), or answered calls (setting refuse_answered_calls, "
+                    "--allow-answered-calls)")
             if text in (OPEN + CLOSE, ""):  # a call is required (tool_choice "required") and none was complete
                 raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and "
                                   "a call is required: raise max_tokens")

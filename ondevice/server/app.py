@@ -30,6 +30,7 @@ from ..schema.limits import parse_json_body
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
     no_call_content, parse_chat_request, usage
 from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
+from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
 from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader
 from .worker import DONE, Job, ModelWorker
@@ -54,11 +55,13 @@ def _errors_for(request: Request) -> Callable[[APIError], JSONResponse]:
 class ChatServer:
     """The routes, around one model worker."""
 
-    def __init__(self, caller: ToolCaller, model_id: str, api_key: Optional[str] = None, max_queue: int = 64):
+    def __init__(self, caller: ToolCaller, model_id: str, api_key: Optional[str] = None, max_queue: int = 64,
+                 store: Optional[ResponseStore] = None):
         self.caller = caller
         self.model_id = model_id
         self.api_key = api_key
         self.worker = ModelWorker(caller, max_queue)
+        self.store = store if store is not None else ResponseStore()
         self.created = int(caller.model.path.stat().st_mtime)
 
     def app(self) -> Starlette:
@@ -77,6 +80,7 @@ class ChatServer:
                 Route("/v1/responses", self.responses, methods=["POST"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),
                 Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+                Route("/v1/responses/{response_id}", self.stored, methods=["GET", "DELETE"]),
                 Route("/v1/models", self.models, methods=["GET"]),
                 Route("/v1/models/{model_id:path}", self.model, methods=["GET"]),
                 Route("/health", self.health, methods=["GET"]),
@@ -109,10 +113,37 @@ class ChatServer:
                                    lambda parsed, result: completion(parsed, self.model_id, result), self._events)
 
     async def responses(self, request: Request) -> Response:
-        return await self._respond(request, parse_responses_request, lambda parsed: parsed.chat,
-                                   lambda parsed, result: response_object(parsed, self.model_id,
-                                                                          final_output(parsed, result), result),
-                                   self._response_events)
+        owner = self._owner(request)
+
+        def parse(body: Any, *args: Any) -> ResponsesRequest:
+            return parse_responses_request(body, *args, history=lambda response_id: self._history(owner, response_id))
+
+        def answer(parsed: ResponsesRequest, result: CallResult) -> dict[str, Any]:
+            response = response_object(parsed, self.model_id, final_output(parsed, result), result)
+            return self._keep(owner, parsed, response)
+
+        return await self._respond(request, parse, lambda parsed: parsed.chat, answer,
+                                   lambda parsed, job, item: self._response_events(parsed, job, item, owner))
+
+    async def stored(self, request: Request) -> Response:
+        """GET or DELETE /v1/responses/{id}: a response this API key stored."""
+        if (denied := self._check_key(request)) is not None:
+            return denied
+        owner, response_id = self._owner(request), request.path_params["response_id"]
+        if request.method == "DELETE":
+            if self.store.delete(owner, response_id):
+                return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+        else:
+            if request.query_params.get("stream", "false").lower() not in ("false", "0"):
+                return _error_response(APIError(400, "'stream' is not supported when retrieving a response: "
+                                                     "responses are stored finished", "stream",
+                                                "unsupported_parameter"))
+            if (entry := self.store.get(owner, response_id)) is not None:
+                return Response(entry.response, media_type="application/json")
+        return _error_response(APIError(404, f"response with id {response_id!r} not found: it was never stored "
+                                             "(store: false), was deleted or evicted from the server's bounded store "
+                                             "(--responses-store), or belongs to another API key", None,
+                                        "response_not_found"))
 
     async def messages(self, request: Request) -> Response:
         return await self._respond(request, parse_messages_request, lambda parsed: parsed.chat,
@@ -187,9 +218,10 @@ class ChatServer:
         return StreamingResponse(events(parsed, job, item), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    async def _response_events(self, request: ResponsesRequest, job: Job, item: Any) -> AsyncIterator[str]:
+    async def _response_events(self, request: ResponsesRequest, job: Job, item: Any, owner: str) \
+            -> AsyncIterator[str]:
         """The Responses stream: created, then each output item's events as the text grows, completed."""
-        writer = EventWriter(request, self.model_id)
+        writer = EventWriter(request, self.model_id, lambda response: self._keep(owner, request, response))
         try:
             for event in writer.start():
                 yield event
@@ -274,6 +306,23 @@ class ChatServer:
             job.cancelled.set()  # a no-op once answered; stops the decode if the client went away
 
     # --- helpers --------------------------------------------------------------------------------
+    def _owner(self, request: Request) -> str:
+        """Whose stored responses a request may see: its bearer token (the --api-key once checked; on an
+        open server, whatever token the client sends, so clients that send different ones stay apart)."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+
+    def _history(self, owner: str, response_id: str) -> Optional[list[Any]]:
+        entry = self.store.get(owner, response_id)
+        return entry.items() if entry is not None else None
+
+    def _keep(self, owner: str, parsed: ResponsesRequest, response: dict[str, Any]) -> dict[str, Any]:
+        """Store a finished response when asked to; its `store` says whether it was (an entry over the
+        byte bound, or a store of size 0, keeps nothing)."""
+        if parsed.store:
+            response["store"] = self.store.put(owner, parsed.id, stored_response(response, parsed.input_items))
+        return response
+
     def _check_key(self, request: Request) -> Optional[Response]:
         if self.api_key is None:
             return None
@@ -359,12 +408,12 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(caller: ToolCaller, model_id: str, host: str = "127.0.0.1", port: int = 8000, api_key: Optional[str] = None,
-          max_queue: int = 64, shutdown_grace_s: float = 10.0) -> None:
+          max_queue: int = 64, shutdown_grace_s: float = 10.0, store: Optional[ResponseStore] = None) -> None:
     """Serve until SIGINT/SIGTERM; prints one line when ready. In-flight requests get `shutdown_grace_s`
     to finish, then are stopped with an error; queued ones get a 503."""
     sock = listen(host, port)
     bound = sock.getsockname()[1]
-    server = ChatServer(caller, model_id, api_key, max_queue)
+    server = ChatServer(caller, model_id, api_key, max_queue, store)
     config = uvicorn.Config(server.app(), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=shutdown_grace_s)
     runner = _Server(config)

@@ -1,4 +1,4 @@
-"""The OpenAI Responses API (``POST /v1/responses``), stateless: each request is translated to the
+"""The OpenAI Responses API (``POST /v1/responses``): each request is translated to the
 Chat Completions request it means (protocol.py checks and lays it out, the same grammar enforces
 it), and the answer is written back as a Response object or its stream of events.
 
@@ -9,16 +9,18 @@ it), and the answer is written back as a Response object or its stream of events
 - ``tools``: function tools in the flat layout (``{"type": "function", "name", "parameters"}``);
   ``tool_choice``, ``parallel_tool_calls`` as in Chat Completions; ``text.format`` a response
   format (``json_schema`` flat, ``json_object``, ``text``); ``max_output_tokens`` the budget;
-- nothing is stored: ``previous_response_id`` (and ``conversation``) is a 400 saying to send the
-  whole conversation as ``input``; ``store`` is answered false.
+- ``store`` (default true, as OpenAI's): the finished response is kept in the server's bounded
+  in-memory store (response_store.py) under the caller's API key; ``previous_response_id`` continues
+  from a stored response: its input and output come before this request's ``input`` (its
+  ``instructions`` do not carry over, as in OpenAI's API). ``conversation`` is a 400.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
 
 from ..api import CallResult
 from ..formats import get_format
@@ -27,9 +29,8 @@ from .protocol import APIError, ChatRequest, json_type, finish_reason, no_call_c
 from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader, split_calls
 
 REFUSED = {
-    "previous_response_id": "this server stores no responses: send the whole conversation as 'input' (the earlier "
-                            "output items, function_call_output items after them)",
-    "conversation": "this server stores no conversations: send the whole conversation as 'input'",
+    "conversation": "this server stores no conversations: continue with 'previous_response_id', or send the whole "
+                    "conversation as 'input'",
     "background": "background responses are not supported",
     "prompt": "stored prompts are not supported: send 'instructions' and 'input'",
 }
@@ -43,6 +44,9 @@ class ResponsesRequest:
     body: dict[str, Any]
     id: str
     created: int
+    store: bool = False  # keep the finished response (the `store` field, true unless the client says false)
+    previous_response_id: Optional[str] = None
+    input_items: list[Any] = field(default_factory=list)  # the whole conversation before the answer, as items
 
 
 def _text_parts(content: Any, where: str) -> str:
@@ -62,8 +66,20 @@ def _text_parts(content: Any, where: str) -> str:
                    "invalid_type")
 
 
-def input_messages(items: Any, instructions: Optional[str]) -> list[dict[str, Any]]:
-    """`input` (and `instructions`) as Chat Completions messages."""
+def input_items(items: Any) -> list[Any]:
+    """`input` as a list of items (a string is one user message); a 400 naming `input` otherwise."""
+    if isinstance(items, str):
+        return [{"type": "message", "role": "user", "content": items}]
+    if not isinstance(items, list) or not items:
+        raise APIError(400, f"expected 'input' to be a string or a non-empty array of items, got {json_type(items)}",
+                       "input", "invalid_type")
+    return items
+
+
+def input_messages(items: Any, instructions: Optional[str], history: Optional[list[Any]] = None) \
+        -> list[dict[str, Any]]:
+    """`input` (and `instructions`) as Chat Completions messages; `history` (a previous response's
+    conversation, as items) comes before `input`, after the instructions."""
     messages: list[dict[str, Any]] = []
     if instructions is not None:
         if not isinstance(instructions, str):
@@ -71,13 +87,16 @@ def input_messages(items: Any, instructions: Optional[str]) -> list[dict[str, An
                            "instructions", "invalid_type")
         if instructions.strip():
             messages.append({"role": "system", "content": instructions})
-    if isinstance(items, str):
-        items = [{"role": "user", "content": items}]
-    if not isinstance(items, list) or not items:
-        raise APIError(400, f"expected 'input' to be a string or a non-empty array of items, got {json_type(items)}",
-                       "input", "invalid_type")
+    # The history was checked when it was sent; its items are named apart so that input[i] stays the
+    # client's own index.
+    _add_messages(messages, history or [], "the previous response's item")
+    _add_messages(messages, input_items(items), "input")
+    return messages
+
+
+def _add_messages(messages: list[dict[str, Any]], items: list[Any], name: str) -> None:
     for i, item in enumerate(items):
-        where = f"input[{i}]"
+        where = f"{name}[{i}]"
         if not isinstance(item, dict):
             raise APIError(400, f"expected {where} to be an object, got {json_type(item)}", "input", "invalid_type")
         kind = item.get("type", "message" if "role" in item else None)
@@ -109,7 +128,6 @@ def input_messages(items: Any, instructions: Optional[str]) -> list[dict[str, An
         else:
             raise APIError(400, f"{where}: unsupported item type {kind!r}; expected message, function_call or "
                                 "function_call_output", "input", "invalid_value")
-    return messages
 
 
 def _chat_tools(tools: Any) -> Optional[list[Any]]:
@@ -152,16 +170,35 @@ def _chat_format(text: Any) -> Optional[dict[str, Any]]:
     return {"type": "json_schema", "json_schema": {k: fmt[k] for k in ("name", "schema", "strict") if k in fmt}}
 
 
-def parse_responses_request(body: Any, model_id: str, base: Settings, tool_format: str = "card") -> ResponsesRequest:
-    """Check a Responses request and translate it to the chat request it means (APIError naming the field)."""
+def parse_responses_request(body: Any, model_id: str, base: Settings, tool_format: str = "card",
+                            history: Optional[Callable[[str], Optional[list[Any]]]] = None) -> ResponsesRequest:
+    """Check a Responses request and translate it to the chat request it means (APIError naming the field).
+    `history(id)` is the conversation a stored response continues (its input, then its output), None
+    when there is none by that id for this caller; without `history`, nothing is stored."""
     if not isinstance(body, dict):
         raise APIError(400, f"expected the request body to be a JSON object, got {json_type(body)}", None, "invalid_type")
     for name, why in REFUSED.items():
         if body.get(name) not in (None, False):
             raise APIError(400, f"'{name}' is not supported: {why}", name, "unsupported_parameter")
+    store = body.get("store", True)
+    if not isinstance(store, bool) and store is not None:
+        raise APIError(400, f"expected 'store' to be a boolean, got {json_type(store)}", "store", "invalid_type")
+    previous_id = body.get("previous_response_id")
+    previous: list[Any] = []
+    if previous_id is not None:
+        if not isinstance(previous_id, str):
+            raise APIError(400, f"expected 'previous_response_id' to be a string, got {json_type(previous_id)}",
+                           "previous_response_id", "invalid_type")
+        found = history(previous_id) if history is not None else None
+        if found is None:
+            raise APIError(400, f"previous response with id {previous_id!r} not found: it was never stored (store: "
+                                "false), was deleted or evicted from the server's bounded store (--responses-store), "
+                                "or belongs to another API key; send the whole conversation as 'input' instead",
+                           "previous_response_id", "previous_response_not_found")
+        previous = found
     chat = {
         "model": body.get("model"),
-        "messages": input_messages(body.get("input"), body.get("instructions")),
+        "messages": input_messages(body.get("input"), body.get("instructions"), previous),
         "tools": _chat_tools(body.get("tools")),
         "tool_choice": _chat_tool_choice(body.get("tool_choice")),
         "parallel_tool_calls": body.get("parallel_tool_calls"),
@@ -179,7 +216,9 @@ def parse_responses_request(body: Any, model_id: str, base: Settings, tool_forma
             exc.message = exc.message.replace("'max_tokens'", "'max_output_tokens'")
             exc.param = renames[exc.param]
         raise
-    return ResponsesRequest(request, body, "resp_" + secrets.token_hex(12), request.created)
+    return ResponsesRequest(request, body, "resp_" + secrets.token_hex(12), request.created,
+                            store=store is not False and history is not None, previous_response_id=previous_id,
+                            input_items=previous + input_items(body.get("input")))
 
 
 def _usage(result: CallResult) -> dict[str, Any]:
@@ -214,8 +253,9 @@ def response_object(req: ResponsesRequest, model_id: str, output: list[dict[str,
         "id": req.id, "object": "response", "created_at": req.created, "status": status, "error": None,
         "incomplete_details": incomplete, "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"), "model": model_id, "output": output,
-        "parallel_tool_calls": body.get("parallel_tool_calls", True), "previous_response_id": None,
-        "reasoning": None, "store": False, "temperature": body.get("temperature", 0.0),
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": req.previous_response_id, "reasoning": None, "store": req.store,
+        "temperature": body.get("temperature", 0.0),
         "text": {"format": text.get("format") or {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto", "tools": body.get("tools") or [],
         "top_p": body.get("top_p", 1.0), "truncation": "disabled", "metadata": body.get("metadata") or {},
@@ -243,8 +283,10 @@ def final_output(req: ResponsesRequest, result: CallResult, call_ids: Optional[l
 class EventWriter:
     """The Responses stream's events for one answer, fed the generated text as it grows."""
 
-    def __init__(self, req: ResponsesRequest, model_id: str):
+    def __init__(self, req: ResponsesRequest, model_id: str,
+                 keep: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None):
         self.req, self.model_id = req, model_id
+        self.keep = keep  # stores the finished response; what it answers is what the last event says
         self.seq = 0
         self.reader = ToolCallReader(get_format(req.chat.tool_format).block_per_call)
         self.text = ContentStream(True)  # anything that is not a call is the message's text
@@ -319,6 +361,8 @@ class EventWriter:
                              part=part)
             yield self.event("response.output_item.done", output_index=0, item=output[-1])
         response = response_object(self.req, self.model_id, output, result)
+        if self.keep is not None:
+            response = self.keep(response)
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
         yield self.event(kind, response=response)
 

@@ -1,5 +1,6 @@
 """The model decides when to stop calling: a call made twice in a row is refused, a call whose result
-the conversation already holds is refused (the model answers in text instead), and at a call
+the conversation already holds is refused (the model answers in text instead, or with another tool's
+call where one is required, or with the response format's JSON value), and at a call
 boundary the model's own choice ends the list. On Qwen2.5-Coder (trained for tools, native format)
 and on the stand-in (card format)."""
 
@@ -7,8 +8,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from ondevice.errors import ToolChoiceError
 from ondevice.formats import get_format
+from ondevice.grammar.calls import CallOptions
 from ondevice.settings import CARD
+from ondevice.structured import content_format
 
 from ..common import load_example
 
@@ -55,6 +61,20 @@ def test_after_a_tool_result_the_model_answers_in_text(qwen_caller):
     again = qwen_caller.call_messages(conversation.messages[:-1], tools,
                                       settings=qwen_caller.settings.with_(refuse_answered_calls=False))
     assert again.calls and again.calls[0].to_dict() == first.calls[0].to_dict(), again.text
+
+    # An agent loop with a structured output (pydantic-ai's final_result tool, so a call is required;
+    # or a response format) gets an answer too: the answer starts over with the answered tool left out,
+    # or as the JSON value alone. Where no other tool may be called, an error names the rule and tool.
+    messages = conversation.messages[:-1]
+    required = qwen_caller.call_messages(messages, tools, options=CallOptions(min_calls=1))
+    assert required.calls and required.calls[0].name != "get_weather", required.text
+    with pytest.raises(ToolChoiceError, match="already holds .*get_weather.*tool_choice auto"):
+        qwen_caller.call_messages(messages, tools, options=CallOptions(min_calls=1, allowed=("get_weather",)))
+    schema = {"type": "object", "properties": {"sky": {"type": "string", "maxLength": 20}}, "required": ["sky"],
+              "additionalProperties": False}
+    answer = qwen_caller.call_messages(messages, tools, options=CallOptions(content=content_format(schema)),
+                                       settings=qwen_caller.settings.with_(max_tokens=40))
+    assert answer.calls == [] and isinstance(answer.value, dict) and set(answer.value) == {"sky"}, answer.text
 
 
 def test_the_stand_in_never_sends_a_call_twice(caller):
