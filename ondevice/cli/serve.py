@@ -1,4 +1,4 @@
-"""`ondevice serve`: an OpenAI-compatible Chat Completions server (needs the `serve` extra)."""
+"""`ondevice serve`: an OpenAI- and Anthropic-compatible server (needs the `serve` extra)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ examples:
   ondevice serve --host 0.0.0.0 --api-key "$KEY"        # reachable from other machines: set a key
 
 Endpoints: POST /v1/chat/completions (tools, tool_choice, parallel_tool_calls, stream), POST /v1/responses
-(stored in memory: previous_response_id, GET and DELETE /v1/responses/ID), GET /v1/models, GET /health.
+(stored in memory: previous_response_id, GET and DELETE /v1/responses/ID), POST /v1/messages and
+/v1/messages/count_tokens (Anthropic's Messages API), GET /v1/models, GET /health.
 Prints one line "ondevice: serving MODEL on http://HOST:PORT/v1" when ready; SIGINT or SIGTERM stops it
 (in-flight requests get a few seconds to finish). --port 0 picks a free port.
 --parallel N (default 4) decodes up to N requests together, each in its own sequence (every model and
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free port)")
     p.add_argument("--api-key", default=os.environ.get("ONDEVICE_API_KEY"),
-                   help="require 'Authorization: Bearer KEY' on /v1 (default: $ONDEVICE_API_KEY; none: open)")
+                   help="require 'Authorization: Bearer KEY' on /v1 (or 'x-api-key: KEY' on /v1/messages; default: $ONDEVICE_API_KEY; "
+                        "none: open)")
     p.add_argument("--max-queue", type=int, default=64, help="requests that may wait for the model (more: 503)")
     p.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL,
                    help=f"requests decoded together, each in its own sequence (default {DEFAULT_PARALLEL}; 1: one at a "
