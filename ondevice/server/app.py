@@ -52,6 +52,28 @@ def _errors_for(request: Request) -> Callable[[APIError], JSONResponse]:
     return _anthropic_error_response if request.url.path.startswith("/v1/messages") else _error_response
 
 
+async def _written(writer: "EventWriter | MessageStream", first: Iterator[str], job: Job, item: Any) -> AsyncIterator[str]:
+    """A stream writer's events (the Responses or the Messages API): `first`, then each text piece
+    fed as it comes, then the finish, or the error event if the request failed."""
+    try:
+        for event in first:
+            yield event
+        while item is not DONE:
+            for event in writer.feed(item):
+                yield event
+            item = await job.pieces.get()
+        try:
+            result: CallResult = await job.future
+        except Exception as exc:
+            for event in writer.error(error_from_exception(exc)):
+                yield event
+            return
+        for event in writer.finish(result):
+            yield event
+    finally:
+        job.cancelled.set()
+
+
 class ChatServer:
     """The routes, around one model worker."""
 
@@ -222,23 +244,8 @@ class ChatServer:
             -> AsyncIterator[str]:
         """The Responses stream: created, then each output item's events as the text grows, completed."""
         writer = EventWriter(request, self.model_id, lambda response: self._keep(owner, request, response))
-        try:
-            for event in writer.start():
-                yield event
-            while item is not DONE:
-                for event in writer.feed(item):
-                    yield event
-                item = await job.pieces.get()
-            try:
-                result: CallResult = await job.future
-            except Exception as exc:
-                for event in writer.error(error_from_exception(exc)):
-                    yield event
-                return
-            for event in writer.finish(result):
-                yield event
-        finally:
-            job.cancelled.set()
+        async for event in _written(writer, writer.start(), job, item):
+            yield event
 
     async def _message_events(self, request: MessagesRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The Messages stream: message_start, the content blocks as the text grows, message_delta, message_stop."""
@@ -250,22 +257,11 @@ class ChatServer:
                 input_tokens = await asyncio.to_thread(self._count_tokens, request.chat)
             except Exception:  # the count is a courtesy: message_delta has the engine's own
                 input_tokens = 0
-            for event in writer.start(input_tokens):
-                yield event
-            while item is not DONE:
-                for event in writer.feed(item):
-                    yield event
-                item = await job.pieces.get()
-            try:
-                result: CallResult = await job.future
-            except Exception as exc:
-                for event in writer.error(error_from_exception(exc)):
-                    yield event
-                return
-            for event in writer.finish(result):
-                yield event
-        finally:
+        except BaseException:  # the client went away during the count
             job.cancelled.set()
+            raise
+        async for event in _written(writer, writer.start(input_tokens), job, item):
+            yield event
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
