@@ -49,6 +49,15 @@ def _lazy(module: str, function: str = "run"):
     return call
 
 
+def _bfcl(args: argparse.Namespace) -> int:
+    """`bench bfcl`: ondevice's two modes, or with ``--engine`` a peer (llama-cpp-chatml, template-lenient)
+    alone, as `bench peers` runs it."""
+    if getattr(args, "engine", "ondevice") != "ondevice":
+        args.engines = args.engine
+        return _lazy(".peers")(args)
+    return _lazy(".bfcl")(args)
+
+
 def _common(p: argparse.ArgumentParser, *, model_default, model_help: str, limit_help: str) -> None:
     p.add_argument("--model", default=model_default, help=model_help)
     p.add_argument("--limit", type=int, default=None, metavar="N", help=limit_help)
@@ -111,7 +120,7 @@ examples:
     p.add_argument("--time-budget-min", type=float, default=None, metavar="MIN",
                    help="start no new case after MIN minutes; the summary then covers the finished cases "
                         "(marked partial; cases run round-robin over categories, so each is covered evenly)")
-    p.set_defaults(func=_lazy(".bfcl"), _bench_parser=p, _bench_name="bfcl")
+    p.set_defaults(func=_bfcl, _bench_parser=p, _bench_name="bfcl")
 
     # --- loop ---------------------------------------------------------------------------------
     p = sub.add_parser(
