@@ -89,3 +89,8 @@ class JSONInputError(OndeviceError, ValueError):
 
 class CallerClosedError(OndeviceError, RuntimeError):
     """The ToolCaller was closed: load a new one."""
+
+
+class RelaxedCallError(OndeviceError, ValueError):
+    """Every draw of a call broke a keyword the grammar does not enforce (a relaxed one, see
+    docs/schemas.md): the message names the tool, the place and the keyword, and what to do."""

@@ -8,6 +8,8 @@ import sys
 
 from ..api import ToolCaller, check_tools
 from ..formats.prompt import check_query
+from ..schema.grammar_schema import relaxed_warning
+from ..schema.tools import relaxations
 from .options import add_model_options, example_path, load_tools, settings_from_args
 
 EXAMPLES = """\
@@ -36,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
     settings = settings_from_args(args)
     tools = load_tools(args.tools, settings)
-    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    normalized, _ = check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    if (warning := relaxed_warning(relaxations(normalized))) is not None:
+        print(warning, file=sys.stderr)
     caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)

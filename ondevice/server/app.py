@@ -28,7 +28,7 @@ from ..formats import get_format
 from ..errors import OndeviceError
 from ..schema.limits import parse_json_body
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
-    no_call_content, parse_chat_request, usage
+    no_call_content, parse_chat_request, relaxed_headers, usage
 from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
 from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
@@ -223,7 +223,7 @@ class ChatServer:
                     result = job.future.result()
                 except Exception as exc:
                     return error_response(error_from_exception(exc))
-                return JSONResponse(answer(parsed, result))
+                return JSONResponse(answer(parsed, result), headers=relaxed_headers(chat))
             # Streaming: wait for the first text (or the end) so that errors found before the first
             # token (a schema, the context) still get their 4xx status.
             first = asyncio.ensure_future(job.pieces.get())
@@ -238,7 +238,7 @@ class ChatServer:
         finally:
             disconnect.cancel()
         return StreamingResponse(events(parsed, job, item), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+                                 headers={"Cache-Control": "no-cache", **relaxed_headers(chat)})
 
     async def _response_events(self, request: ResponsesRequest, job: Job, item: Any, owner: str) \
             -> AsyncIterator[str]:
