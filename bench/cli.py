@@ -46,6 +46,7 @@ def _lazy(module: str, function: str = "run"):
             raise
         return getattr(mod, function)(args)  # BfclUnavailable is a BenchDependencyError
 
+    call.targets = ((module, function),)  # type: ignore[attr-defined]  (read by tests/bench/test_cli_modules.py)
     return call
 
 
@@ -56,6 +57,9 @@ def _bfcl(args: argparse.Namespace) -> int:
         args.engines = args.engine
         return _lazy(".peers")(args)
     return _lazy(".bfcl")(args)
+
+
+_bfcl.targets = ((".bfcl", "run"), (".peers", "run"))  # type: ignore[attr-defined]
 
 
 def _common(p: argparse.ArgumentParser, *, model_default, model_help: str, limit_help: str) -> None:
@@ -299,7 +303,7 @@ examples:
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the calls (seeded)")
     p.add_argument("--max-tokens", type=int, default=512, help="token budget per call")
     p.add_argument("--n-ctx", type=int, default=8192, help="context window")
-    p.set_defaults(func=_lazy("bench.schemas"), _bench_parser=p, _bench_name="schemas")
+    p.set_defaults(func=_lazy(".schemas"), _bench_parser=p, _bench_name="schemas")
 
     # --- serve --------------------------------------------------------------------------------
     p = sub.add_parser(
