@@ -108,6 +108,17 @@ def known_format(name: str) -> bool:
     return not is_error
 
 
+@lru_cache(maxsize=4096)
+def _string_compiles(pattern: str, lengths: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether llguidance compiles a string schema of this pattern and these length bounds."""
+    try:
+        grammar = LLMatcher.grammar_from_json_schema({"type": "string", "pattern": pattern, **dict(lengths)})
+        is_error, _ = LLMatcher.validate_grammar_with_warnings(grammar)
+    except Exception:  # a pattern llguidance's reader rejects outright
+        return False
+    return not is_error
+
+
 def enforceable(schema: dict[str, Any], tool: str, relaxed: Optional[list[Relaxation]] = None) -> dict[str, Any]:
     """The schema the grammar enforces for a tool's parameters (JSON Schema 2020-12): a subset of
     `schema`, except at the keywords appended to `relaxed` (when given; else they are refused)."""
@@ -218,6 +229,8 @@ class _Enforce:
             elif key == "oneOf":
                 out["anyOf"] = self.exclusive(value, path, closable)
             # anything else is no JSON Schema keyword: an annotation
+        if isinstance(out.get("pattern"), str):
+            self.bound_pattern(out, path)
         extra += self.dependencies(node, path)
         extra += self.conditional(node, path)
         if "propertyNames" in node:
@@ -231,6 +244,22 @@ class _Enforce:
         if closable:
             self.close(node, out)
         return out
+
+    def bound_pattern(self, out: dict[str, Any], path: str) -> None:
+        """A `pattern` llguidance cannot compile with the string's length bounds (it intersects the two
+        regexes within a budget: a hostname pattern under maxLength 253 exceeds it) keeps the pattern
+        and relaxes the bounds; a pattern it cannot compile at all (lookarounds, ...) is relaxed."""
+        lengths = tuple(sorted((k, out[k]) for k in ("minLength", "maxLength") if k in out))
+        if _string_compiles(out["pattern"], lengths):
+            return
+        if lengths and _string_compiles(out["pattern"], ()):
+            for key, _ in lengths:
+                self.relax(path, key, f"the grammar compiler cannot bound this pattern's strings by {key}; "
+                                      f"remove {key}, or simplify the pattern")
+                del out[key]
+            return
+        self.relax(path, "pattern", "the grammar compiler cannot compile this regular expression; simplify it")
+        del out["pattern"]
 
     def close(self, node: dict[str, Any], out: dict[str, Any]) -> None:
         """Close an object the caller left open, over every key it declares, requires or gets from allOf."""

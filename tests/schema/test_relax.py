@@ -121,3 +121,22 @@ def test_type_arrays_and_unknown_formats_need_no_relaxation(params, good):
     jsonschema.validate(good, t.parameters)
     jsonschema.validate(good, t.grammar_schema)
     assert compile_grammar([t])
+
+
+# Firecrawl's search tool (firecrawl-mcp 3.26.0): a hostname pattern with a length bound, which
+# llguidance cannot intersect within its compile budget ("Unable to determine if regex is empty").
+HOSTNAME = r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+SITES = {"type": "object", "properties": {
+    "query": {"type": "string"},
+    "site": {"type": "string", "pattern": HOSTNAME, "maxLength": 253},
+}, "required": ["query"]}
+
+
+def test_a_pattern_the_grammar_cannot_bound_relaxes_the_length_not_the_toolset():
+    tools = [tool(SITES, "search"), tool({"type": "object", "properties": {"url": {"type": "string"}}}, "scrape")]
+    assert relaxed_of(tools) == [("search", "parameters.properties.site", "maxLength")]
+    compile_grammar(normalize_tools(tools))  # the whole toolset compiles
+    site = normalize_tools(tools)[0].grammar_schema["properties"]["site"]
+    assert site["pattern"] == HOSTNAME and "maxLength" not in site  # the pattern stays enforced
+    with pytest.raises(ToolSchemaError, match="maxLength"):
+        normalize_tools([tool(SITES, "search", strict=True)])
