@@ -193,8 +193,9 @@ def test_unsatisfiable_schemas_are_refused_at_compile_time(tmp_path, capsys, par
 
 @pytest.mark.nomodel
 def test_verbose_shows_the_grammar_listing(tmp_path, capsys):
-    # a lookahead: Python's re (the judge) reads it, llguidance's regex engine refuses it
-    path = tools_file(tmp_path, {"type": "object", "properties": {"x": {"type": "string", "pattern": "^(?=a)a$"}}})
+    # overlapping patternProperties: valid JSON Schema (the judge reads it), llguidance's compiler refuses it
+    path = tools_file(tmp_path, {"type": "object", "properties": {"x": {"type": "object", "patternProperties": {
+        "^a": {"type": "string"}, "^ab": {"type": "integer"}}}}})
     status, _, err = run_main(capsys, "--verbose", "call", "hi", "--tools", path)
     assert status == 2 and err.startswith("ondevice: error: tool 'f'") and "call_0: %json" in err
 

@@ -140,3 +140,11 @@ def test_a_pattern_the_grammar_cannot_bound_relaxes_the_length_not_the_toolset()
     assert site["pattern"] == HOSTNAME and "maxLength" not in site  # the pattern stays enforced
     with pytest.raises(ToolSchemaError, match="maxLength"):
         normalize_tools([tool(SITES, "search", strict=True)])
+
+
+def test_a_pattern_the_grammar_cannot_compile_is_relaxed():
+    # a lookahead: Python's re (the judge) reads it, llguidance's regex engine does not
+    lookahead = {"type": "object", "properties": {"x": {"type": "string", "pattern": "^(?=a)a+$", "maxLength": 4}}}
+    assert relaxed_of([tool(lookahead)]) == [("t", "parameters.properties.x", "pattern")]
+    assert normalize_tools([tool(lookahead)])[0].grammar_schema["properties"]["x"]["maxLength"] == 4
+    compile_grammar(normalize_tools([tool(lookahead)]))
