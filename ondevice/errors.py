@@ -89,3 +89,8 @@ class JSONInputError(OndeviceError, ValueError):
 
 class CallerClosedError(OndeviceError, RuntimeError):
     """The ToolCaller was closed: load a new one."""
+
+
+class MCPError(OndeviceError, RuntimeError):
+    """An MCP server could not be configured, started, listed or called (the `mcp` extra is missing, a
+    bad mcpServers config, a server that exits or times out)."""
