@@ -91,15 +91,16 @@ def read_config(config: str | Path | dict[str, Any]) -> list[ServerSpec]:
 
 
 def tool_output(result: Any) -> ToolOutput:
-    """A ``tools/call`` result as text: the content's text blocks joined (other blocks named by their
-    type), else ``structuredContent`` as JSON; ``isError`` kept. (The spec asks a server that returns
-    structured content to send it as a text block too, so the text, when there is some, says it all;
-    the SDK's servers wrap a plain return value as ``{"result": ...}`` there.)"""
+    """A ``tools/call`` result as text: ``structuredContent`` as compact JSON when the server sent it
+    (the spec has it repeated in a text block, often indented: more tokens for the same value), else
+    the text blocks joined (other blocks named by their type); ``isError`` kept."""
     # by_alias: the wire's camelCase names, whatever the SDK version calls its fields.
     data = result.model_dump(by_alias=True, mode="json", exclude_none=True)
     structured = data.get("structuredContent")
     text = ""
-    if data.get("content"):
+    if structured is not None:
+        text = json.dumps(structured, ensure_ascii=False)
+    else:
         parts = []
         for block in data.get("content") or []:
             kind = block.get("type")
@@ -110,8 +111,6 @@ def tool_output(result: Any) -> ToolOutput:
             else:
                 parts.append(f"[{kind} content: {block.get('mimeType') or block.get('uri') or 'not shown'}]")
         text = "\n".join(parts)
-    if not text.strip() and structured is not None:
-        text = json.dumps(structured, ensure_ascii=False)
     return ToolOutput(text, bool(data.get("isError")))
 
 

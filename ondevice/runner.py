@@ -52,7 +52,7 @@ class RunResult:
     """A finished loop: the final answer's `text` ("" when the turn limit came first, or the model ended
     with an empty call list), every `step`, the number of model answers (`turns`), why it stopped
     (``"text"``: an answer without calls; ``"max_turns"``: the limit, after running the last turn's
-    calls), the conversation (`messages`, in the tool format's layout: pass it as `history` to go on)
+    calls; ``"max_tokens"``: the budget ran out inside an answer's first call), the conversation (`messages`, in the tool format's layout: pass it as `history` to go on)
     and each answer (`results`)."""
 
     text: str
@@ -165,6 +165,8 @@ def run_tools(
         results.append(result)
         messages.append(fmt.answer_turn(result))
         if not result.calls:
+            if result.truncated:  # the budget ended inside the first call: no answer, and nothing to run
+                return RunResult("", steps, turn, "max_tokens", messages, results)
             text = result.message if result.message is not None else (result.text if result.calls is None else "")
             return RunResult(text, steps, turn, "text", messages, results)
         for call in result.calls:

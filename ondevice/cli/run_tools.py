@@ -111,6 +111,9 @@ def run_with_mcp(args: argparse.Namespace, settings: Settings, tools: Optional[l
             if result.stopped_by == "max_turns":
                 print(f"ondevice: stopped after {result.turns} turns without a final answer (raise --max-turns)",
                       file=sys.stderr, flush=True)
+            elif result.stopped_by == "max_tokens":
+                print(f"ondevice: the budget of {args.max_tokens} tokens ran out inside a call (raise --max-tokens)",
+                      file=sys.stderr, flush=True)
             if getattr(args, "json", False):
                 print(json.dumps(result.to_dict(), ensure_ascii=False), flush=True)
             else:

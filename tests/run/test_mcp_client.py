@@ -38,7 +38,8 @@ def test_list_call_error_and_structured_results(tmp_path):
         assert set(tools) == {"get_stock_price", "fail_always", "inventory"}
         assert tools["get_stock_price"]["parameters"]["required"] == ["symbol"]
         assert "ticker symbol" in tools["get_stock_price"]["description"]
-        assert servers.call("get_stock_price", {"symbol": "acme"}).text == "ACME trades at 123.25 USD"
+        # structuredContent, when sent, is what the model reads (the SDK wraps a plain value as "result")
+        assert servers.call("get_stock_price", {"symbol": "acme"}).text == '{"result": "ACME trades at 123.25 USD"}'
         failed = servers.call("fail_always", {"reason": "Sunday"})
         assert failed.is_error and "the warehouse is closed: Sunday" in failed.text
         assert json.loads(servers.call("inventory", {"item": "bolts"}).text) == {"item": "bolts", "count": 7}
@@ -60,7 +61,7 @@ def test_pypi_time_server_and_names_shared_by_two_servers():
         assert now["timezone"] == "Asia/Tokyo" and now["datetime"].endswith("+09:00")
         bad = servers.call("get_current_time", {"timezone": "Nowhere/Bad"})
         assert bad.is_error and "Nowhere/Bad" in bad.text
-        assert servers.call("shop2_get_stock_price", {"symbol": "GLOBEX"}).text == "GLOBEX trades at 88.5 USD"
+        assert "GLOBEX trades at 88.5 USD" in servers.call("shop2_get_stock_price", {"symbol": "GLOBEX"}).text
 
 
 def test_server_processes_end_on_close():
