@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Callable, Iterable, Optional, TextIO
+from typing import Any, Callable, Iterable, Optional
 
 from ..api import ToolCaller
 from ..errors import OndeviceError, SettingsError
@@ -37,12 +37,38 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                    help="with --mcp: the most model answers in one run (default 8)")
 
 
-def open_terminal(yes: bool) -> Optional[TextIO]:
+class Terminal:
+    """The controlling terminal, opened for the prompt: a reader and a writer (a terminal is not
+    seekable, so one "r+" file cannot be both)."""
+
+    def __init__(self) -> None:
+        self.reader = open("/dev/tty", "r", encoding="utf-8", errors="replace")
+        try:
+            self.writer = open("/dev/tty", "w", encoding="utf-8")
+        except OSError:
+            self.reader.close()
+            raise
+
+    def write(self, text: str) -> int:
+        return self.writer.write(text)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def readline(self) -> str:
+        return self.reader.readline()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+def open_terminal(yes: bool) -> Optional[Terminal]:
     """The terminal to ask on (None with --yes); ConsentError when there is none to ask."""
     if yes:
         return None
     try:
-        return open("/dev/tty", "r+", encoding="utf-8")  # stdin may be the queries: ask the terminal itself
+        return Terminal()  # stdin may be the queries: ask the terminal itself
     except OSError:
         raise ConsentError("--mcp asks before each tool runs, but there is no terminal to ask on: pass --yes to run "
                            "the calls without asking") from None
@@ -68,7 +94,7 @@ def _not_runnable(name: str) -> Callable[..., Any]:
     return run
 
 
-def confirm_with(terminal: Optional[TextIO]) -> Callable[[ToolCall], bool]:
+def confirm_with(terminal: Optional[Any]) -> Callable[[ToolCall], bool]:
     """Print each call to stderr, then ask y/N on `terminal` (None: run it without asking)."""
     def confirm(call: ToolCall) -> bool:
         shown = f"{call.name}({json.dumps(call.arguments, ensure_ascii=False)})"

@@ -88,3 +88,49 @@ def test_consent_prompt_answers():
         assert confirm_with(terminal)(call) is allowed
         assert terminal.shown.getvalue() == "ondevice: run get_stock_price? [y/N] "
     assert confirm_with(None)(call) is True  # --yes
+
+
+def test_call_asks_on_the_terminal_and_no_declines(ondevice_home, tmp_path):
+    # The child gets a pseudo-terminal as its controlling terminal (stdin stays a pipe with the query),
+    # and the user's "n" is typed ahead into it.
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    config = write_config(tmp_path, {"shop": own_server()})
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1", ONDEVICE_HOME=str(ondevice_home))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ondevice", "call", "What is the price of the ACME stock?", "--mcp", config, "--json",
+         "--model", "smollm2-135m-instruct", "--no-call", "list", "--max-turns", "1", "--max-tokens", "40",
+         "--date-string", PINNED_DATE, "--no-prefix-cache"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=REPO, preexec_fn=controlling_terminal, pass_fds=(slave,))
+    os.close(slave)
+    try:
+        os.write(master, b"n\n")
+        out, err = proc.communicate("", timeout=300)
+        shown = b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed with the child
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err
+    name = err.split("ondevice: call ")[1].split("(")[0]
+    assert f"ondevice: run {name}? [y/N] ".encode() in shown
+    assert f"ondevice: {name} failed: Error: declined: the user did not allow this call" in err
+    assert "stopped after 1 turns" in err
+    run = json.loads(out)
+    assert run["stopped_by"] == "max_turns" and run["turns"] == 1 and run["text"] == ""
+    assert run["steps"][0]["call"]["name"] == name and run["steps"][0]["error"].startswith("declined")
