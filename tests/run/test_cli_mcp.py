@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, servers: dict) -> str:
 def test_chat_runs_an_mcp_tool_to_a_final_answer(ondevice_home, tmp_path):
     config = write_config(tmp_path, {"time": time_server()})
     r = ondevice("chat", "--mcp", config, "--yes", "--model", QWEN_ALIAS, "--max-tokens", "40", "--max-turns", "3",
-                 "--date-string", PINNED_DATE, "--no-prefix-cache", stdin="What time is it in Tokyo?\n",
+                 "--date-string", PINNED_DATE, "--no-prefix-cache", "--no-repack", stdin="What time is it in Tokyo?\n",
                  home=ondevice_home)
     assert r.returncode == 0, r.stderr
     assert 'ondevice: call get_current_time({"timezone": "Asia/Tokyo"})' in r.stderr
