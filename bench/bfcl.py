@@ -588,12 +588,7 @@ def results_name(alias: str, limit: Optional[int], seed: int, categories: list[s
 
 def run(args: Any) -> int:
     """`ondevice bench bfcl`: run the cases in both modes, print a table, write the summary JSON.
-    With ``--engine`` a peer (llama-cpp-chatml, template-lenient): that engine alone, as `bench peers`."""
-    if getattr(args, "engine", "ondevice") != "ondevice":
-        from . import peers
-
-        args.engines = args.engine
-        return peers.run(args)
+    (``--engine`` with a peer runs `bench peers` instead: see cli.py.)"""
     from ondevice import Settings, ToolCaller
     from ondevice.formats.detect import format_for_path
     from ondevice.models.catalog import manifests, resolve

@@ -46,7 +46,20 @@ def _lazy(module: str, function: str = "run"):
             raise
         return getattr(mod, function)(args)  # BfclUnavailable is a BenchDependencyError
 
+    call.targets = ((module, function),)  # type: ignore[attr-defined]  (read by tests/bench/test_cli_modules.py)
     return call
+
+
+def _bfcl(args: argparse.Namespace) -> int:
+    """`bench bfcl`: ondevice's two modes, or with ``--engine`` a peer (llama-cpp-chatml, template-lenient)
+    alone, as `bench peers` runs it."""
+    if getattr(args, "engine", "ondevice") != "ondevice":
+        args.engines = args.engine
+        return _lazy(".peers")(args)
+    return _lazy(".bfcl")(args)
+
+
+_bfcl.targets = ((".bfcl", "run"), (".peers", "run"))  # type: ignore[attr-defined]
 
 
 def _common(p: argparse.ArgumentParser, *, model_default, model_help: str, limit_help: str) -> None:
@@ -111,7 +124,7 @@ examples:
     p.add_argument("--time-budget-min", type=float, default=None, metavar="MIN",
                    help="start no new case after MIN minutes; the summary then covers the finished cases "
                         "(marked partial; cases run round-robin over categories, so each is covered evenly)")
-    p.set_defaults(func=_lazy(".bfcl"), _bench_parser=p, _bench_name="bfcl")
+    p.set_defaults(func=_bfcl, _bench_parser=p, _bench_name="bfcl")
 
     # --- loop ---------------------------------------------------------------------------------
     p = sub.add_parser(
@@ -290,7 +303,7 @@ examples:
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the calls (seeded)")
     p.add_argument("--max-tokens", type=int, default=512, help="token budget per call")
     p.add_argument("--n-ctx", type=int, default=8192, help="context window")
-    p.set_defaults(func=_lazy("bench.schemas"), _bench_parser=p, _bench_name="schemas")
+    p.set_defaults(func=_lazy(".schemas"), _bench_parser=p, _bench_name="schemas")
 
     # --- serve --------------------------------------------------------------------------------
     p = sub.add_parser(

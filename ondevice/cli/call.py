@@ -8,6 +8,8 @@ import sys
 
 from ..api import ToolCaller, check_tools
 from ..formats.prompt import check_query
+from ..schema.grammar_schema import relaxed_warning
+from ..schema.tools import relaxations
 from .options import add_model_options, example_path, load_tools, settings_from_args
 from .run_tools import add_run_options, run_with_mcp
 
@@ -44,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     check_query(args.query)  # before the model loads
     settings = settings_from_args(args)
     tools = load_tools(args.tools, settings)
-    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    normalized, _ = check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    if (warning := relaxed_warning(relaxations(normalized))) is not None:
+        print(warning, file=sys.stderr)
     if args.mcp is not None:
         return run_with_mcp(args, settings, tools, [args.query])
     caller = ToolCaller.load(args.model, settings)

@@ -9,6 +9,8 @@ from typing import Iterator
 
 from ..api import ToolCaller, check_tools
 from ..errors import InputLimitError, QueryError
+from ..schema.grammar_schema import relaxed_warning
+from ..schema.tools import relaxations
 from ..settings import Settings
 from .options import add_model_options, example_path, load_tools, settings_from_args
 from .run_tools import add_run_options, run_with_mcp
@@ -43,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     tools = load_tools(args.tools, settings)
-    check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    normalized, _ = check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
+    if (warning := relaxed_warning(relaxations(normalized))) is not None:
+        print(warning, file=sys.stderr)
     if args.mcp is not None:
         return run_with_mcp(args, settings, tools, _queries(settings))
     caller = ToolCaller.load(args.model, settings)

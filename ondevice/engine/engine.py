@@ -28,7 +28,9 @@ import llama_cpp
 from llguidance import LLMatcher
 from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
-from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError
+import jsonschema
+
+from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError, RelaxedCallError
 from ..formats import get_format
 from ..formats.blocks import ToolCall, validate_calls
 from ..formats.prompt import Message
@@ -36,7 +38,8 @@ from ..formats.grammar import tool_call_lark
 from ..formats.result import CallResult
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
 from ..grammar.tags import TOOL_CALL_OPEN
-from ..schema.tools import Tool
+from ..schema.grammar_schema import Relaxation
+from ..schema.tools import Tool, relaxations, schema_validator
 from ..settings import CARD, Settings
 from ..structured import parse_content
 from ..template.chat_template import ChatTemplate
@@ -45,7 +48,7 @@ from .llama import LlamaModel
 from .prefix_cache import PrefixCache
 from .prompts import PromptBuilder
 from .sampling import Sampler, mask_to_bool
-from .session import FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
+from .session import CallCheck, FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
 from .speculate import Drafter, draft_source
 from .vocabulary import Vocabulary
 
@@ -169,7 +172,8 @@ class Engine:
                 drafter=drafter, on_tokens=on_tokens, markers=options.markers,
                 branch=branch if options.allows_text else None, tool_format=options.tool_format,
                 make_matcher=lambda lark: self.grammars.matcher(normalized, LLMatcher.grammar_from_lark(lark), s),
-                model_ends_list=s.list_end == "model", on_text=on_text, content=options.allows_content)
+                model_ends_list=s.list_end == "model", on_text=on_text, content=options.allows_content,
+                check=call_check(normalized) if matcher is not None else None)
         except BaseException as exc:
             self.model.truncate(0, seq)
             self.free.append(seq)
@@ -328,7 +332,7 @@ class Engine:
                 raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
                                         "it with the tools)", details=f"text: {gen.text!r}")
         return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability,
-                          value)
+                          value, relaxations(req.normalized) if s.constrained else [])
 
 
 def _chunk_start(n: int, prefix_len: int, chunk: int) -> int:
@@ -351,8 +355,49 @@ def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation,
         "decode_steps": gen.steps,
         "drafted_tokens": gen.drafted,
         "accepted_tokens": gen.accepted,
+        "resampled_calls": gen.resampled,
         "total_s": round(total_s, 4),
     }
+
+
+CALL_TRIES = 3  # draws of a call that fails a relaxed keyword before the error
+
+
+def call_check(tools: Sequence[Tool], tries: int = CALL_TRIES) -> Optional[CallCheck]:
+    """The check after decoding of the calls of tools whose grammar relaxed a keyword (None when no
+    tool did): a call failing its tool's full schema is drawn again, and after `tries` draws the
+    error names the tool, the relaxed keyword and its place, and what to do."""
+    by_name = {t.name: t for t in tools if t.relaxed}
+    if not by_name:
+        return None
+
+    def problem(call: Any) -> Optional[BaseException]:
+        tool = by_name.get(call.get("name")) if isinstance(call, dict) else None
+        if tool is None:
+            return None
+        validator = schema_validator(json.dumps(tool.parameters, sort_keys=True))
+        error = jsonschema.exceptions.best_match(validator.iter_errors(call.get("arguments", {})))
+        if error is None:
+            return None
+        relaxed = _relaxation_of(error, tool.relaxed)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        return RelaxedCallError(
+            f"tool {tool.name!r}: {tries} draws of its call broke {relaxed.keyword!r} at {relaxed.path}, a keyword "
+            f"the grammar does not enforce (it is checked after decoding): {error.message} (arguments{where}). "
+            "Remove or loosen that keyword, say the rule in the tool's description, or raise the temperature; "
+            "mark the tool strict: true to have such schemas refused up front", field="tools")
+    return CallCheck(problem, tries)
+
+
+def _relaxation_of(error: jsonschema.ValidationError, relaxed: Sequence[Relaxation]) -> Relaxation:
+    """The relaxed keyword a validation error comes from: the one its schema path passes through
+    (``if``'s errors come from ``then``/``else``), else the first of the tool's."""
+    path = "parameters" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_schema_path)
+    for r in relaxed:
+        spots = [f"{r.path}.{k}" for k in ((r.keyword, "then", "else") if r.keyword == "if" else (r.keyword,))]
+        if any(path == spot or path.startswith(spot + ".") or path.startswith(spot + "[") for spot in spots):
+            return r
+    return next((r for r in relaxed if r.keyword == error.validator), relaxed[0])
 
 
 def _start_over(tools: list[Tool], options: CallOptions, s: Settings) \

@@ -29,6 +29,12 @@ prefers outside the mask ends the list. A call identical to the one before it en
 dropped; `max_identical`), and so does a call identical to one whose result the conversation already
 holds (`answered`); when that refused call is the first and a sentence is allowed, the session
 starts over under a grammar that admits only a sentence.
+
+Where a tool's schema has keywords the grammar does not enforce (relaxed, see schema/grammar_schema.py),
+each complete call is checked against the full schema (`CallCheck`). A failing call is rolled back
+(the output, the matcher and the sequence return to the end of the last accepted call) and drawn
+again with a sampler of its own (temperature at least 1, a seed per try); after `tries` failures the
+check's error is raised. A call that is returned has passed the check.
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class Generation:
     accepted: int = 0  # of which confirmed
     no_call_probability: Optional[float] = None  # at the first branch, when the grammar has one
     refused: int = 0  # calls refused as repeated or already answered
+    resampled: int = 0  # calls drawn again after failing the check of a relaxed schema
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,19 @@ class Refusals:
     max_identical: int = 0
     answered: tuple[Any, ...] = ()
     start_over: Optional[Callable[[frozenset[str]], Optional[str]]] = None
+
+
+@dataclass(frozen=True)
+class CallCheck:
+    """The check of each complete call where the grammar relaxed a keyword: `problem(call)` is the
+    error to raise when the call (its ``{"name", "arguments"}`` value) fails its tool's full schema,
+    None when it passes. A failing call is drawn again, `tries` draws in all."""
+
+    problem: Callable[[Any], Optional[BaseException]]
+    tries: int = 3
+
+
+RESAMPLE_TEMPERATURE = 1.0  # the least temperature of a redrawn call: a greedy redraw would repeat it
 
 
 def no_call_probability(logits: np.ndarray, allowed: np.ndarray, call_start: np.ndarray,
@@ -132,7 +152,8 @@ class Session:
                  markers: Optional[Markers] = None, branch: Optional[FirstBranch] = None,
                  tool_format: str = CARD, first_row: Optional[int] = -1,
                  make_matcher: Optional[Callable[[str], LLMatcher]] = None, model_ends_list: bool = True,
-                 on_text: Optional[Callable[[str], None]] = None, content: bool = False):
+                 on_text: Optional[Callable[[str], None]] = None, content: bool = False,
+                 check: Optional[CallCheck] = None):
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
         self.refusals, self.drafter, self.on_tokens = refusals or Refusals(), drafter, on_tokens
@@ -140,6 +161,10 @@ class Session:
         self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
         self.content = content  # the grammar admits a JSON value instead of the calls (a response format)
         self._bytes = b""  # the output's text so far
+        self.check, self._sampler = check, sampler  # the sampler to return to after a redrawn call
+        self._tries = 0  # failed draws of the call being decoded (check)
+        self._accepted_len = 0  # tokens in `out` when the last call was accepted: a failing call rolls back here
+        self.resampled = 0  # calls drawn again after failing the check
         self._refused_tools: set[Optional[str]] = set()  # the tools whose first call was refused (start_over)
         self._sent = ""  # the text `on_text` has seen
         self._final_end = 0  # the end of the last accepted call: a tool-call answer is final up to there
@@ -199,7 +224,7 @@ class Session:
             self.on_text(text[len(self._sent):])
             self._sent = text
         return Generation(out, text, finish, truncated, self.sampled, self.forced, time.perf_counter() - self.start,
-                          self.steps, self.drafted, self.accepted, self.p_no_call, self.refused)
+                          self.steps, self.drafted, self.accepted, self.p_no_call, self.refused, self.resampled)
 
     # --- the loop -------------------------------------------------------------------------------------
     def _advance(self) -> None:
@@ -339,9 +364,12 @@ class Session:
         calls = [value for value, _ in found]
         r = self.refusals
         last = calls[-1]
+        if self.check is not None and self._redrawn(last):
+            return
         repeated = r.max_identical and sum(c == last for c in calls) > r.max_identical
         if not (repeated or last in r.answered):
             self._final_end = found[-1][1]
+            self._accepted_len, self._tries, self.sampler = len(self.out), 0, self._sampler
             return
         self.refused += 1
         if len(calls) == 1 and r.start_over is not None and self.make_matcher is not None:
@@ -351,6 +379,36 @@ class Session:
                 self._restart(grammar)
                 return
         self.finish = "repeat"
+
+    def _redrawn(self, call: Any) -> bool:
+        """Check a complete call; when it fails, roll it back and draw it again (True), or raise the
+        check's error once `tries` draws failed."""
+        error = self.check.problem(call)
+        if error is None:
+            return False
+        self._tries += 1
+        if self._tries >= self.check.tries:
+            raise error
+        self.resampled += 1
+        base = self._sampler
+        self.sampler = Sampler(max(base.temperature, RESAMPLE_TEMPERATURE), base.top_p, seed=7919 * self._tries)
+        self._rollback(self._accepted_len)
+        return True
+
+    def _rollback(self, keep: int) -> None:
+        """Return the output, the matcher and the sequence to the first `keep` tokens of the output."""
+        self._discard()
+        self.matcher.rollback(len(self.out) - keep)
+        if self.matcher.is_error():
+            raise GrammarStateError("the grammar engine could not roll back a call (a bug: please report it with "
+                                    "the tools)", details=self.matcher.get_error())
+        full = self.prompt + self.out[:keep]
+        evaluated = min(len(full) - 1, len(self.model.seq_tokens[self.seq]))  # the last one's logits are needed
+        self.model.truncate(evaluated, self.seq)
+        self.out, self.pending, self.draft, self.at_pick = self.out[:keep], full[evaluated:], [], False
+        self._bytes = self.model.detokenize(self.out)
+        self._calls_seen = len(self.fmt.complete_calls(self._bytes.decode("utf-8", errors="replace")))
+        self._at_boundary = False
 
     def _restart(self, grammar: str) -> None:
         """Start the answer over under `grammar` (`start_over`'s): the output so far leaves the sequence."""

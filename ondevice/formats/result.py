@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..schema.grammar_schema import Relaxation
 from .blocks import ToolCall
 
 
@@ -16,7 +17,8 @@ class CallResult:
     "threshold"; ``calls`` is then []). no_call_probability: in those modes, the probability the
     model gave a sentence rather than the tool-call block at the first token. value: with a
     response format (structured outputs), the answer's JSON value, validated against its schema
-    (``message`` is then its JSON text and ``calls`` []).
+    (``message`` is then its JSON text and ``calls`` []). relaxed: the keywords of the request's tools
+    that the grammar did not enforce (each call was checked against them after decoding instead).
     """
 
     calls: Optional[list[ToolCall]]
@@ -27,6 +29,7 @@ class CallResult:
     message: Optional[str] = None
     no_call_probability: Optional[float] = None
     value: Any = None
+    relaxed: list[Relaxation] = field(default_factory=list)
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -40,6 +43,7 @@ class CallResult:
             "message": self.message,
             "no_call_probability": self.no_call_probability,
             "value": self.value,
+            "relaxed": [r.to_dict() for r in self.relaxed],
             "timings": self.timings,
         }
 

@@ -17,15 +17,25 @@ rewrites the rest so that every answer the grammar allows passes the caller's sc
   values are a finite set, ``uniqueItems`` an ``enum`` of the distinct-item arrays when the items
   are a small finite set (or is dropped when at most one item is allowed).
 
-Whatever else the grammar cannot enforce is refused with the tool, the place and the keyword.
+- ``propertyNames`` becomes key constraints where it names the keys (``enum``/``const``) or is one
+  ``pattern`` on an object with no declared keys; one every string satisfies (``{"type": "string"}``)
+  is dropped; ``not: {"required": [key]}`` forbids that key.
+
+Whatever else the grammar cannot enforce is *relaxed* when the caller passes a `relaxed` list: that
+keyword alone is dropped from that subschema, and a `Relaxation` (tool, path, keyword) is recorded; the
+engine then checks each call against the full schema and draws a failing one again. Without the list
+(a tool marked ``strict: true``, a response format) it is refused with the tool, the place and the
+keyword. What cannot be checked after decoding either (a remote ``$ref``, draft-3 keywords that 2020-12
+ignores) is always refused.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jsonschema
 from llguidance import LLMatcher
@@ -52,10 +62,42 @@ REFUSED = {
     "$recursiveRef": "recursive references", "$recursiveAnchor": "recursive references",
     "extends": "draft-3 extends", "disallow": "draft-3 disallow", "divisibleBy": "draft-3 divisibleBy",
 }
+# Of those, the ones that are relaxed rather than refused: draft 3's are no 2020-12 keywords, so the
+# judge would not check them after decoding either.
+RELAXABLE = frozenset(REFUSED) - {"extends", "disallow", "divisibleBy"}
 MAX_UNIQUE_ARRAYS = 512  # uniqueItems over a finite item set: at most this many arrays, as an enum
 OBJECT_KEYS = ("properties", "patternProperties", "required", "additionalProperties", "minProperties",
                "maxProperties", "dependentRequired", "dependentSchemas")
 ALL_TYPES = frozenset({"string", "integer", "number", "boolean", "null", "array", "object"})
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A keyword the grammar does not enforce in one subschema of a tool's parameters: every call of
+    that tool is checked against the full schema after decoding instead."""
+
+    tool: str
+    path: str  # where the keyword stands, as in error messages: "parameters.properties.headers"
+    keyword: str
+
+    def __str__(self) -> str:
+        return f"{self.tool}:{self.path}:{self.keyword}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"tool": self.tool, "path": self.path, "keyword": self.keyword}
+
+
+def describe_relaxed(relaxed: "Sequence[Relaxation]") -> str:
+    """The relaxations as one line, ``tool:path:keyword; ...`` (the CLI's warning, the server's header)."""
+    return "; ".join(str(r) for r in relaxed)
+
+
+def relaxed_warning(relaxed: "Sequence[Relaxation]") -> Optional[str]:
+    """The CLI's one warning line about relaxed keywords; None when there are none."""
+    if not relaxed:
+        return None
+    return ("ondevice: warning: the grammar does not enforce these keywords; each call is checked against "
+            f"them after decoding (mark a tool strict: true to refuse them instead): {describe_relaxed(relaxed)}")
 
 
 @lru_cache(maxsize=None)
@@ -66,9 +108,21 @@ def known_format(name: str) -> bool:
     return not is_error
 
 
-def enforceable(schema: dict[str, Any], tool: str) -> dict[str, Any]:
-    """The schema the grammar enforces for a tool's parameters (a subset of `schema`, JSON Schema 2020-12)."""
-    enforce = _Enforce(schema, tool)
+@lru_cache(maxsize=4096)
+def _string_compiles(pattern: str, lengths: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether llguidance compiles a string schema of this pattern and these length bounds."""
+    try:
+        grammar = LLMatcher.grammar_from_json_schema({"type": "string", "pattern": pattern, **dict(lengths)})
+        is_error, _ = LLMatcher.validate_grammar_with_warnings(grammar)
+    except Exception:  # a pattern llguidance's reader rejects outright
+        return False
+    return not is_error
+
+
+def enforceable(schema: dict[str, Any], tool: str, relaxed: Optional[list[Relaxation]] = None) -> dict[str, Any]:
+    """The schema the grammar enforces for a tool's parameters (JSON Schema 2020-12): a subset of
+    `schema`, except at the keywords appended to `relaxed` (when given; else they are refused)."""
+    enforce = _Enforce(schema, tool, relaxed)
     out = enforce.schema(schema, "parameters")
     if enforce.moved:  # refs to other places than $defs, moved into $defs
         out["$defs"] = {**out.get("$defs", {}), **enforce.moved}
@@ -76,9 +130,10 @@ def enforceable(schema: dict[str, Any], tool: str) -> dict[str, Any]:
 
 
 class _Enforce:
-    def __init__(self, root: dict[str, Any], tool: str):
+    def __init__(self, root: dict[str, Any], tool: str, relaxed: Optional[list[Relaxation]] = None):
         self.root = root
         self.tool = tool
+        self.relaxed = relaxed  # None: refuse what cannot be enforced
         self.moved: dict[str, Any] = {}
         # defs that an allOf combines with other schemas: closing them would forbid the others' keys
         self.open_refs: set[str] = set()
@@ -121,6 +176,14 @@ class _Enforce:
     def fail(self, path: str, keyword: str, message: str) -> ToolSchemaError:
         return ToolSchemaError(f"tool {self.tool!r}, at {path}: unsupported JSON Schema keyword {keyword!r}: {message}")
 
+    def relax(self, path: str, keyword: str, message: str) -> None:
+        """Leave `keyword` at `path` to the check after decoding (recorded), or refuse it."""
+        if self.relaxed is None:
+            raise self.fail(path, keyword, message)
+        relaxation = Relaxation(self.tool, path, keyword)
+        if relaxation not in self.relaxed:
+            self.relaxed.append(relaxation)
+
     # --- one schema ---------------------------------------------------------------------------------
     def schema(self, node: Any, path: str, closable: bool = True) -> Any:
         if isinstance(node, bool):
@@ -133,8 +196,14 @@ class _Enforce:
         for key, value in node.items():
             if key in ANNOTATIONS or key in ("dependentRequired", "dependentSchemas", "uniqueItems", "if", "then", "else"):
                 continue
+            if key in ("propertyNames", "not"):
+                continue  # rewritten below where exactly possible, else relaxed
             if key in REFUSED:
-                raise self.fail(path, key, f"the grammar cannot enforce {REFUSED[key]}; remove it")
+                message = f"the grammar cannot enforce {REFUSED[key]}; remove it"
+                if key not in RELAXABLE:
+                    raise self.fail(path, key, message)
+                self.relax(path, key, message)
+                continue
             if key == "format":
                 if isinstance(value, str) and known_format(value):
                     out[key] = value
@@ -160,8 +229,14 @@ class _Enforce:
             elif key == "oneOf":
                 out["anyOf"] = self.exclusive(value, path, closable)
             # anything else is no JSON Schema keyword: an annotation
+        if isinstance(out.get("pattern"), str):
+            self.bound_pattern(out, path)
         extra += self.dependencies(node, path)
         extra += self.conditional(node, path)
+        if "propertyNames" in node:
+            self.property_names(node["propertyNames"], out, path)
+        if "not" in node:
+            extra += self.negation(node["not"], path)
         if node.get("uniqueItems") is True:
             self.unique(node, out, path)
         if extra:
@@ -169,6 +244,22 @@ class _Enforce:
         if closable:
             self.close(node, out)
         return out
+
+    def bound_pattern(self, out: dict[str, Any], path: str) -> None:
+        """A `pattern` llguidance cannot compile with the string's length bounds (it intersects the two
+        regexes within a budget: a hostname pattern under maxLength 253 exceeds it) keeps the pattern
+        and relaxes the bounds; a pattern it cannot compile at all (lookarounds, ...) is relaxed."""
+        lengths = tuple(sorted((k, out[k]) for k in ("minLength", "maxLength") if k in out))
+        if _string_compiles(out["pattern"], lengths):
+            return
+        if lengths and _string_compiles(out["pattern"], ()):
+            for key, _ in lengths:
+                self.relax(path, key, f"the grammar compiler cannot bound this pattern's strings by {key}; "
+                                      f"remove {key}, or simplify the pattern")
+                del out[key]
+            return
+        self.relax(path, "pattern", "the grammar compiler cannot compile this regular expression; simplify it")
+        del out["pattern"]
 
     def close(self, node: dict[str, Any], out: dict[str, Any]) -> None:
         """Close an object the caller left open, over every key it declares, requires or gets from allOf."""
@@ -241,12 +332,11 @@ class _Enforce:
             if self.excluded(enforced[i], exact[j]):
                 continue
             key = self.forbiddable(enforced[i], exact[i], exact[j])
-            if key is None:
-                raise ToolSchemaError(
-                    f"tool {self.tool!r}, at {path}: unsupported JSON Schema keyword 'oneOf': branches {i} and {j} "
-                    "can both match one value, and the grammar enforces only exclusive branches: tell them "
-                    "apart with a const discriminator property or distinct required keys, or use anyOf"
-                )
+            if key is None:  # relaxed: the grammar allows either branch (anyOf), the check wants exactly one
+                self.relax(path, "oneOf", f"branches {i} and {j} can both match one value, and the grammar enforces "
+                           "only exclusive branches: tell them apart with a const discriminator property or "
+                           "distinct required keys, or use anyOf")
+                continue
             enforced[i] = self.forbid(enforced[i], key)
         return enforced
 
@@ -332,6 +422,43 @@ class _Enforce:
                 full.setdefault(key, self.root[key])
         return jsonschema.Draft202012Validator(full).is_valid(value)
 
+    # --- key schemas and negation -------------------------------------------------------------------
+    def property_names(self, names: Any, out: dict[str, Any], path: str) -> None:
+        """propertyNames as key constraints where that is exact: listed names (enum/const) become the
+        object's only keys; one pattern on an object with no declared keys becomes patternProperties
+        (closed); a schema every string satisfies is dropped. Otherwise relaxed."""
+        core = {k: v for k, v in names.items() if k not in ANNOTATIONS} if isinstance(names, dict) else names
+        if isinstance(core, dict) and core.get("type", "string") == "string":
+            core.pop("type", None)
+        if core is True or core == {}:
+            return  # every key is a string
+        message = ("the grammar enforces key schemas only as listed names (enum, const) or one pattern on an "
+                   "object with no declared properties; remove it")
+        extra = out.get("additionalProperties", True)
+        if isinstance(core, dict) and set(core) in ({"enum"}, {"const"}) and "patternProperties" not in out:
+            allowed = core["enum"] if "enum" in core else [core["const"]]
+            if not all(isinstance(n, str) for n in allowed):
+                return self.relax(path, "propertyNames", message)
+            props = out.get("properties", {})
+            keys = {n: props.get(n, extra) for n in allowed if n in props or extra is not False}
+            out["properties"], out["additionalProperties"] = keys, False
+        elif (isinstance(core, dict) and set(core) == {"pattern"} and isinstance(core["pattern"], str)
+              and not out.get("properties") and "patternProperties" not in out):
+            if extra is not False:
+                out["patternProperties"] = {core["pattern"]: extra if isinstance(extra, dict) else {}}
+            out.pop("properties", None)
+            out["additionalProperties"] = False
+        else:
+            self.relax(path, "propertyNames", message)
+
+    def negation(self, negated: Any, path: str) -> list[Any]:
+        """``not: {"required": [key]}`` (one key) forbids that key exactly; any other `not` is relaxed."""
+        core = {k: v for k, v in negated.items() if k not in ANNOTATIONS} if isinstance(negated, dict) else None
+        if core is not None and set(core) == {"required"} and len(core["required"]) == 1:
+            return [{"properties": {core["required"][0]: False}}]
+        self.relax(path, "not", "the grammar cannot enforce negation (only not: {\"required\": [one key]}); remove it")
+        return []
+
     # --- rewrites into anyOf ------------------------------------------------------------------------
     def dependencies(self, node: dict[str, Any], path: str) -> list[Any]:
         """dependentRequired / dependentSchemas as anyOfs: the key absent, or it and what it needs."""
@@ -354,9 +481,10 @@ class _Enforce:
         then, other = node.get("then", True), node.get("else", True)
         negation = self.negate(cond, node)
         if negation is None:
-            raise self.fail(path, "if", "the grammar can enforce if/then/else only when 'if' tests one property "
-                            "against const/enum values drawn from that property's own finite set (an enum); "
-                            "rewrite it as anyOf")
+            self.relax(path, "if", "the grammar can enforce if/then/else only when 'if' tests one property "
+                       "against const/enum values drawn from that property's own finite set (an enum); "
+                       "rewrite it as anyOf")
+            return []
         return [{"anyOf": [
             {"allOf": [self.schema(cond, f"{path}.if", False), self.schema(then, f"{path}.then", False)]},
             {"allOf": [negation, self.schema(other, f"{path}.else", False)]},
@@ -396,9 +524,10 @@ class _Enforce:
                 if len(arrays) > MAX_UNIQUE_ARRAYS:
                     break
         if values is None or len(arrays) > MAX_UNIQUE_ARRAYS:
-            raise self.fail(path, "uniqueItems", "the grammar can enforce unique items only over a small finite "
-                            f"item set (an enum, at most {MAX_UNIQUE_ARRAYS} arrays) or with maxItems 1; "
-                            "remove it or list the allowed values")
+            self.relax(path, "uniqueItems", "the grammar can enforce unique items only over a small finite "
+                       f"item set (an enum, at most {MAX_UNIQUE_ARRAYS} arrays) or with maxItems 1; "
+                       "remove it or list the allowed values")
+            return
         out["enum"] = [a for a in (out.get("enum") or arrays) if self.valid(a, node)]
         if not out["enum"]:
             raise self.fail(path, "uniqueItems", "no array of distinct items satisfies this schema")
@@ -452,4 +581,4 @@ def _same(a: Any, b: Any) -> bool:
         isinstance(a, bool) or isinstance(b, bool)) else a == b
 
 
-__all__ = ["enforceable", "known_format", "ANNOTATIONS", "REFUSED"]
+__all__ = ["enforceable", "known_format", "Relaxation", "describe_relaxed", "relaxed_warning", "ANNOTATIONS", "REFUSED", "RELAXABLE"]

@@ -7,8 +7,10 @@ per-property ``"optional"``, an array's item values given as an ``"enum"`` of sc
 Here they are rewritten, meaning for meaning, to JSON Schema 2020-12: ``Tool.parameters`` is the
 caller's schema in that one language, and every constrained answer is validated against it.
 
-What the grammar enforces (``Tool.grammar_schema``, built by ``grammar_schema.py``) is a subset of it:
-an answer the grammar allows always passes ``Tool.parameters``.
+What the grammar enforces (``Tool.grammar_schema``, built by ``grammar_schema.py``) is a subset of it,
+except at the keywords listed in ``Tool.relaxed`` (which the grammar cannot enforce): the engine checks
+those tools' calls against ``Tool.parameters`` after decoding and draws a failing call again. A tool
+marked ``strict: true`` (OpenAI's flag) relaxes nothing: such a keyword is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import copy
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import jsonschema
 
@@ -25,7 +27,7 @@ from ..errors import ToolSchemaError
 from ..settings import MAX_SCHEMA_DEPTH
 from .json_value import check_tools_value
 from .limits import check_tools_depth
-from .grammar_schema import enforceable
+from .grammar_schema import Relaxation, enforceable
 
 # BFCL and Python-flavoured type names, mapped to JSON Schema. "any" means no type constraint.
 TYPE_ALIASES: dict[str, str | None] = {
@@ -51,12 +53,14 @@ SUBSCHEMA_MAP = frozenset({"properties", "patternProperties", "$defs", "definiti
 @dataclass(frozen=True)
 class Tool:
     """A validated tool: its name, description, parameters (the caller's schema as JSON Schema 2020-12,
-    the judge of every answer) and the schema the grammar enforces (a subset of it)."""
+    the judge of every answer), the schema the grammar enforces (a subset of it but at `relaxed`), and
+    the keywords the grammar leaves to the check after decoding."""
 
     name: str
     description: str
     parameters: dict[str, Any]
     grammar_schema: dict[str, Any]
+    relaxed: tuple[Relaxation, ...] = ()
 
     def call_schema(self) -> dict[str, Any]:
         """JSON Schema of one call as the grammar enforces it: ``{"name": <const>, "arguments": ...}``."""
@@ -113,9 +117,10 @@ def normalize_tools(tools: Any) -> list[Tool]:
     """Validate the caller's tools; return them with their parameters as JSON Schema 2020-12 and the
     schema the grammar enforces.
 
-    Raises ToolSchemaError naming the tool and the problem: not a list, missing or non-string name,
-    duplicate names, parameters that are not an object schema, keywords the grammar cannot enforce
-    (with the place and the keyword); InputLimitError for a tool nesting deeper than any
+    A keyword the grammar cannot enforce is relaxed (``Tool.relaxed``), or, in a tool marked
+    ``strict: true``, refused. Raises ToolSchemaError naming the tool and the problem: not a list,
+    missing or non-string name, duplicate names, parameters that are not an object schema, a refused
+    keyword (with the place); InputLimitError for a tool nesting deeper than any
     max_schema_depth allows (the schema is read recursively).
     """
     if tools is None:
@@ -153,9 +158,23 @@ def normalize_tools(tools: Any) -> list[Tool]:
             )
         schema = to_json_schema(params, name)
         schema["type"] = "object"
-        result.append(Tool(name=name, description=description, parameters=schema,
-                           grammar_schema=enforceable(schema, name)))
+        strict = spec.get("strict") is True
+        relaxed: Optional[list[Relaxation]] = None if strict else []
+        try:
+            grammar_schema = enforceable(schema, name, relaxed)
+        except ToolSchemaError as exc:
+            if strict and "unsupported JSON Schema keyword" in str(exc):
+                raise ToolSchemaError(f"{exc} (the tool is marked strict: true, so no keyword is relaxed; without "
+                                      "strict it would be checked after decoding instead)") from None
+            raise
+        result.append(Tool(name=name, description=description, parameters=schema, grammar_schema=grammar_schema,
+                           relaxed=tuple(relaxed or ())))
     return result
+
+
+def relaxations(tools: Iterable[Tool]) -> list[Relaxation]:
+    """Every keyword the grammar leaves to the check after decoding, over `tools`."""
+    return [r for t in tools for r in t.relaxed]
 
 
 def to_json_schema(parameters: dict[str, Any], tool_name: str = "<tool>") -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ..formats import get_format
 from ..errors import OndeviceError
 from ..schema.limits import parse_json_body
 from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_from_exception, finish_reason, \
-    no_call_content, parse_chat_request, usage
+    no_call_content, parse_chat_request, relaxed_headers, usage
 from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
 from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
@@ -50,6 +50,28 @@ def _anthropic_error_response(error: APIError) -> JSONResponse:
 def _errors_for(request: Request) -> Callable[[APIError], JSONResponse]:
     """The error shape of a path: Anthropic's under /v1/messages, OpenAI's elsewhere."""
     return _anthropic_error_response if request.url.path.startswith("/v1/messages") else _error_response
+
+
+async def _written(writer: "EventWriter | MessageStream", first: Iterator[str], job: Job, item: Any) -> AsyncIterator[str]:
+    """A stream writer's events (the Responses or the Messages API): `first`, then each text piece
+    fed as it comes, then the finish, or the error event if the request failed."""
+    try:
+        for event in first:
+            yield event
+        while item is not DONE:
+            for event in writer.feed(item):
+                yield event
+            item = await job.pieces.get()
+        try:
+            result: CallResult = await job.future
+        except Exception as exc:
+            for event in writer.error(error_from_exception(exc)):
+                yield event
+            return
+        for event in writer.finish(result):
+            yield event
+    finally:
+        job.cancelled.set()
 
 
 class ChatServer:
@@ -201,7 +223,7 @@ class ChatServer:
                     result = job.future.result()
                 except Exception as exc:
                     return error_response(error_from_exception(exc))
-                return JSONResponse(answer(parsed, result))
+                return JSONResponse(answer(parsed, result), headers=relaxed_headers(chat))
             # Streaming: wait for the first text (or the end) so that errors found before the first
             # token (a schema, the context) still get their 4xx status.
             first = asyncio.ensure_future(job.pieces.get())
@@ -216,29 +238,14 @@ class ChatServer:
         finally:
             disconnect.cancel()
         return StreamingResponse(events(parsed, job, item), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+                                 headers={"Cache-Control": "no-cache", **relaxed_headers(chat)})
 
     async def _response_events(self, request: ResponsesRequest, job: Job, item: Any, owner: str) \
             -> AsyncIterator[str]:
         """The Responses stream: created, then each output item's events as the text grows, completed."""
         writer = EventWriter(request, self.model_id, lambda response: self._keep(owner, request, response))
-        try:
-            for event in writer.start():
-                yield event
-            while item is not DONE:
-                for event in writer.feed(item):
-                    yield event
-                item = await job.pieces.get()
-            try:
-                result: CallResult = await job.future
-            except Exception as exc:
-                for event in writer.error(error_from_exception(exc)):
-                    yield event
-                return
-            for event in writer.finish(result):
-                yield event
-        finally:
-            job.cancelled.set()
+        async for event in _written(writer, writer.start(), job, item):
+            yield event
 
     async def _message_events(self, request: MessagesRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The Messages stream: message_start, the content blocks as the text grows, message_delta, message_stop."""
@@ -250,22 +257,11 @@ class ChatServer:
                 input_tokens = await asyncio.to_thread(self._count_tokens, request.chat)
             except Exception:  # the count is a courtesy: message_delta has the engine's own
                 input_tokens = 0
-            for event in writer.start(input_tokens):
-                yield event
-            while item is not DONE:
-                for event in writer.feed(item):
-                    yield event
-                item = await job.pieces.get()
-            try:
-                result: CallResult = await job.future
-            except Exception as exc:
-                for event in writer.error(error_from_exception(exc)):
-                    yield event
-                return
-            for event in writer.finish(result):
-                yield event
-        finally:
+        except BaseException:  # the client went away during the count
             job.cancelled.set()
+            raise
+        async for event in _written(writer, writer.start(input_tokens), job, item):
+            yield event
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""

@@ -34,6 +34,7 @@ from ..errors import (
     JSONInputError,
     OndeviceError,
     QueryError,
+    RelaxedCallError,
     SettingsError,
     ToolChoiceError,
     ToolSchemaError,
@@ -44,7 +45,8 @@ from ..formats.card import SYSTEM_PROMPT, render_user_prompt
 from ..formats.prompt import Message
 from ..settings import Settings
 from ..schema.limits import check_arguments_depth, check_tool_limits, parse_json_body
-from ..schema.tools import normalize_tools
+from ..schema.grammar_schema import Relaxation, describe_relaxed
+from ..schema.tools import normalize_tools, relaxations
 from ..structured import ContentFormat, OutputSchemaError, content_format, with_instruction
 from .tool_stream import split_calls
 
@@ -85,6 +87,8 @@ def _input_error(exc: BaseException) -> Optional[APIError]:
         return APIError(400, str(exc), "response_format", "invalid_response_format")
     if isinstance(exc, ToolSchemaError):
         return APIError(400, str(exc), "tools", "invalid_tool_schema")
+    if isinstance(exc, RelaxedCallError):
+        return APIError(400, str(exc), "tools", "relaxed_keyword_unmet")
     if isinstance(exc, ToolChoiceError):
         return APIError(400, str(exc), "tool_choice", "invalid_tool_choice")
     if isinstance(exc, ContextOverflowError):
@@ -116,6 +120,7 @@ class ChatRequest:
     tool_format: str = "card"
     content: Optional[ContentFormat] = None  # response_format: the answer is JSON valid against it
     stop_sequences: tuple[str, ...] = ()  # a sentence ends at the first of these (see tool_stream.find_stop)
+    relaxed: tuple[Relaxation, ...] = ()  # keywords of the tools the grammar leaves to the check after decoding
     id: str = field(default_factory=lambda: "chatcmpl-" + secrets.token_hex(12))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -209,7 +214,16 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         messages, query = card_messages(body.get("messages"), tools, base)
     if content is not None:
         messages, options = with_instruction(messages, content), replace(options, content=content)
-    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content)
+    return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content,
+                       relaxed=tuple(relaxations(normalized)))
+
+
+RELAXED_HEADER = "x-ondevice-relaxed"
+
+
+def relaxed_headers(request: ChatRequest) -> dict[str, str]:
+    """The response header naming the relaxed keywords (``tool:path:keyword; ...``), when there are any."""
+    return {RELAXED_HEADER: describe_relaxed(request.relaxed)} if request.relaxed else {}
 
 
 def response_format(value: Optional[dict[str, Any]], settings: Settings) -> Optional[ContentFormat]:

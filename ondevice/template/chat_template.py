@@ -125,7 +125,7 @@ class ChatTemplate:
         """The prompt text for `messages`; `date_string` pins Llama 3.2's "Today Date" line; `tools`
         (the OpenAI layout) is the template's ``tools`` variable, as transformers passes it."""
         variables: dict[str, Any] = {
-            "messages": messages,
+            "messages": _arguments_as_objects(messages),
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
@@ -169,12 +169,40 @@ class ChatTemplate:
                 raise ChatTemplateError(
                     f"message #{i}: expected 'role' to be a plain word such as 'user' or 'assistant', got {role!r}"
                 )
+        messages = _arguments_as_objects(messages)  # before marking: marked JSON text no longer parses
         text = self.render(messages, add_generation_prompt, date_string, tools)
         nonce = secrets.token_hex(8)
         open_mark, close_mark = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue001"
         marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string,
                              None if tools is None else _mark(tools, open_mark, close_mark))
         return text, _unmark(marked, text, open_mark, close_mark)
+
+
+def _arguments_as_objects(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`messages` with each assistant tool call's ``arguments`` given as JSON text (OpenAI's layout)
+    replaced by the object it holds: templates follow transformers' convention, an object they write
+    with ``tojson``; text would reach the model as a quoted string. Text that is no JSON object stays."""
+    out = messages
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if not isinstance(calls, list):
+            continue
+        new_calls = []
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                try:
+                    value = json.loads(arguments)
+                except ValueError:
+                    value = None
+                if isinstance(value, dict):
+                    call = {**call, "function": {**function, "arguments": value}}
+            new_calls.append(call)
+        if out is messages:
+            out = list(messages)
+        out[i] = {**message, "tool_calls": new_calls}
+    return out
 
 
 def _mark(value: Any, open_mark: str, close_mark: str, key: Optional[str] = None) -> Any:

@@ -113,3 +113,18 @@ def test_a_context_smaller_than_a_batch_does_not_abort(ondevice_home):
                  "--n-ctx", "360", "--max-tokens", "8", home=ondevice_home)
     assert r.returncode == 0, r.stderr
     assert isinstance(json.loads(r.stdout), list)
+
+
+def test_call_warns_once_about_relaxed_keywords(ondevice_home, tmp_path):
+    tools = tmp_path / "tools.json"
+    tools.write_text(json.dumps([{"name": "fetch", "description": "Fetch a URL", "parameters": {
+        "type": "object", "properties": {"url": {"type": "string"}, "headers": {
+            "type": "object", "propertyNames": {"pattern": "^x_", "maxLength": 9}}}, "required": ["url"]}}]))
+    r = ondevice("call", "Fetch https://example.com", "--tools", str(tools), "--max-tokens", "48",
+                 "--date-string", PINNED_DATE, home=ondevice_home)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("ondevice: warning:")]
+    assert warnings == ["ondevice: warning: the grammar does not enforce these keywords; each call is checked "
+                        "against them after decoding (mark a tool strict: true to refuse them instead): "
+                        "fetch:parameters.properties.headers:propertyNames"]
+    json.loads(r.stdout)

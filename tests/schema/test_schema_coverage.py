@@ -148,10 +148,12 @@ def test_a_value_valid_under_two_branches_is_not_in_the_grammar(caller):
 
 
 @pytest.mark.nomodel
-def test_one_of_with_overlapping_branches_is_refused_with_the_place():
+def test_one_of_with_overlapping_branches_is_relaxed_or_in_a_strict_tool_refused_with_the_place():
     overlapping = {"type": "object", "properties": {"x": {"oneOf": [{"type": "number"}, {"type": "integer"}]}}}
+    (t,) = normalize_tools([tool(overlapping)])
+    assert [str(r) for r in t.relaxed] == ["t:parameters.properties.x:oneOf"]
     with pytest.raises(ToolSchemaError, match=r"tool 't', at parameters.properties.x: .*'oneOf': branches 0 and 1"):
-        normalize_tools([tool(overlapping)])
+        normalize_tools([{**tool(overlapping), "strict": True}])
 
 
 # --- keywords ------------------------------------------------------------------------------------
@@ -185,15 +187,17 @@ def test_keywords_are_enforced_exactly_where_they_apply(caller, params, good, ba
 
 @pytest.mark.parametrize("params, keyword", [
     ({"type": "object", "properties": {"x": {"not": {"type": "string"}}}}, "not"),
-    ({"type": "object", "propertyNames": {"pattern": "^a"}}, "propertyNames"),
+    ({"type": "object", "propertyNames": {"pattern": "^a", "maxLength": 3}}, "propertyNames"),
     ({"type": "object", "properties": {"xs": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}, "uniqueItems"),
     ({"type": "object", "properties": {"a": {"type": "string"}}, "if": {"properties": {"a": {"const": "x"}}},
       "then": {"required": ["a"]}}, "if"),
 ])
 @pytest.mark.nomodel
-def test_unenforceable_keywords_are_refused_with_tool_path_and_keyword(params, keyword):
+def test_unenforceable_keywords_are_relaxed_or_in_a_strict_tool_refused_with_tool_path_and_keyword(params, keyword):
+    (t,) = normalize_tools([tool(params)])
+    assert [r.keyword for r in t.relaxed] == [keyword]
     with pytest.raises(ToolSchemaError, match=rf"tool 't', at parameters.*unsupported JSON Schema keyword '{keyword}'"):
-        normalize_tools([tool(params)])
+        normalize_tools([{**tool(params), "strict": True}])
 
 
 # --- repetition ---------------------------------------------------------------------------------

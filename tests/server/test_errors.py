@@ -77,7 +77,7 @@ def chat(**fields):
     (chat(response_format={"type": "json_schema"}), 400, "response_format"),
     (chat(response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": "object"}}), 400,
      "response_format"),
-    (chat(response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {"propertyNames": {}}}}), 400,
+    (chat(response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": {"propertyNames": {"maxLength": 2}}}}), 400,
      "response_format"),
     (chat(tool_choice="always"), 400, "tool_choice"),
     (chat(tool_choice={"type": "function", "function": {"name": "nope"}}), 400, "tool_choice"),
