@@ -28,13 +28,14 @@ from .formats.blocks import validate_calls
 from .engine.prefix_cache import PrefixCache, prepare_cache_dir
 from .formats.prompt import Message, check_query, prepare_messages
 from .formats.result import CallResult
+from .runner import RunResult, Step, run_tools
 from .engine.sampling import Sampler
 from .formats.detect import FormatChoice, choose as choose_format
 from .structured import content_format, schema_of, with_instruction
 from .settings import Settings
 from .schema.tools import Tool
 
-__all__ = ["CallResult", "Conversation", "ToolCaller", "check_tools", "validate_calls"]
+__all__ = ["CallResult", "Conversation", "RunResult", "Step", "ToolCaller", "check_tools", "validate_calls"]
 
 
 class ToolCaller:
@@ -227,6 +228,23 @@ class ToolCaller:
         result = self.call_messages(with_instruction(messages, fmt), None, s, sampler=sampler,
                                     options=CallOptions(content=fmt))
         return result.value if model_class is None else model_class.model_validate(result.value)
+
+    def run(self, query_or_messages: str | list[Message], tools: Sequence[Any], *, max_turns: int = 8,
+            settings: Optional[Settings] = None, history: Optional[list[Message]] = None,
+            executors: Optional[dict[str, Callable[..., Any]]] = None,
+            confirm: Optional[Callable[[Any], bool]] = None,
+            on_step: Optional[Callable[[Step], None]] = None) -> RunResult:
+        """Answer by running tools: call, run each call, give the results back, until the model answers
+        in words (``stopped_by="text"``) or `max_turns` answers were made (``"max_turns"``).
+
+        `tools`: Python functions (schema from the signature and docstring, `tool_from_function`),
+        `MCPServers`, and tool dicts run by ``executors[name]``. A tool's exception goes back to the model
+        as its result (``"Error: ValueError: ..."``) and into the step's `error`. `confirm(call)` is asked
+        before each call runs (False: the call is declined, and the model told so); `on_step` sees each
+        step as it ends. `history` continues a conversation (a previous ``result.messages``). A model
+        whose default answer without a call is the empty list may answer in words here (no_call "text")."""
+        return run_tools(self, query_or_messages, tools, max_turns=max_turns, settings=settings, history=history,
+                         executors=executors, confirm=confirm, on_step=on_step)
 
     def conversation(self, tools: Optional[Sequence[Any]] = None) -> "Conversation":
         """A multi-turn helper bound to these tools."""

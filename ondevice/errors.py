@@ -91,6 +91,11 @@ class CallerClosedError(OndeviceError, RuntimeError):
     """The ToolCaller was closed: load a new one."""
 
 
+class MCPError(OndeviceError, RuntimeError):
+    """An MCP server could not be configured, started, listed or called (the `mcp` extra is missing, a
+    bad mcpServers config, a server that exits or times out)."""
+
+
 class RelaxedCallError(OndeviceError, ValueError):
     """Every draw of a call broke a keyword the grammar does not enforce (a relaxed one, see
     docs/schemas.md): the message names the tool, the place and the keyword, and what to do."""

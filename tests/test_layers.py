@@ -28,7 +28,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("grammar", ("ondevice.grammar",)),
     ("formats", ("ondevice.formats",)),
     ("engine", ("ondevice.engine",)),
-    ("api", ("ondevice.api", "ondevice", "ondevice.crash", "ondevice.doctor")),
+    ("api", ("ondevice.api", "ondevice", "ondevice.crash", "ondevice.doctor", "ondevice.runner",
+             "ondevice.mcp_client")),
     ("server and CLI", ("ondevice.server", "ondevice.cli", "ondevice.__main__")),
 ]
 

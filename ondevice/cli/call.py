@@ -11,6 +11,7 @@ from ..formats.prompt import check_query
 from ..schema.grammar_schema import relaxed_warning
 from ..schema.tools import relaxations
 from .options import add_model_options, example_path, load_tools, settings_from_args
+from .run_tools import add_run_options, run_with_mcp
 
 EXAMPLES = """\
 examples:
@@ -18,9 +19,15 @@ examples:
   ondevice call "What is the capital of Brazil?" --tools {examples}/multiple/tools.json --json
   cat tools.json | ondevice call "Find flights to Oslo" --tools - --model ./model.Q4_K_M.gguf
   ondevice call "Hello" --tools tools.json --temperature 0.8 --seed 7
+  ondevice call "What time is it in Tokyo?" --mcp mcp.json        # runs the MCP servers' tools, asking first
+  ondevice call "What time is it in Tokyo?" --mcp mcp.json --yes  # ... without asking
+
+  mcp.json: {{"mcpServers": {{"time": {{"command": "mcp-server-time", "args": ["--local-timezone", "UTC"]}}}}}}
 
 Prints the calls as a JSON array ([] when no tool fits); --json prints the whole result
-(calls, raw text, finish reason, timings). Exit status 2 on bad input, with a message on stderr.
+(calls, raw text, finish reason, timings). With --mcp, each call and its result go to stderr and the
+final answer to stdout (--json: the text, every step and why the run stopped). Exit status 2 on bad
+input, with a message on stderr.
 """
 
 
@@ -30,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", help="the question to answer")
     p.add_argument("--tools", "-t", help="JSON file with the list of tools ('-' for stdin); none: answers []")
     p.add_argument("--json", action="store_true", help="print the whole result as JSON, not only the calls")
+    add_run_options(p)
     add_model_options(p, repack=False)  # one process, one call: loading fast beats decoding 12% faster
     p.set_defaults(func=run)
 
@@ -41,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     normalized, _ = check_tools(tools, settings)  # a bad or unsatisfiable schema fails before the model loads
     if (warning := relaxed_warning(relaxations(normalized))) is not None:
         print(warning, file=sys.stderr)
+    if args.mcp is not None:
+        return run_with_mcp(args, settings, tools, [args.query])
     caller = ToolCaller.load(args.model, settings)
     if caller.resolved is not None and caller.resolved.note:
         print(caller.resolved.note, file=sys.stderr)
