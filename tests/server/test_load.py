@@ -1,5 +1,5 @@
 """Load: 8 concurrent clients mixing two tool sets on the real server (default --parallel 4): 6
-requests each on the stand-in, 4 each on Qwen2.5-Coder (no_call text: sentences batched too), and 2
+requests each on the stand-in, 3 each on Qwen2.5-Coder (no_call text: sentences batched too), and 2
 each on the stand-in's /v1/messages (the anthropic client). Zero errors, every answer valid against
 its tools, each equal to the same request made alone (greedy)."""
 
@@ -69,7 +69,7 @@ def test_eight_concurrent_clients_messages(server):
     run_load(server, MODEL, 2, ask=messages_request, client_of=lambda srv: srv.anthropic())
 
 
-@pytest.mark.parametrize("model,per_client", [(MODEL, REQUESTS_PER_CLIENT), (QWEN, 4)])
+@pytest.mark.parametrize("model,per_client", [(MODEL, REQUESTS_PER_CLIENT), (QWEN, 3)])
 def test_eight_concurrent_clients(request_fixture, model, per_client):
     server = request_fixture(model)
     run_load(server, model, per_client)
