@@ -380,7 +380,7 @@ def call_check(tools: Sequence[Tool], tries: int = CALL_TRIES) -> Optional[CallC
         if error is None:
             return None
         relaxed = _relaxation_of(error, tool.relaxed)
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        where = _dotted(error.absolute_path)
         return RelaxedCallError(
             f"tool {tool.name!r}: {tries} draws of its call broke {relaxed.keyword!r} at {relaxed.path}, a keyword "
             f"the grammar does not enforce (it is checked after decoding): {error.message} (arguments{where}). "
@@ -392,12 +392,17 @@ def call_check(tools: Sequence[Tool], tries: int = CALL_TRIES) -> Optional[CallC
 def _relaxation_of(error: jsonschema.ValidationError, relaxed: Sequence[Relaxation]) -> Relaxation:
     """The relaxed keyword a validation error comes from: the one its schema path passes through
     (``if``'s errors come from ``then``/``else``), else the first of the tool's."""
-    path = "parameters" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_schema_path)
+    path = _dotted(error.absolute_schema_path, "parameters")
     for r in relaxed:
         spots = [f"{r.path}.{k}" for k in ((r.keyword, "then", "else") if r.keyword == "if" else (r.keyword,))]
         if any(path == spot or path.startswith(spot + ".") or path.startswith(spot + "[") for spot in spots):
             return r
     return next((r for r in relaxed if r.keyword == error.validator), relaxed[0])
+
+
+def _dotted(parts: Sequence[Any], root: str = "") -> str:
+    """A jsonschema path as the relaxations write theirs: ``root``, ``.key`` for a key, ``[i]`` for an index."""
+    return root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def _start_over(tools: list[Tool], options: CallOptions, s: Settings) \
