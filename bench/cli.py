@@ -305,6 +305,28 @@ examples:
     p.add_argument("--n-ctx", type=int, default=8192, help="context window")
     p.set_defaults(func=_lazy(".schemas"), _bench_parser=p, _bench_name="schemas")
 
+    # --- turns (what each turn of a tool loop evaluates) ---------------------------------------
+    p = sub.add_parser(
+        "turns",
+        help="a 5-turn tool loop on a 25-tool MCP toolset: tokens evaluated per turn against tokens added",
+        description=(
+            "Five turns on Playwright's MCP toolset (25 tools): each turn adds the model's call, the tool's result "
+            "and the next request, as an agent loop or a server client does. Per turn: prompt tokens, tokens added, "
+            "tokens evaluated, time; then each request again on a fresh cache, whose answer must be the same."
+        ),
+        epilog="""\
+examples:
+  ondevice bench turns                            # Qwen2.5-Coder-0.5B
+  ondevice bench turns --threads 2
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--model", default=None, help="a model spec (default qwen2.5-coder-0.5b-instruct)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the runtime")
+    p.add_argument("--out", default=None, help="where to write the result (default under bench/results/)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+    p.set_defaults(func=_lazy(".turns"), _bench_parser=p, _bench_name="turns")
+
     # --- serve --------------------------------------------------------------------------------
     p = sub.add_parser(
         "serve",

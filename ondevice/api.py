@@ -179,7 +179,8 @@ class ToolCaller:
         """Answer a conversation already in the layout of the tool format (see `prepare_messages`;
         native: the chat template's own messages, assistant ``tool_calls`` and ``tool`` results
         included): the next assistant turn. The evaluated prefix kept in the prefix cache ends where
-        `query` (its last occurrence in the last message; default: that message's whole text) begins."""
+        the first user turn's query begins; a follow-up turn picks up where the previous one's answer
+        began. `query` (default: the last message's text) is what drafts are copied from last."""
         with self.lock:
             self.check_open()
             s = settings or self.settings

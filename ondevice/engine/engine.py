@@ -7,9 +7,13 @@ its `CallResult` and frees the sequence. `run` is a single call: a batch of one.
 
 Batch invariance. A sequence's answer must not depend on what runs beside it, nor on what its
 sequence held before. So (1) each sequence has its own KV stream (llama.py), (2) a prompt is
-evaluated in canonical chunks: the tools prefix from position 0, the rest from the end of the tools
-prefix, each in chunks of n_batch, and cached tokens are only reused up to a chunk boundary (what
-is in the cache then never changes how a position was computed), and (3) with ``batching``
+evaluated in canonical chunks, cut where the tools prefix ends and where each assistant turn starts
+(prompts.py), each piece in chunks of n_batch from its start; cached tokens are reused only up to a
+cut that the cached evaluation made too, with the same cuts before it (llama.py records them), so
+what is in the cache never changes how a position was computed. A follow-up turn of a conversation
+therefore evaluates only from the previous turn's generation prompt on: the previous answer (its
+tokens were evaluated one step at a time, and are evaluated again as a fresh prompt would), the
+tool results and the new request. (3) with ``batching``
 "invariant" (the default) each session's tokens are evaluated in a llama_decode of their own,
 because llama.cpp's CPU kernels round a row differently with the number of rows in the batch
 (measured: logits differ by up to 0.3 on Qwen2.5 Q4_K_M). "shared" puts every session's tokens in
@@ -46,7 +50,7 @@ from ..template.chat_template import ChatTemplate
 from .grammars import GrammarCache
 from .llama import LlamaModel
 from .prefix_cache import PrefixCache
-from .prompts import PromptBuilder
+from .prompts import Prompt, PromptBuilder
 from .sampling import Sampler, mask_to_bool
 from .session import CallCheck, FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
 from .speculate import Drafter, draft_source
@@ -144,14 +148,15 @@ class Engine:
         normalized, grammar = self.grammars.compile(tools, s, options)
         fmt = get_format(options.tool_format)
         variable = fmt.template_tools(list(tools) if tools is not None else None)
-        prompt, prefix_len = self.prompts.prepare(messages, variable, s.date_string, query,
-                                                  self.vocabulary.max_token_bytes)
+        prepared = self.prompts.prepare(messages, variable, s.date_string, fmt.query_offset,
+                                        self.vocabulary.max_token_bytes)
+        prompt = prepared.tokens
         self.check_prompt_fits(prompt)
         matcher = self.grammars.matcher(normalized, grammar, s, options) if s.constrained else None
         seq = max(self.free, key=lambda q: lcp(self.model.seq_tokens[q], prompt))
         self.free.remove(seq)
         try:
-            reused = self.prefill(seq, prompt, prefix_len)
+            reused = self.prefill(seq, prepared)
             prompt_s = time.perf_counter() - start
             branch = self._first_branch(options, s) if s.constrained else None
             p_list = None
@@ -251,23 +256,27 @@ class Engine:
         return self.result(session)
 
     # --- prefill ----------------------------------------------------------------------------------------
-    def prefill(self, seq: int, prompt: list[int], prefix_len: int) -> int:
+    def prefill(self, seq: int, prompt: Prompt) -> int:
         """Bring sequence `seq` to all of `prompt` (the last token's logits in row -1), reusing what it
         holds or what the prefix cache holds, in canonical chunks (see the module's docstring);
         returns how many tokens were reused."""
-        model = self.model
-        prefix_len = min(prefix_len, len(prompt) - 1)
-        common = min(lcp(model.seq_tokens[seq], prompt), len(prompt) - 1)
-        reused = _chunk_start(common, prefix_len, model.n_batch)
-        if reused < prefix_len:
-            entry = self.prefix_cache.get(prompt[:prefix_len])
-            if entry is not None and model.restore(entry.state, entry.tokens, seq):
-                reused = prefix_len
+        model, tokens = self.model, prompt.tokens
+        prefix = min(prompt.prefix, len(tokens) - 1)
+        cuts = canonical_cuts(len(tokens), prefix, prompt.turns, model.n_batch)
+        common = min(lcp(model.seq_tokens[seq], tokens), len(tokens) - 1)
+        reused = shared_cut(model.seq_cuts[seq], cuts, common)
+        head = [c for c in cuts if c <= prefix]
+        if reused < prefix:
+            entry = self.prefix_cache.get(tokens[:prefix], head)
+            if entry is not None and model.restore(entry.state, entry.tokens, head, seq):
+                reused = prefix
         model.truncate(reused, seq)
-        if reused < prefix_len:
-            model.eval(prompt[reused:prefix_len], seq=seq)
-            self.prefix_cache.put(prompt[:prefix_len], model.snapshot(seq))
-        model.eval(prompt[len(model.seq_tokens[seq]):], seq=seq)
+        for start, end in zip(cuts, cuts[1:]):
+            if end <= reused:
+                continue
+            model.eval(tokens[start:end], seq=seq)
+            if end == prefix:
+                self.prefix_cache.put(tokens[:prefix], model.snapshot(seq), head)
         return reused
 
     def decode_prompt(self, prompt: list[int], matcher: Optional[LLMatcher], sampler: Sampler, budget: int,
@@ -335,12 +344,24 @@ class Engine:
                           value, relaxations(req.normalized) if s.constrained else [])
 
 
-def _chunk_start(n: int, prefix_len: int, chunk: int) -> int:
-    """The last canonical chunk boundary at or before position n: multiples of `chunk` from 0 within
-    the tools prefix, then the prefix's end and multiples of `chunk` after it."""
-    if n >= prefix_len:
-        return prefix_len + (n - prefix_len) // chunk * chunk
-    return n // chunk * chunk
+def canonical_cuts(n: int, prefix: int, turns: Sequence[int], chunk: int) -> list[int]:
+    """Where a prompt of `n` tokens is cut for evaluation: at 0, the prefix's end and each turn's
+    start, and every `chunk` tokens from each of those; `n` last. A function of the prompt alone, so
+    a request evaluates its tokens the same way whatever the cache held."""
+    marks = sorted({0, n} | {p for p in (prefix, *turns) if 0 < p < n})
+    cuts = [c for a, b in zip(marks, marks[1:]) for c in range(a, b, chunk)]
+    return cuts + [n]
+
+
+def shared_cut(held: Sequence[int], cuts: Sequence[int], limit: int) -> int:
+    """The last cut, at most `limit`, up to which a sequence evaluated with cuts `held` was cut
+    exactly as `cuts` (so its cache there is what evaluating with `cuts` gives)."""
+    best = 0
+    for a, b in zip(held, cuts):
+        if a != b or b > limit:
+            break
+        best = b
+    return best
 
 
 def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation, total_s: float) -> dict[str, float]:

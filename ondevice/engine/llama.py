@@ -175,6 +175,9 @@ class LlamaModel:
         self.n_batch = min(settings.n_batch, llama_cpp.llama_n_batch(self.ctx), llama_cpp.llama_n_ubatch(self.ctx))
         self.batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
         self.seq_tokens: list[list[int]] = [[] for _ in range(self.n_parallel)]  # what each sequence holds, in order
+        # Where each llama_decode that wrote a sequence began and ended: a position's KV depends on the
+        # rows it was evaluated with (rounding), so reuse needs the same cuts as a fresh evaluation.
+        self.seq_cuts: list[list[int]] = [[0] for _ in range(self.n_parallel)]
         self.decode_calls = 0  # llama_decode calls so far (decode steps are counted with it)
 
     # --- metadata -------------------------------------------------------------------------------
@@ -242,15 +245,18 @@ class LlamaModel:
         """What the KV cache of sequence 0 holds, in order."""
         return self.seq_tokens[0]
 
-    @tokens.setter
-    def tokens(self, value: list[int]) -> None:
-        self.seq_tokens[0] = value
-
     def truncate(self, n: int, seq: int = 0) -> None:
         """Forget every cached token of sequence `seq` from position n on."""
         if n < len(self.seq_tokens[seq]):
             llama_cpp.llama_memory_seq_rm(self.memory, seq, n, -1)
             del self.seq_tokens[seq][n:]
+            self.seq_cuts[seq] = [c for c in self.seq_cuts[seq] if c <= n]
+
+    def _cut(self, seq: int, start: int, end: int) -> None:
+        cuts = self.seq_cuts[seq]
+        if cuts[-1] != start:
+            cuts.append(start)
+        cuts.append(end)
 
     def eval_many(self, runs: Sequence[tuple[int, Sequence[int], int]]) -> list[int]:
         """Append each run's tokens to its sequence, all in one llama_decode, with logits after each of
@@ -281,6 +287,7 @@ class LlamaModel:
         if rc != 0:
             raise OndeviceError(f"llama_decode failed with code {rc} for a batch of {total} tokens in {len(runs)} sequences")
         for seq, tokens, _ in runs:
+            self._cut(seq, len(self.seq_tokens[seq]), len(self.seq_tokens[seq]) + len(tokens))
             self.seq_tokens[seq].extend(tokens)
         return rows
 
@@ -322,6 +329,7 @@ class LlamaModel:
             check_interrupt()
             if rc != 0:
                 raise OndeviceError(f"llama_decode failed with code {rc} at position {pos0}")
+            self._cut(seq, pos0, pos0 + len(chunk))
             held.extend(chunk)
 
     def logits(self, row: int = -1) -> np.ndarray:
@@ -340,14 +348,15 @@ class LlamaModel:
         written = llama_cpp.llama_state_seq_get_data(self.ctx, ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint8)), size, seq)
         return buf.raw[:written]
 
-    def restore(self, state: bytes, tokens: Sequence[int], seq: int = 0) -> bool:
-        """Replace sequence `seq` with a snapshot holding `tokens`; False if llama.cpp refused it."""
+    def restore(self, state: bytes, tokens: Sequence[int], cuts: Sequence[int], seq: int = 0) -> bool:
+        """Replace sequence `seq` with a snapshot holding `tokens`, evaluated with `cuts` (see
+        seq_cuts); False if llama.cpp refused it."""
         llama_cpp.llama_memory_seq_rm(self.memory, seq, 0, -1)
-        self.seq_tokens[seq] = []
+        self.seq_tokens[seq], self.seq_cuts[seq] = [], [0]
         buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
         if llama_cpp.llama_state_seq_set_data(self.ctx, buf, len(state), seq) == 0:
             return False
-        self.seq_tokens[seq] = list(tokens)
+        self.seq_tokens[seq], self.seq_cuts[seq] = list(tokens), list(cuts)
         return True
 
     def close(self) -> None:

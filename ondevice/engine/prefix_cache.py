@@ -89,8 +89,9 @@ class PrefixCache:
         """Forget the snapshots held in RAM (files on disk stay)."""
         self._entries.clear()
 
-    def get(self, tokens: Sequence[int]) -> Optional[PrefixEntry]:
-        key = prefix_key(tokens, self.namespace)
+    def get(self, tokens: Sequence[int], cuts: Sequence[int] = ()) -> Optional[PrefixEntry]:
+        """The snapshot of `tokens` evaluated with `cuts` (llama.py's seq_cuts), or None."""
+        key = prefix_key(tokens, self._keyed(cuts))
         entry = self._entries.get(key) or self._read(key)
         if entry is None or entry.tokens != tuple(tokens):
             self.misses += 1
@@ -99,13 +100,17 @@ class PrefixCache:
         self.hits += 1
         return entry
 
-    def put(self, tokens: Sequence[int], state: bytes) -> None:
+    def put(self, tokens: Sequence[int], state: bytes, cuts: Sequence[int] = ()) -> None:
+        """Keep the snapshot of `tokens` evaluated with `cuts`."""
         if self.max_entries == 0 or len(state) > self.max_bytes:
             return
-        key = prefix_key(tokens, self.namespace)
+        key = prefix_key(tokens, self._keyed(cuts))
         entry = PrefixEntry(tuple(tokens), state)
         self._remember(key, entry)
         self._write(key, entry)
+
+    def _keyed(self, cuts: Sequence[int]) -> str:
+        return f"{self.namespace}|cuts={','.join(map(str, cuts))}" if cuts else self.namespace
 
     def _remember(self, key: str, entry: PrefixEntry) -> None:
         self._entries[key] = entry

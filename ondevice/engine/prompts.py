@@ -1,9 +1,11 @@
 """A request's prompt tokens: the model's chat template rendered, control tokens only from its markup,
-and how much of the prompt is the tools prefix (the part the prefix cache keeps)."""
+how much of the prompt is the tools prefix (the part the prefix cache keeps), and where its assistant
+turns start (where a follow-up request picks up)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from ..errors import ChatTemplateError
 from ..formats.prompt import Message
@@ -11,6 +13,17 @@ from ..schema.limits import check_context_bytes
 from ..template.chat_template import ChatTemplate, Span
 from ..template.control_tokens import ControlTokens, refuse_unmapped_control_text, tokenize_prompt
 from .llama import LlamaModel
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A request's prompt tokens; `prefix`: how many of them the requests with the same tools share
+    (the prefix cache keeps them); `turns`: where an assistant turn starts (the generation prompt's
+    tokens), the places a follow-up request may pick up from."""
+
+    tokens: list[int]
+    prefix: int
+    turns: tuple[int, ...] = ()
 
 
 class PromptBuilder:
@@ -21,6 +34,7 @@ class PromptBuilder:
         self.template = template
         self.date_string = date_string
         self._control: Optional[ControlTokens] = None
+        self._control_ids: Optional[frozenset[int]] = None
 
     def render(self, messages: list[Message], date_string: Optional[str] = None,
                tools: Optional[list[Any]] = None) -> str:
@@ -36,15 +50,37 @@ class PromptBuilder:
         return text, tokens
 
     def prepare(self, messages: list[Message], tools_variable: Optional[list[Any]], date_string: Optional[str],
-                query: Optional[str], max_token_bytes: int) -> tuple[list[int], int]:
-        """(prompt tokens, length of its tools prefix): the prefix ends where `query` (its last
-        occurrence in the last message; default: that message's whole text) begins. The template is
-        rendered once and the prompt tokenized once; the prefix is read off the prompt's own tokens."""
+                query_offset: Callable[[str], int], max_token_bytes: int) -> Prompt:
+        """The prompt's tokens, where its shared prefix ends and where its assistant turns start.
+
+        The prefix ends where the query of the conversation's first user turn begins (`query_offset`:
+        the format's, into that turn's content), so every turn of a conversation and every request
+        with the same tools share it. The turns are the places where the prompt's generation prompt
+        (what the template adds to ask for an answer) also stands earlier: each answer in the history.
+        The template is rendered once more without the generation prompt to find it; the prompt is
+        tokenized once and both positions are read off its own tokens."""
         check_context_bytes(sum(len(text.encode("utf-8")) for text in strings_of([messages, tools_variable])),
                             self.model.n_ctx, max_token_bytes)
         text, spans, prompt = self._render_tokens(messages, date_string, tools_variable)
-        prefix_bytes = len(text[:query_start(text, spans, messages, query)].encode("utf-8"))
-        return prompt, self._tokens_within(prompt, prefix_bytes)
+        prefix_bytes = len(text[:query_start(text, spans, messages, query_offset)].encode("utf-8"))
+        date = self.date_string if date_string is None else date_string
+        try:
+            bare = self.template.render(messages, add_generation_prompt=False, date_string=date, tools=tools_variable)
+        except ChatTemplateError:  # a template that insists on ending with a user turn: no turns found
+            bare = ""
+        turns: tuple[int, ...] = ()
+        if bare and text.startswith(bare) and len(bare) < len(text):
+            generation = prompt[self._tokens_within(prompt, len(bare.encode("utf-8"))):]
+            if generation and generation[0] in self.control_ids():  # markup, never ordinary text
+                turns = tuple(i for i in range(len(prompt) - len(generation) + 1)
+                              if prompt[i] == generation[0] and prompt[i:i + len(generation)] == generation)
+        return Prompt(prompt, self._tokens_within(prompt, prefix_bytes), turns)
+
+    def control_ids(self) -> frozenset[int]:
+        """The model's control tokens (chat markup)."""
+        if self._control_ids is None:
+            self._control_ids = frozenset(self.model.control_tokens.values())
+        return self._control_ids
 
     def _render_tokens(self, messages: list[Message], date_string: Optional[str],
                        tools: Optional[list[Any]]) -> tuple[str, Optional[list[Span]], list[int]]:
@@ -76,18 +112,18 @@ class PromptBuilder:
         return len(tokens)
 
 
-def query_start(text: str, spans: Optional[list[Span]], messages: list[Message], query: Optional[str]) -> int:
-    """Where `query` begins in the rendered `text`: its last occurrence in the last message's content
-    (default: that whole content), found through the content's span; len(text) when it is not there."""
-    last = messages[-1].get("content") if messages else None
-    if not spans or not isinstance(last, str) or not last.strip():
+def query_start(text: str, spans: Optional[list[Span]], messages: list[Message],
+                query_offset: Callable[[str], int]) -> int:
+    """Where the query of the first user turn begins in the rendered `text` (`query_offset` into its
+    content), found through the content's span; without a user turn, the last message's content start;
+    len(text) when it cannot be found."""
+    turn = next((m for m in messages if m.get("role") == "user"), messages[-1] if messages else None)
+    content = turn.get("content") if turn else None
+    if not spans or not isinstance(content, str) or not content.strip():
         return len(text)
-    query = last if query is None else query
-    at = last.rfind(query) if query else -1
-    if at < 0:
-        return len(text)
-    core, lead = last.strip(), len(last) - len(last.lstrip())  # a span holds the content less its blanks
-    for start, end in reversed(spans):
+    at = min(max(query_offset(content), 0), len(content))
+    core, lead = content.strip(), len(content) - len(content.lstrip())  # a span holds the content less its blanks
+    for start, end in spans:
         if text[start:end] == core:
             return start + max(0, at - lead)
     return len(text)

@@ -44,6 +44,11 @@ class ToolFormat:
         """The messages of a request: the history, then the query."""
         raise NotImplementedError
 
+    def query_offset(self, content: str) -> int:
+        """Where the query begins in the content of a conversation's first user turn: the prompt up
+        to there (system prompt, tools) is the part requests with other queries share."""
+        return 0
+
     def template_tools(self, tools: Optional[list[Any]]) -> Optional[list[dict[str, Any]]]:
         """The chat template's ``tools`` variable (None: the template gets none)."""
         return None

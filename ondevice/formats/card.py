@@ -41,6 +41,7 @@ The example format is as follows. Please make sure the parameter type is correct
 # drops one trailing newline by default; the chat template trims the content anyway. So the user turn
 # ends with the query itself.
 USER_TEMPLATE = "You have access to the following tools:\n<tools>{tools}</tools>\n\nPlease answer the following query:\n{query}"
+_BEFORE_QUERY = "</tools>\n\nPlease answer the following query:\n"  # json.dumps writes no newline: found once
 
 
 def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
@@ -58,6 +59,10 @@ class CardFormat(ToolFormat):
             return list(history) + [{"role": "user", "content": query}]
         return [{"role": "system", "content": SYSTEM_PROMPT},
                 {"role": "user", "content": render_user_prompt(query, tools)}]
+
+    def query_offset(self, content: str) -> int:
+        at = content.find(_BEFORE_QUERY) if content.startswith("You have access to the following tools:\n") else -1
+        return at + len(_BEFORE_QUERY) if at >= 0 else 0
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         m = options.markers

@@ -1,7 +1,6 @@
-"""A request's prompt: the chat template rendered once and the prompt tokenized once per call, giving
-the tokens and the tools prefix the former way gave (the prompt rendered three times: plain, with the
-query marked, and for the tokens; and tokenized twice: the prompt, then the prefix text alone). And the
-engine's model defaults: never shared between engines."""
+"""A request's prompt: the prompt tokenized once per call, giving the tokens and the tools prefix the slow
+way gives (the first user turn's query marked in another rendering, the prefix text tokenized again),
+and where each assistant turn starts. And the engine's model defaults: never shared between engines."""
 
 from __future__ import annotations
 
@@ -19,19 +18,16 @@ from ..common import EXAMPLE_NAMES, load_example
 MARK = "\x00ondevice-query\x00"
 
 
-def former_prepare(caller, messages: list, tools_variable, query) -> tuple[list[int], int]:
-    """What PromptBuilder.prepare returned before: the query marked in a second rendering, the prefix
-    text tokenized again and compared with the prompt."""
+def expected_prepare(caller, messages: list, tools_variable, fmt) -> tuple[list[int], int]:
+    """The prompt and its tools prefix the slow way: the first user turn's query marked in a second
+    rendering, the text before the mark tokenized again and compared with the prompt."""
     prompts = caller.engine.prompts
-    prefix_text = prompts.render(messages, None, tools_variable)
-    last = messages[-1].get("content")
-    if isinstance(last, str) and last:
-        query = last if query is None else query
-        at = last.rfind(query) if query else -1
-        if at >= 0:
-            marked = list(messages)
-            marked[-1] = dict(marked[-1], content=last[:at] + MARK + last[at + len(query):])
-            prefix_text = prompts.render(marked, None, tools_variable).split(MARK, 1)[0]
+    first = next(i for i, m in enumerate(messages) if m["role"] == "user")
+    content = messages[first]["content"]
+    at = get_format(fmt).query_offset(content)
+    marked = list(messages)
+    marked[first] = dict(marked[first], content=content[:at] + MARK + content[at:])
+    prefix_text = prompts.render(marked, None, tools_variable).split(MARK, 1)[0]
     _, prompt = prompts.tokenize(messages, None, tools_variable)
     return prompt, lcp(caller.model.tokenize(prefix_text), prompt)
 
@@ -54,19 +50,34 @@ def requests() -> list[tuple[str, list, list, object]]:
 
 
 @pytest.mark.parametrize("name, messages, tools, query", requests(), ids=[r[0] for r in requests()])
-def test_prompt_tokens_and_prefix_are_unchanged_and_made_once(caller, monkeypatch, name, messages, tools, query):
+def test_prompt_tokens_prefix_and_turns_made_with_one_tokenization(caller, monkeypatch, name, messages, tools, query):
     fmt = NATIVE if name.endswith("native") else CARD
     variable = get_format(fmt).template_tools(tools)
-    expected = former_prepare(caller, messages, variable, query)
+    expected = expected_prepare(caller, messages, variable, fmt)
     renders, tokenizations = [], []
     original_render, original_tokenize = ChatTemplate.render_with_spans, caller.model.tokenize
     monkeypatch.setattr(ChatTemplate, "render_with_spans",
                         lambda self, *a, **k: renders.append(1) or original_render(self, *a, **k))
     monkeypatch.setattr(caller.model, "tokenize", lambda *a, **k: tokenizations.append(1) or original_tokenize(*a, **k))
-    got = caller.engine.prompts.prepare(messages, variable, None, query, caller.max_token_bytes)
-    assert got == expected
-    assert 0 < got[1] <= len(got[0])
+    got = caller.engine.prompts.prepare(messages, variable, None, get_format(fmt).query_offset,
+                                        caller.max_token_bytes)
+    assert (got.tokens, got.prefix) == expected
+    assert 0 < got.prefix <= len(got.tokens)
     assert (len(renders), len(tokenizations)) == (1, 1)
+    # A turn starts at the generation prompt (the last one) and at each answer in the history.
+    answers = sum(m["role"] == "assistant" for m in messages)
+    assert len(got.turns) == answers + 1
+    generation = got.tokens[got.turns[-1]:]
+    assert caller.model.detokenize(generation).decode() == "<|im_start|>assistant\n"
+    assert all(got.tokens[t:t + len(generation)] == generation for t in got.turns)
+
+
+def test_the_card_query_offset_is_after_the_tools():
+    card = get_format(CARD)
+    content = prepare_messages("What is 2+2?", [{"name": "add", "description": "</tools>", "parameters": {}}],
+                               None, CARD)[1]["content"]
+    assert content[card.query_offset(content):] == "What is 2+2?"
+    assert card.query_offset("What is 2+2?") == 0
 
 
 def test_engines_do_not_share_their_model_defaults(caller):
