@@ -583,7 +583,8 @@ def _verdict(call: Optional[dict[str, Any]]) -> str:
 def format_tables(data: dict[str, Any], *, short: bool = False) -> str:
     """The per-server table (``short``: the README's, fewer columns)."""
     if short:
-        lines = ["| server | tools | relaxed (tool: keyword at path) | query's call |", "|---|---:|---|---|"]
+        lines = ["| server (package@version) | tools | relaxed (tool: keyword at path) | the query's answer |",
+                 "|---|---:|---|---|"]
     else:
         lines = ["| server (package@version) | tools | accepted | relaxed (tool: keyword at path) | query | call | "
                  "valid | s | prompt tokens |", "|---|---:|---:|---|---|---|---|---:|---:|"]
@@ -605,8 +606,9 @@ def format_tables(data: dict[str, Any], *, short: bool = False) -> str:
             relaxed = f"REFUSED: {c['refused_whole'][:200]}"
         call = row.get("call")
         if short:
-            verdict = _verdict(call)
-            lines.append(f"| {name} | {c['tools']} | {relaxed} | {_call_cell(call, 60)} ({verdict}) |")
+            named = ", ".join(f"`{x['name']}`" for x in call["calls"]) if call and call.get("calls") else ""
+            lines.append(f"| {name} (`{row['package']}@{row['version']}`) | {c['tools']} | {relaxed} | "
+                         f"{named + ': ' if named else ''}{_verdict(call)} |")
         else:
             lines.append(
                 f"| {name} (`{row['package']}@{row['version']}`) | {c['tools']} | {c['accepted']} | {relaxed} | "
