@@ -22,6 +22,7 @@ examples:
   ondevice bench contention                      # one call alone vs two processes at once
   ondevice bench quant                           # KL divergence / top-1 agreement vs F16
   ondevice bench schemas                         # JSONSchemaBench coverage and answer validity
+  ondevice bench mcp                             # real MCP servers' toolsets: relaxed keywords, one call each
   ondevice bench report                          # docs/benchmarks.md + PNG plots from bench/results/
   ondevice bench serve                           # ondevice serve at 1, 2, 4, 8 clients (stand-in)
   ondevice bench loop                            # after a tool result: a final answer, or the same call again
@@ -326,6 +327,38 @@ examples:
     p.add_argument("--out", default=None, help="where to write the result (default under bench/results/)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
     p.set_defaults(func=_lazy(".turns"), _bench_parser=p, _bench_name="turns")
+
+    # --- mcp ----------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "mcp",
+        help="real MCP servers' toolsets, whole: accepted, relaxed keywords, one query's call each",
+        description=(
+            "collect: install each pinned MCP server (npm, PyPI) into the cache, start it over stdio with no "
+            "network in a sandbox directory, and write its tools/list to bench/fixtures/mcp/. run: each "
+            "collected toolset through ondevice's normalization and grammar (tools accepted, keywords relaxed, "
+            "none refused whole), then one query per server with the whole toolset on the model; each call "
+            "validated with jsonschema against the tool's schema as the server sent it."
+        ),
+        epilog="""\
+examples:
+  ondevice bench mcp collect                     # install and start the servers, write bench/fixtures/mcp/*.json
+  ondevice bench mcp run --no-model              # accepted tools and relaxed keywords only (seconds)
+  ondevice bench mcp run                         # + one call per server on Qwen2.5-Coder-0.5B (minutes)
+  ondevice bench mcp run --servers time,fetch
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("action", nargs="?", choices=["collect", "run"], default="run",
+                   help="collect the servers' tool lists, or run the benchmark on the collected ones")
+    p.add_argument("--servers", default="all", help="comma-separated server names (bench/mcp_servers.py), or 'all'")
+    p.add_argument("--fixtures", default=None, help="folder of the tool lists (default bench/fixtures/mcp)")
+    p.add_argument("--no-model", action="store_true", help="run: check the toolsets only, load no model")
+    p.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="model: alias, hub repo or .gguf path")
+    p.add_argument("--n-ctx", type=int, default=32768, help="context window (Notion's toolset takes ~22k tokens)")
+    p.add_argument("--max-tokens", type=int, default=512, help="token budget per call")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+    p.add_argument("--out", default=None, help="where to write the result (default bench/results/mcp-servers.json)")
+    p.set_defaults(func=_lazy(".mcp_servers"), _bench_parser=p, _bench_name="mcp")
 
     # --- serve --------------------------------------------------------------------------------
     p = sub.add_parser(

@@ -41,7 +41,8 @@ def find_results(results_dir: Path, bfcl_choice: Optional[str] = None) -> dict[s
         for item in loaded:
             by_model.setdefault(item[1]["model"]["alias"], []).append(item)
         found["bfcl"] = [max(items, key=rank) for _, items in sorted(by_model.items())]
-    for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json")):
+    for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json"),
+                         ("mcp", "mcp-servers*.json")):
         files = sorted(results_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
         if files:
             found[key] = (files[-1], read_json(files[-1]))
@@ -345,6 +346,28 @@ def schemas_section(path: Path, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def mcp_section(path: Path, data: dict[str, Any]) -> list[str]:
+    from .mcp_servers import format_keywords, format_tables
+
+    model = f"one query per server on {data['model']}, the whole toolset passed" if data.get("model") else "no model run"
+    return [
+        "## Real MCP servers' toolsets",
+        "",
+        "Each server's own `tools/list` (bench/fixtures/mcp/), passed whole: the tools ondevice accepts, the "
+        f"keywords it relaxes (checked after decoding), and {model}; each call validated with `jsonschema` "
+        "against the tool's schema as the server sent it.",
+        "",
+        format_tables(data),
+        "",
+        provenance(data),
+        "",
+        "The keywords each server's schemas use:",
+        "",
+        format_keywords(data),
+        "",
+    ]
+
+
 def headline(found: dict[str, Any]) -> list[str]:
     """The README's short table: the numbers people choose a runtime by, each with its command."""
     rows = ["| what | number | measured with |", "|---|---|---|"]
@@ -443,6 +466,8 @@ def write_report(results_dir: Path, out_dir: Path, bfcl_choice: Optional[str] = 
             lines += [f"![size vs speed per quant type]({img})", ""]
     if "schemas" in found:
         lines += schemas_section(*found["schemas"])
+    if "mcp" in found:
+        lines += mcp_section(*found["mcp"])
     report = out_dir / REPORT_NAME
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

@@ -19,7 +19,7 @@ from . import BENCH_DIR, RESULTS_DIR
 from .common import log, write_json
 from .examples import PINNED_DATE
 
-TOOLS_FILE = BENCH_DIR / "fixtures" / "playwright-mcp-0.0.86-tools.json"
+TOOLS_FILE = BENCH_DIR / "fixtures" / "mcp" / "playwright.json"  # @playwright/mcp@0.0.86
 
 # (the request of the turn, the result its call gets back)
 TURNS = [
@@ -40,7 +40,7 @@ TURNS = [
 
 
 def tools() -> list[dict[str, Any]]:
-    return json.loads(TOOLS_FILE.read_text())
+    return json.loads(TOOLS_FILE.read_text())["tools"]
 
 
 def loop(caller: ToolCaller, settings: Settings) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:

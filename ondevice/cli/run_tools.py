@@ -12,11 +12,13 @@ import json
 import sys
 from typing import Any, Callable, Iterable, Optional
 
-from ..api import ToolCaller
+from ..api import ToolCaller, check_tools
 from ..errors import OndeviceError, SettingsError
 from ..formats.blocks import ToolCall
 from ..mcp_client import MCPServers
 from ..runner import Step
+from ..schema.grammar_schema import relaxed_warning
+from ..schema.tools import relaxations
 from ..settings import Settings
 
 RESULT_SHOWN = 2000  # characters of a tool's result printed to stderr (the model reads all of it)
@@ -125,6 +127,9 @@ def run_with_mcp(args: argparse.Namespace, settings: Settings, tools: Optional[l
     servers: Optional[MCPServers] = None
     try:
         servers = MCPServers.from_config(args.mcp)  # a bad config or server fails before the model loads
+        normalized, _ = check_tools(servers.tools(), settings)  # so does a tool schema ondevice refuses
+        if (warning := relaxed_warning(relaxations(normalized))) is not None:
+            print(warning, file=sys.stderr, flush=True)  # as for --tools (call.py, chat.py): what is relaxed
         run_list, executors = run_tools(servers, tools)
         caller = ToolCaller.load(args.model, settings)
         if caller.resolved is not None and caller.resolved.note:

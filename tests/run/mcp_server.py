@@ -3,9 +3,15 @@ answers, a tool that raises (the server reports it as an error result, its messa
 the SDK hides any other exception's message), and one with structured output.
 
     python tests/run/mcp_server.py        # speaks MCP on stdin/stdout until stdin closes
+    python tests/run/mcp_server.py --relaxed-tool   # + a tool with a keyword the grammar relaxes
 """
 
 from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+from pydantic import Field
 
 try:
     from mcp.server.mcpserver import MCPServer as Server  # mcp 2.x
@@ -39,6 +45,16 @@ def fail_always(reason: str) -> str:
 def inventory(item: str) -> dict:
     """How many of an item are in stock, as a structured result."""
     return {"item": item, "count": 7}
+
+
+if "--relaxed-tool" in sys.argv:
+    # Keys of at most 8 lowercase letters: a key schema of two keywords, which the grammar relaxes
+    # (checked after decoding instead).
+    @server.tool()
+    def tag_item(item: str, tags: Annotated[dict[str, str], Field(
+            json_schema_extra={"propertyNames": {"pattern": "^[a-z]+$", "maxLength": 8}})]) -> str:
+        """Tag an item with name/value labels."""
+        return f"{item} tagged with {len(tags)} labels"
 
 
 if __name__ == "__main__":

@@ -64,6 +64,23 @@ def test_bad_config_fails_before_the_model_loads(ondevice_home, tmp_path):
     assert r.returncode == 2 and 'expected an object with a non-empty "mcpServers" object' in r.stderr
 
 
+@pytest.mark.nomodel
+@pytest.mark.parametrize("command", ["chat", "call"])
+def test_relaxed_keywords_of_mcp_tools_are_named_before_the_model_loads(ondevice_home, tmp_path, command):
+    # The server's tag_item has a key schema the grammar relaxes: one warning line names it, as
+    # `--tools` does, once the servers are listed and before the model loads (here it does not exist).
+    server = own_server()
+    config = write_config(tmp_path, {"shop": {**server, "args": [*server["args"], "--relaxed-tool"]}})
+    query = ["Tag the bolts"] if command == "call" else []
+    r = ondevice(command, *query, "--mcp", config, "--yes", "--model", str(tmp_path / "missing.gguf"),
+                 stdin="Tag the bolts\n", home=ondevice_home)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "ondevice: warning: the grammar does not enforce these keywords; each call is checked against them after "
+        "decoding (mark a tool strict: true to refuse them instead): tag_item:parameters.properties.tags:propertyNames",
+        f"ondevice: error: model file not found: {tmp_path / 'missing.gguf'}"]
+
+
 class Terminal:
     """A terminal's two sides: what the user types, and what was shown."""
 
