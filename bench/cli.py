@@ -328,6 +328,34 @@ examples:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
     p.set_defaults(func=_lazy(".turns"), _bench_parser=p, _bench_name="turns")
 
+    # --- nocall (calls nobody asked for) --------------------------------------------------------
+    p = sub.add_parser(
+        "nocall",
+        help="P(no call) and extra calls on BFCL cases outside the judged sample; the no-call threshold chosen there",
+        description=(
+            "BFCL cases disjoint from the sample `bench peers --limit 20` judges on, answered in the default no-call "
+            "mode: the probability of no call at the first token, every call beyond the due ones classified, and "
+            "the no-call threshold swept. The threshold chosen is the smallest whose false refusals stay within "
+            "--max-refusals of the cases that need a call; a model's manifest may carry it (no_call_threshold)."
+        ),
+        epilog="""\
+examples:
+  ondevice bench nocall --threads 2                     # Qwen2.5-Coder-0.5B, 12 a category, 30 per irrelevance category
+  ondevice bench nocall --relevant 4 --irrelevant 10    # quick
+""",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--model", default="qwen2.5-coder-0.5b-instruct", help="model: alias, hub repo or .gguf path")
+    p.add_argument("--relevant", type=int, default=12, help="cases of each category that needs a call")
+    p.add_argument("--irrelevant", type=int, default=30, help="cases of each irrelevance category")
+    p.add_argument("--max-refusals", type=float, default=0.05, help="the false-refusal share the threshold may cost")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw")
+    p.add_argument("--max-tokens", type=int, default=512, help="token budget per answer (as bench peers)")
+    p.add_argument("--n-ctx", type=int, default=8192, help="context window")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
+    p.add_argument("--out", default=None, help="where to write the result (default bench/results/nocall-MODEL.json)")
+    p.set_defaults(func=_lazy(".nocall"), _bench_parser=p, _bench_name="nocall")
+
     # --- mcp ----------------------------------------------------------------------------------
     p = sub.add_parser(
         "mcp",

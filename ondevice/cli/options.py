@@ -54,6 +54,8 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
                         "default), or the grammar's mask does (grammar)")
     g.add_argument("--allow-answered-calls", action="store_true",
                    help="do not refuse a call identical to one whose result the conversation already holds")
+    g.add_argument("--allow-ungrounded-calls", action="store_true",
+                   help="do not refuse a call none of whose values the conversation mentions")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')
@@ -96,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_identical_calls=args.max_identical_calls,
         list_end=args.list_end,
         refuse_answered_calls=not args.allow_answered_calls,
+        refuse_ungrounded_calls=not args.allow_ungrounded_calls,
         repack=args.repack,
     )
 

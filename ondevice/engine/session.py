@@ -103,6 +103,7 @@ class Refusals:
     max_identical: int = 0
     answered: tuple[Any, ...] = ()
     start_over: Optional[Callable[[frozenset[str]], Optional[str]]] = None
+    grounded: Optional[Callable[[Any], bool]] = None  # False: a call nobody asked for (engine/grounding.py)
 
 
 @dataclass(frozen=True)
@@ -367,7 +368,8 @@ class Session:
         if self.check is not None and self._redrawn(last):
             return
         repeated = r.max_identical and sum(c == last for c in calls) > r.max_identical
-        if not (repeated or last in r.answered):
+        unasked = r.grounded is not None and not r.grounded(last)
+        if not (repeated or last in r.answered or unasked):
             self._final_end = found[-1][1]
             self._accepted_len, self._tries, self.sampler = len(self.out), 0, self._sampler
             return
