@@ -7,7 +7,8 @@ that do not start a call). It classifies every call beyond the due ones (another
 with other arguments, an identical repeat, a call where a sentence was right) and sweeps the no-call
 threshold over these cases. The threshold is chosen by a rule fixed before the run: the smallest
 one whose false refusals (a sentence where a call was due) stay at or under `--max-refusals` of the
-cases that need a call. It is then judged on the peer sample, which it never saw.
+cases that need a call. It is then judged on the peer sample, which it never saw. The run has
+refuse_ungrounded_calls off and reports what that check does to the same answers.
 """
 
 from __future__ import annotations
@@ -83,6 +84,32 @@ def choose(table: list[dict[str, Any]], max_refusals: float) -> Optional[float]:
     return None
 
 
+def grounding_effect(rows: list[dict[str, Any]], cases: dict[str, B.Case]) -> dict[str, Any]:
+    """What refuse_ungrounded_calls does to these answers (the run itself has it off): a first call
+    with no value the conversation mentions becomes a sentence, a later one ends the list."""
+    from ondevice.engine.grounding import conversation_text, grounded
+
+    irrelevant = {c: [0, 0] for c in B.CATEGORIES if B.is_irrelevance(c)}
+    refusals, relevant, lost, extra = 0, 0, 0, 0
+    for row in rows:
+        text = conversation_text(list(cases[row["id"]].messages))
+        kept = []
+        for call in row["calls"]:
+            if not grounded(call, text):
+                break
+            kept.append(call)
+        if row["due"] == 0:
+            irrelevant[row["category"]][0] += not kept
+            irrelevant[row["category"]][1] += 1
+        else:
+            relevant += 1
+            refusals += not kept
+            lost += bool(row["calls"] and not kept and row["correct"])
+        extra += max(0, len(kept) - row["due"])
+    return {"irrelevance_no_call": {c: f"{a}/{n}" for c, (a, n) in irrelevant.items()},
+            "false_refusals": f"{refusals}/{relevant}", "correct_answers_lost": lost, "extra_calls": extra}
+
+
 def run(args: Any) -> int:
     """`ondevice bench nocall`."""
     from ondevice import Settings, ToolCaller
@@ -97,7 +124,8 @@ def run(args: Any) -> int:
     resolved = resolve(args.model)
     alias = resolved.alias or Path(resolved.path).stem
     settings = Settings(n_ctx=args.n_ctx, n_threads=args.threads, seed=0, temperature=0.0,
-                        max_tokens=args.max_tokens, constrained=True, date_string=PINNED_DATE, no_call="text")
+                        max_tokens=args.max_tokens, constrained=True, date_string=PINNED_DATE, no_call="text",
+                        refuse_ungrounded_calls=False)
     free_settings = settings.with_(constrained=False, max_tokens=min(args.max_tokens, 200))
     rows: list[dict[str, Any]] = []
     log(f"[nocall] {len(cases)} BFCL cases outside the judged sample, on {resolved.path.name}")
@@ -129,6 +157,7 @@ def run(args: Any) -> int:
         "default_mode": {"irrelevance_no_call": sum(1 for r in rows if r["due"] == 0 and not r["calls"]),
                          "false_refusals": sum(r["false_refusal"] for r in rows),
                          "extra_calls": dict(Counter(k for r in rows for k in r["extra"]))},
+        "with_grounding_check": grounding_effect(rows, {c.id: c for c in cases}),
         "sweep": table, "rows": rows,
     }
     out = Path(args.out) if args.out else RESULTS_DIR / f"nocall-{alias}.json"
@@ -141,10 +170,12 @@ def format_table(summary: dict[str, Any]) -> str:
     """The sweep as Markdown, the chosen threshold marked."""
     lines = ["| P(no call) threshold | irrelevance answered without a call | false refusals |", "|---:|---:|---:|"]
     for row in summary["sweep"]:
-        mark = " (chosen)" if row["threshold"] == summary["chosen_threshold"] else ""
+        mark = " (the rule's pick)" if row["threshold"] == summary["chosen_threshold"] else ""
         lines.append(f"| {row['threshold']:.2f}{mark} | {row['irrelevance_no_call']}/{row['irrelevance_n']} | "
                      f"{row['false_refusals']}/{row['relevant_n']} |")
-    d = summary["default_mode"]
-    lines.append(f"\ndefault mode: irrelevance without a call {d['irrelevance_no_call']}, false refusals "
-                 f"{d['false_refusals']}, extra calls {d['extra_calls']}")
+    d, g = summary["default_mode"], summary["with_grounding_check"]
+    lines.append(f"\nthe model's own first token, no check: irrelevance without a call {d['irrelevance_no_call']}, "
+                 f"false refusals {d['false_refusals']}, extra calls {d['extra_calls']}")
+    lines.append(f"with refuse_ungrounded_calls: irrelevance without a call {g['irrelevance_no_call']}, false refusals "
+                 f"{g['false_refusals']} ({g['correct_answers_lost']} right answers lost), extra calls {g['extra_calls']}")
     return "\n".join(lines)

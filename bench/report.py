@@ -42,7 +42,7 @@ def find_results(results_dir: Path, bfcl_choice: Optional[str] = None) -> dict[s
             by_model.setdefault(item[1]["model"]["alias"], []).append(item)
         found["bfcl"] = [max(items, key=rank) for _, items in sorted(by_model.items())]
     for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json"),
-                         ("mcp", "mcp-servers*.json")):
+                         ("mcp", "mcp-servers*.json"), ("nocall", "nocall-*.json")):
         files = sorted(results_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
         if files:
             found[key] = (files[-1], read_json(files[-1]))
@@ -346,6 +346,24 @@ def schemas_section(path: Path, data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def nocall_section(path: Path, data: dict[str, Any]) -> list[str]:
+    from .nocall import format_table
+
+    return [
+        "## Calls nobody asked for",
+        "",
+        f"{data['cases']} BFCL cases outside the judged sample ({data['judged_sample_excluded']}), on {data['model']}, "
+        "answered with the model's own first token deciding between a call and a sentence, the grounding check off. "
+        "Every call beyond the due ones, classified; the probability of no call at the first token as a threshold; "
+        "and what refuse_ungrounded_calls does to the same answers.",
+        "",
+        format_table(data),
+        "",
+        provenance(data),
+        "",
+    ]
+
+
 def mcp_section(path: Path, data: dict[str, Any]) -> list[str]:
     from .mcp_servers import format_keywords, format_tables
 
@@ -468,6 +486,8 @@ def write_report(results_dir: Path, out_dir: Path, bfcl_choice: Optional[str] = 
         lines += schemas_section(*found["schemas"])
     if "mcp" in found:
         lines += mcp_section(*found["mcp"])
+    if "nocall" in found:
+        lines += nocall_section(*found["nocall"])
     report = out_dir / REPORT_NAME
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
