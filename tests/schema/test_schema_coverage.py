@@ -224,6 +224,7 @@ def test_max_calls_bounds_the_list(caller):
     calls = ", ".join(f'{{"name": "area", "arguments": {{"r": {i}}}}}' for i in range(4))
     assert grammar_accepts(caller, tools, f"<tool_call>[{calls}]</tool_call>", max_calls=4)
     assert not grammar_accepts(caller, tools, f"<tool_call>[{calls}]</tool_call>", max_calls=3)
-    result = caller.call("Area?", tools, sampler=Scripted(caller.model, f"<tool_call>[{calls}]</tool_call>"),
+    result = caller.call("Areas of the circles of radius 0, 1, 2 and 3?", tools,
+                         sampler=Scripted(caller.model, f"<tool_call>[{calls}]</tool_call>"),
                          settings=caller.settings.with_(max_calls=3))
     assert [c.arguments for c in result.calls] == [{"r": 0}, {"r": 1}, {"r": 2}]
