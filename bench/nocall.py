@@ -46,6 +46,7 @@ def extra_kinds(case: B.Case, calls: Optional[list[dict[str, Any]]]) -> list[str
     if B.is_irrelevance(case.category):
         return ["call where a sentence was right"] * len(calls)
     due = Counter(next(iter(g)) for g in case.ground_truth or [])
+    known = set(due)  # the tools the ground truth calls, then every tool called so far
     seen: set[str] = set()
     kinds = []
     for call in calls:
@@ -55,11 +56,12 @@ def extra_kinds(case: B.Case, calls: Optional[list[dict[str, Any]]]) -> list[str
             due[name] -= 1
         elif key in seen:
             kinds.append("identical repeat")
-        elif any(json.loads(k).get("name") == name for k in seen) or name in {next(iter(g)) for g in case.ground_truth or []}:
+        elif name in known:
             kinds.append("same tool, other arguments")
         else:
             kinds.append("another tool")
         seen.add(key)
+        known.add(name)
     return kinds
 
 

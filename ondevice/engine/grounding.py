@@ -48,7 +48,7 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 
 def _number_forms(value: float) -> set[str]:
-    forms = {repr(value), str(value)}
+    forms = {str(value)}
     if float(value).is_integer():
         forms.add(str(int(value)))
     return forms
