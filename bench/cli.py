@@ -342,6 +342,8 @@ examples:
 examples:
   ondevice bench nocall --threads 2                     # Qwen2.5-Coder-0.5B, 12 a category, 30 per irrelevance category
   ondevice bench nocall --relevant 4 --irrelevant 10    # quick
+  ondevice bench nocall --seed 1 --relevant 24 --irrelevant 60 --out bench/results/nocall-qwen-seed1.json
+  ondevice bench nocall --rescore bench/results/nocall-qwen2.5-coder-0.5b-instruct.json   # today's check, no model
 """,
         formatter_class=_Formatter,
     )
@@ -354,6 +356,8 @@ examples:
     p.add_argument("--n-ctx", type=int, default=8192, help="context window")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
     p.add_argument("--out", default=None, help="where to write the result (default bench/results/nocall-MODEL.json)")
+    p.add_argument("--rescore", metavar="FILE", default=None,
+                   help="recompute what the grounding check does to a stored run's answers (no model; FILE is rewritten)")
     p.set_defaults(func=_lazy(".nocall"), _bench_parser=p, _bench_name="nocall")
 
     # --- mcp ----------------------------------------------------------------------------------

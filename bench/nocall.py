@@ -86,18 +86,22 @@ def choose(table: list[dict[str, Any]], max_refusals: float) -> Optional[float]:
     return None
 
 
-def grounding_effect(rows: list[dict[str, Any]], cases: dict[str, B.Case]) -> dict[str, Any]:
+def grounding_effect(rows: list[dict[str, Any]], cases: dict[str, B.Case], required: bool = True) -> dict[str, Any]:
     """What refuse_ungrounded_calls does to these answers (the run itself has it off): a first call
-    with no value the conversation mentions becomes a sentence, a later one ends the list."""
-    from ondevice.engine.grounding import conversation_text, grounded
+    it refuses becomes a sentence, a later one ends the list. `required` False: its first rule
+    alone (one value mentioned), without the tools' schemas."""
+    from ondevice.engine.grounding import Grounding, conversation_text
+    from ondevice.schema.tools import normalize_tools
 
     irrelevant = {c: [0, 0] for c in B.CATEGORIES if B.is_irrelevance(c)}
     refusals, relevant, lost, extra = 0, 0, 0, 0
     for row in rows:
-        text = conversation_text(list(cases[row["id"]].messages))
+        case = cases[row["id"]]
+        grounding = Grounding(conversation_text(list(case.messages)))
+        parameters = {t.name: t.parameters for t in normalize_tools(case.tools)}
         kept = []
         for call in row["calls"]:
-            if not grounded(call, text):
+            if not grounding.grounded(call, parameters.get(call.get("name")) if required else None):
                 break
             kept.append(call)
         if row["due"] == 0:
@@ -122,6 +126,8 @@ def run(args: Any) -> int:
     from .common import Progress, command_line, git_commit, log, machine_info, utc_now, write_json
 
     B.load_checker()
+    if args.rescore:
+        return rescore(Path(args.rescore), command_line(args))
     cases = disjoint_cases(args.relevant, args.irrelevant, args.seed)
     resolved = resolve(args.model)
     alias = resolved.alias or Path(resolved.path).stem
@@ -160,10 +166,34 @@ def run(args: Any) -> int:
                          "false_refusals": sum(r["false_refusal"] for r in rows),
                          "extra_calls": dict(Counter(k for r in rows for k in r["extra"]))},
         "with_grounding_check": grounding_effect(rows, {c.id: c for c in cases}),
+        "with_one_value_rule_only": grounding_effect(rows, {c.id: c for c in cases}, required=False),
         "sweep": table, "rows": rows,
     }
     out = Path(args.out) if args.out else RESULTS_DIR / f"nocall-{alias}.json"
     write_json(out, summary)
+    print(format_table(summary))
+    return 0
+
+
+def rescore(path: Path, command: str) -> int:
+    """The grounding check of this checkout applied to the answers a run stored (the check is off
+    while they are drawn, so they do not depend on it); the file is rewritten with both effects."""
+    from .common import write_json
+
+    try:
+        summary = json.loads(path.read_text())
+        rows = summary["rows"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"ondevice bench nocall: --rescore needs a file `ondevice bench nocall` wrote: {path}: {e}")
+    cases = {c.id: c for category in B.CATEGORIES for c in B.load_category(category)}
+    missing = [r["id"] for r in rows if r["id"] not in cases]
+    if missing:
+        raise SystemExit(f"ondevice bench nocall: {len(missing)} ids of {path} are not in this BFCL data "
+                         f"(first: {missing[0]}): rescore with the bfcl-eval version the run used")
+    summary["with_grounding_check"] = grounding_effect(rows, cases)
+    summary["with_one_value_rule_only"] = grounding_effect(rows, cases, required=False)
+    summary["rescored"] = command
+    write_json(path, summary)
     print(format_table(summary))
     return 0
 
@@ -175,9 +205,14 @@ def format_table(summary: dict[str, Any]) -> str:
         mark = " (the rule's pick)" if row["threshold"] == summary["chosen_threshold"] else ""
         lines.append(f"| {row['threshold']:.2f}{mark} | {row['irrelevance_no_call']}/{row['irrelevance_n']} | "
                      f"{row['false_refusals']}/{row['relevant_n']} |")
-    d, g = summary["default_mode"], summary["with_grounding_check"]
+    d, g, one = summary["default_mode"], summary["with_grounding_check"], summary.get("with_one_value_rule_only")
     lines.append(f"\nthe model's own first token, no check: irrelevance without a call {d['irrelevance_no_call']}, "
                  f"false refusals {d['false_refusals']}, extra calls {d['extra_calls']}")
-    lines.append(f"with refuse_ungrounded_calls: irrelevance without a call {g['irrelevance_no_call']}, false refusals "
-                 f"{g['false_refusals']} ({g['correct_answers_lost']} right answers lost), extra calls {g['extra_calls']}")
+    if one:
+        lines.append(f"with its first rule only (one value mentioned): irrelevance without a call "
+                     f"{one['irrelevance_no_call']}, false refusals {one['false_refusals']} "
+                     f"({one['correct_answers_lost']} right answers lost), extra calls {one['extra_calls']}")
+    lines.append(f"with refuse_ungrounded_calls (one value mentioned, every required open value given): irrelevance "
+                 f"without a call {g['irrelevance_no_call']}, false refusals {g['false_refusals']} "
+                 f"({g['correct_answers_lost']} right answers lost), extra calls {g['extra_calls']}")
     return "\n".join(lines)

@@ -44,7 +44,9 @@ def find_results(results_dir: Path, bfcl_choice: Optional[str] = None) -> dict[s
     for key, pattern in (("speed", "speed-*.json"), ("quant", "quant-*.json"), ("schemas", "schemas*.json"),
                          ("mcp", "mcp-servers*.json"), ("nocall", "nocall-*.json")):
         files = sorted(results_dir.glob(pattern), key=lambda p: p.stat().st_mtime)
-        if files:
+        if key == "nocall" and files:  # every draw: the one a rule was chosen on, and those that test it
+            found[key] = [(f, read_json(f)) for f in sorted(files, key=lambda f: (len(f.name), f.name))]
+        elif files:
             found[key] = (files[-1], read_json(files[-1]))
     return found
 
@@ -346,11 +348,17 @@ def schemas_section(path: Path, data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def nocall_section(path: Path, data: dict[str, Any]) -> list[str]:
+def nocall_section(path: Path, data: dict[str, Any], heading: bool = True) -> list[str]:
     from .nocall import format_table
 
-    return [
-        "## Calls nobody asked for",
+    rescored = [f"The grounding check's effect recomputed on these answers with: `{data['rescored']}`", ""] \
+        if data.get("rescored") else []
+    intro = ["## Calls nobody asked for", "",
+             "refuse_ungrounded_calls's rule (engine/grounding.py) was chosen on the first draw below and tested on "
+             "the second (another seed, 22 cases shared with the first); the peer run judged it on the 196-case "
+             "sample neither draw holds (docs/benchmark-notes.md).", ""]
+    return (intro if heading else []) + [
+        f"### {path.name}",
         "",
         f"{data['cases']} BFCL cases outside the judged sample ({data['judged_sample_excluded']}), on {data['model']}, "
         "answered with the model's own first token deciding between a call and a sentence, the grounding check off. "
@@ -361,7 +369,7 @@ def nocall_section(path: Path, data: dict[str, Any]) -> list[str]:
         "",
         provenance(data),
         "",
-    ]
+    ] + rescored
 
 
 def mcp_section(path: Path, data: dict[str, Any]) -> list[str]:
@@ -428,7 +436,7 @@ def headline(found: dict[str, Any]) -> list[str]:
             if r:
                 rows.append(f"| stand-in {name} vs F16: KL / top-1 agreement / size | {r['kl_mean']:.4f} nats / "
                             f"{_pct(r['top1_agreement'])} / {r['size_mib']} MiB | `{q['command']}` |")
-    runs = [d for key, value in found.items() for _, d in (value if key == "bfcl" else [value])]
+    runs = [d for key, value in found.items() for _, d in (value if isinstance(value, list) else [value])]
     dates = sorted({d.get("date", "")[:10] for d in runs})
     machines = sorted({machine_line(d.get("machine", {})) for d in runs})
     return rows + ["", f"*Measured {', '.join(dates)} on {'; '.join(machines)}. Details: docs/benchmarks.md.*"]
@@ -486,8 +494,8 @@ def write_report(results_dir: Path, out_dir: Path, bfcl_choice: Optional[str] = 
         lines += schemas_section(*found["schemas"])
     if "mcp" in found:
         lines += mcp_section(*found["mcp"])
-    if "nocall" in found:
-        lines += nocall_section(*found["nocall"])
+    for i, (path, data) in enumerate(found.get("nocall", [])):
+        lines += nocall_section(path, data, heading=i == 0)
     report = out_dir / REPORT_NAME
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

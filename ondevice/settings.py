@@ -85,10 +85,12 @@ class Settings:
     refuse_answered_calls: a call identical to one whose result the conversation already holds ends
     the list (dropped); when it is the first call and a sentence may stand (no_call "text" or
     "threshold"), the answer is a sentence instead. refuse_ungrounded_calls: where calls are optional,
-    a call none of whose string or number values the conversation mentions (a made-up call: "Who won
-    yesterday?" answered with a stock-price call) is refused as an answered one is: the first call
-    becomes a sentence (or, with no_call "list", the empty list), a later one ends the list
-    (engine/grounding.py; chosen on BFCL cases disjoint from the judged sample, docs/benchmarks.md). list_end: at a call boundary, "model" ends the
+    a call none of whose string or number values the conversation mentions, or one with a required
+    open argument (no enum, not a boolean, not its default) whose value nobody gave (a made-up call:
+    "Who won yesterday?" answered with a stock-price call for a date the model invented) is refused
+    as an answered one is: the first call becomes a sentence (or, with no_call "list", the empty
+    list), a later one ends the list (engine/grounding.py; chosen on BFCL cases disjoint from the
+    judged sample, docs/benchmarks.md). list_end: at a call boundary, "model" ends the
     list when the model's own (unconstrained) next token is neither another call nor the end the
     grammar allows; "grammar" leaves the choice to the mask (for comparisons).
     no_call: how an answer without a call is

@@ -52,7 +52,7 @@ from .llama import LlamaModel
 from .prefix_cache import PrefixCache
 from .prompts import Prompt, PromptBuilder
 from .sampling import Sampler, mask_to_bool
-from .grounding import conversation_text, grounded
+from .grounding import Grounding, conversation_text
 from .session import CallCheck, FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
 from .speculate import Drafter, draft_source
 from .vocabulary import Vocabulary
@@ -172,7 +172,7 @@ class Engine:
                 drafter = Drafter(self.model, draft_source(source, messages[:-1]))
             refusals = Refusals(s.max_identical_calls, answered_calls(messages) if s.refuse_answered_calls else (),
                                 start_over=_start_over(normalized, options, s),
-                                grounded=_grounding(messages, fmt.query_offset, options, s))
+                                grounded=_grounding(messages, normalized or (), fmt.query_offset, options, s))
             session = Session(
                 self.model, seq, prompt, sampler or Sampler(s.temperature, s.top_p, s.seed), s.max_tokens, matcher,
                 s.fast_forward, stop=fmt.free_stop(), refusals=refusals,
@@ -448,14 +448,15 @@ def _start_over(tools: list[Tool], options: CallOptions, s: Settings) \
     return others
 
 
-def _grounding(messages: Sequence[Message], query_offset: Callable[[str], int], options: CallOptions,
-               s: Settings) -> Optional[Callable[[Any], bool]]:
+def _grounding(messages: Sequence[Message], tools: Sequence[Tool], query_offset: Callable[[str], int],
+               options: CallOptions, s: Settings) -> Optional[Callable[[Any], bool]]:
     """The check that refuses a call nobody asked for: only where calls are optional (a required or
     named call is the caller's request, whatever its values)."""
     if not s.refuse_ungrounded_calls or options.min_calls:
         return None
-    text = conversation_text(messages, query_offset)
-    return lambda call: grounded(call, text)
+    grounding = Grounding(conversation_text(messages, query_offset))
+    parameters = {t.name: t.parameters for t in tools}
+    return lambda call: grounding.grounded(call, parameters.get(call.get("name")) if isinstance(call, dict) else None)
 
 
 def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:

@@ -1,25 +1,53 @@
-"""Whether a call's arguments come from the conversation: a call none of whose values the
-conversation mentions is one nobody asked for.
+"""Whether a call's arguments come from the conversation: a call that rests on values nobody gave
+is one nobody asked for.
 
 A small model given tools calls one of them even when none fits ("Who won the game yesterday?"
-with a stock-price tool), filling the arguments with values it makes up. A call is grounded when
-at least one of its string or number values appears in the conversation's text (the messages and
-tool results, not the tool definitions): a word of a string value as a substring of the text (so
-"NY" is found in "NYC", "Tokyo" in "What time is it in Tokyo?"), the initials of a string of
-several words as the start of a word of the text ("New York" for "NYC"), a number among the text's
-numbers.
-A call with no such value (no arguments, booleans only) gives no evidence and counts as grounded.
+with a stock-price tool), filling the arguments with values it makes up. The evidence is each
+string or number value of a call, except those that say nothing about the user's words: neutral
+ones (0, 1, "") and those the parameter's own schema gives (an enum or const value, its default, a
+number its description names: "1 for Bangkok", "Default is 52"). A call is grounded when
+
+1. at least one of its evidence values appears in the conversation's text (the messages and tool
+   results, not the tool definitions), if it has any, and
+2. every required argument the tool's schema leaves open (no enum, no const, not a boolean) with
+   evidence values has one that appears there: a required value the user never gave is one the
+   model should ask for, not invent (the stock-price call's date).
+
+A value appears when a word of a string value is a substring of the text ("NY" in "NYC", "Tokyo"
+in "What time is it in Tokyo?") or shares its first five letters with a word of it ("Germany" for
+"German"), a one-character string is a word of it ("X" in "stock 'X'"), the initials of a string
+of several words start a word of it ("New York" for "NYC"), a code of capitals holds the initials
+of two of its words in order ("GBP" for "British pounds"), a clock time's hour is one of its
+numbers ("19:00" for "7 pm"), or a number is one of its numbers: written in digits (sign and
+digit-group commas aside), as a word ("two", "dozen", "third"), or as a percentage of a fraction
+("7%" for 0.07).
 The check is lexical and format-free: it reads ``{"name", "arguments"}`` values, whatever syntax
-the model wrote them in.
+the model wrote them in. Chosen on BFCL cases disjoint from the judged sample (`ondevice bench
+nocall`, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 _WORD = re.compile(r"\w+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DIGIT_GROUP = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_CODE = re.compile(r"[A-Z]{2,5}")
+_CLOCK = re.compile(r"(\d{1,2}):\d{2}(?::\d{2})?")
+_NUMBER_WORDS: dict[str, float] = {
+    **{w: float(i) for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split())},
+    **{w: float(i + 1) for i, w in enumerate(
+        "first second third fourth fifth sixth seventh eighth ninth tenth".split())},
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "dozen": 12, "half": 0.5,
+    "once": 1, "twice": 2, "single": 1, "double": 2, "pair": 2, "couple": 2,
+}
+_NEUTRAL = ("", 0, 1)  # values a model fills in for "nothing said": no evidence either way
+_STEM = 5  # a word and a value's word sharing their first 5 letters are one word ("german", "germany")
 
 
 def conversation_text(messages: Sequence[dict[str, Any]], query_offset: Callable[[str], int] = lambda _: 0) -> str:
@@ -47,32 +75,107 @@ def _leaves(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _number_forms(value: float) -> set[str]:
-    forms = {str(value)}
-    if float(value).is_integer():
-        forms.add(str(int(value)))
-    return forms
+def _neutral(value: Any) -> bool:
+    return any(type(value) is type(n) and value == n for n in _NEUTRAL) or (isinstance(value, float) and value in (0.0, 1.0))
 
 
-def grounded(call: Any, text: str) -> bool:
-    """Whether `call` (a ``{"name", "arguments"}`` value) has a value that `text` (from
-    `conversation_text`) mentions, or no string or number value at all."""
-    arguments = call.get("arguments") if isinstance(call, dict) else None
-    values = list(_leaves(arguments))
-    if not values:
+def _documented(value: Any, schema: Any) -> bool:
+    """Whether the parameter's own schema gives `value`: one of its enum or const values, its default,
+    or a value its description names ("1 for Bangkok", "Default is 52"). Such a value is the tool's
+    vocabulary, not something the user had to say (an id for the user's words, a documented default)."""
+    if not isinstance(schema, Mapping):
+        return False
+    if value in (schema.get("enum") or ()) or ("const" in schema and schema["const"] == value):
         return True
-    numbers = set(_NUMBER.findall(text))
-    starts: Optional[tuple[str, ...]] = None
-    for value in values:
+    if "default" in schema and schema["default"] == value:
+        return True
+    description = schema.get("description")
+    # Numbers only: a string a description names is as often an example the model copied ("such as
+    # 'Los Angeles, CA'") as a documented value.
+    return isinstance(description, str) and not isinstance(value, str) and float(value) in Grounding(description.casefold()).numbers
+
+
+class Grounding:
+    """The conversation's words and numbers, read once; `grounded` checks each call against them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._sequence = _WORD.findall(text)
+        self.words = frozenset(self._sequence)
+        self._pairs = frozenset(a[0] + b[0] for a, b in zip(self._sequence, self._sequence[1:]))
+        plain = _DIGIT_GROUP.sub("", text)
+        self.numbers = {float(n) for n in _NUMBER.findall(plain)}
+        self.numbers |= {_NUMBER_WORDS[w] for w in self.words if w in _NUMBER_WORDS}
+        self._stems = frozenset(w[:_STEM] for w in self.words if len(w) >= _STEM)
+
+    def mentions(self, value: Any) -> bool:
+        """Whether the text mentions `value` (a string or a number), in one of the forms above."""
         if isinstance(value, str):
             words = _WORD.findall(value.casefold())
-            if any(word in text for word in words if len(word) > 1 or word.isdigit()):
+            if any(word in self.text for word in words if len(word) > 1 or word.isdigit()):
+                return True
+            if any(len(w) >= _STEM and w[:_STEM] in self._stems for w in words):  # "Germany" for "german"
+                return True
+            if len(value.strip()) == 1 and value.strip().casefold() in self.words:
                 return True
             if len(words) > 1:  # an abbreviation: "New York" for "NYC", "San Francisco" for "SF"
-                starts = starts if starts is not None else tuple(_WORD.findall(text))
                 initials = "".join(w[0] for w in words)
-                if any(t.startswith(initials) for t in starts):
+                if any(w.startswith(initials) for w in self.words):
                     return True
-        elif _number_forms(value) & numbers:
-            return True
-    return False
+            if _CODE.fullmatch(value) and any(_in_order(pair, value.casefold()) for pair in self._pairs):
+                return True  # a code holding the initials of two words: "GBP" for "British pounds"
+            clock = _CLOCK.fullmatch(value.strip())
+            return bool(clock) and float(int(clock.group(1)) % 12 or 12) in self.numbers
+        magnitude = abs(float(value))
+        return any(abs(form - n) < 1e-9 for form in (magnitude, magnitude * 100) for n in self.numbers)
+
+    def _evidence(self, value: Any, schema: Any) -> Optional[bool]:
+        """Whether the mentioned values among `value`'s leaves include one (None: no leaf is evidence:
+        neutral, or given by the parameter's schema)."""
+        seen = False
+        for leaf in _leaves(value):
+            if _neutral(leaf) or _documented(leaf, schema):
+                continue
+            if self.mentions(leaf):
+                return True
+            seen = True
+        return False if seen else None
+
+    def grounded(self, call: Any, parameters: Optional[Mapping[str, Any]] = None) -> bool:
+        """Whether `call` (a ``{"name", "arguments"}`` value) rests on the conversation: rules 1 and 2
+        of the module's docstring, rule 2 where `parameters` (the tool's JSON Schema) is given."""
+        arguments = call.get("arguments") if isinstance(call, dict) else None
+        if not isinstance(arguments, dict):
+            return self._evidence(arguments, None) is not False
+        schema = parameters if isinstance(parameters, Mapping) else {}
+        properties = schema.get("properties") if isinstance(schema.get("properties"), Mapping) else {}
+        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        found = {name: self._evidence(value, properties.get(name)) for name, value in arguments.items()}
+        if False in found.values() and True not in found.values():
+            return False  # rule 1: values, and none of them mentioned
+        return not any(found.get(name) is False for name in required if _open(properties.get(name)))
+
+
+def _in_order(letters: str, word: str) -> bool:
+    """Whether `letters` appear in `word` in this order (not necessarily adjacent)."""
+    rest = iter(word)
+    return all(letter in rest for letter in letters)
+
+
+def _open(schema: Any) -> bool:
+    """Whether a parameter's schema leaves its value open (the model must take it from the user), not
+    a choice among listed values or a yes/no."""
+    if not isinstance(schema, Mapping):
+        return True
+    if "enum" in schema or "const" in schema or schema.get("type") == "boolean":
+        return False
+    choices = schema.get("anyOf") or schema.get("oneOf")
+    if isinstance(choices, list) and choices and all(not _open(c) or c.get("type") == "null" for c in choices
+                                                     if isinstance(c, Mapping)):
+        return False
+    return True
+
+
+def grounded(call: Any, text: str, parameters: Optional[Mapping[str, Any]] = None) -> bool:
+    """Whether `call` rests on `text` (from `conversation_text`): see `Grounding.grounded`."""
+    return Grounding(text).grounded(call, parameters)

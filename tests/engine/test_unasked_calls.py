@@ -1,5 +1,6 @@
-"""Calls nobody asked for: a call none of whose values the conversation mentions is refused
-(Settings.refuse_ungrounded_calls), so an irrelevant query gets a sentence, not a made-up call.
+"""Calls nobody asked for: a call none of whose values the conversation mentions, or whose required
+open argument has a value nobody gave, is refused (Settings.refuse_ungrounded_calls), so an
+irrelevant query gets a sentence, not a made-up call.
 
 The Qwen cases are BFCL irrelevance cases outside the sample `ondevice bench peers --limit 20`
 judges on (`ondevice bench nocall` drew them): with the check off, Qwen2.5-Coder-0.5B calls the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from ondevice.engine.grounding import conversation_text, grounded
+from ondevice.engine.grounding import Grounding, conversation_text, grounded
 
 IRRELEVANT = {
     # irrelevance_136
@@ -38,6 +39,21 @@ IRRELEVANT = {
             "unit": {"type": "string", "description": "The unit of measure. Defaults to metric units (kilograms/meters). "
                                                       "Other option is imperial (pounds/inches)."}},
             "required": ["height", "weight"]}}],
+    # irrelevance_84: the team is in the query, the required date is made up
+    "Who won the basketball game between Lakers and Celtics yesterday?": [{
+        "name": "get_stock_data", "description": "Retrieve the current stock price for a specific company.",
+        "parameters": {"type": "object", "properties": {
+            "company_name": {"type": "string", "description": "The company for which to retrieve the stock price."},
+            "date": {"type": "string", "description": "The date for which to retrieve the stock price."}},
+            "required": ["company_name", "date"]}}],
+    # irrelevance_230: the city is in the query, the required price is made up
+    "Find a pet-friendly train station in Miami": [{
+        "name": "find_hotel", "description": "Search for hotels based on specific criteria like price range and pet policy.",
+        "parameters": {"type": "object", "properties": {
+            "location": {"type": "string", "description": "The city where you want to book the hotel."},
+            "max_price_per_night": {"type": "number", "description": "The maximum amount you are willing to pay per night."},
+            "pet_friendly": {"type": "boolean", "description": "Whether the hotel should allow pets. Defaults to false."}},
+            "required": ["location", "max_price_per_night"]}}],
 }
 
 WEATHER = [{"name": "get_weather", "description": "Get the current weather in a location",
@@ -71,6 +87,49 @@ def test_a_call_is_grounded_by_one_value_the_conversation_mentions(call, text, e
 
 
 @pytest.mark.nomodel
+@pytest.mark.parametrize("value, text", [
+    (-25, "coefficients 5, 20, and -25"),  # the sign is the text's, not a number's
+    (0.07, "annual return rate is 7%"),  # a fraction for a percentage
+    (5000, "i invest $5,000"),  # digit groups
+    (2, "for two adults"), (12, "a dozen eggs"), (3, "the third floor"),  # words
+    ("X", "invest in stock 'x'"),  # one character, a word of the text
+    ("19:00", "from 7 pm to 9 pm"),  # a clock time's hour
+    ("Germany", "key events in german history"),  # a shared stem
+    ("GBP", "from british pounds to japanese yen"), ("JPY", "from british pounds to japanese yen"),  # codes
+])
+def test_a_value_is_mentioned_in_the_forms_people_write_it(value, text):
+    assert Grounding(text).mentions(value)
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("value, text", [(25, "it is 250 meters"), ("x", "next week"), ("14:00", "from 7 pm"),
+                                         ("Gerbil", "german history"), ("USD", "from british pounds")])
+def test_a_value_the_text_does_not_hold_is_not_mentioned(value, text):
+    assert not Grounding(text).mentions(value)
+
+
+STOCK = {"type": "object", "properties": {
+    "company": {"type": "string"}, "date": {"type": "string"}, "exchange": {"type": "string", "enum": ["NYSE", "LSE"]},
+    "adjusted": {"type": "boolean"}, "limit": {"type": "integer", "default": 10}, "offset": {"type": "integer"}},
+    "required": ["company", "date", "exchange", "adjusted", "limit", "offset"]}
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("arguments, expected", [
+    ({"company": "Apple", "date": "2024-05-01", "exchange": "LSE", "adjusted": True, "limit": 10, "offset": 0}, True),
+    ({"company": "Apple", "date": "2023-04-15", "exchange": "LSE", "adjusted": True, "limit": 10, "offset": 0}, False),
+    ({"company": "Apple", "date": "yesterday", "exchange": "NYSE", "adjusted": False, "limit": 10, "offset": 0}, True),
+    ({"company": "Apple", "date": "2024-05-01", "exchange": "LSE", "adjusted": True, "limit": 25, "offset": 0}, False),
+    ({"company": "Apple", "date": "2024-05-01", "exchange": "LSE", "adjusted": True, "limit": 10, "offset": 40}, False),
+])
+def test_every_required_open_argument_needs_a_value_the_conversation_gave(arguments, expected):
+    """The enum, the boolean, the parameter's default and a neutral 0 need no mention; a date or a
+    count nobody gave makes the call one nobody asked for."""
+    text = "apple's stock price on 2024-05-01 and yesterday"
+    assert Grounding(text).grounded({"name": "stock", "arguments": arguments}, STOCK) is expected
+
+
+@pytest.mark.nomodel
 def test_the_tools_a_format_writes_into_the_user_turn_do_not_ground_a_call():
     content = "TOOLS: get_weather(unit: celsius)\nQUERY: who won?"
     text = conversation_text([{"role": "user", "content": content}, {"role": "tool", "content": "Celsius 21"}],
@@ -91,3 +150,17 @@ def test_qwen_answers_an_irrelevant_query_without_a_made_up_call(qwen_caller, qu
 def test_qwen_makes_one_call_for_a_one_call_query(qwen_caller, query):
     result = qwen_caller.call(query, WEATHER, settings=qwen_caller.settings.with_(max_tokens=96))
     assert [c.name for c in result.calls] == ["get_weather"], result.text
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("arguments, expected", [
+    ({"service_id": 2, "city": "Bangkok"}, True),  # the description names 2: the tool's code for "ironing"
+    ({"service_id": 7, "city": "Bangkok"}, False),  # a number nobody gave, the description neither
+    ({"service_id": 2, "city": "Chiang Mai"}, False),  # a string the description names is no evidence
+])
+def test_a_number_the_parameter_description_names_is_the_tools_vocabulary(arguments, expected):
+    schema = {"type": "object", "properties": {
+        "service_id": {"type": "integer", "description": "1 for cleaning, 2 for ironing, 3 for both"},
+        "city": {"type": "string", "description": "The city, e.g. Chiang Mai"}}, "required": ["service_id", "city"]}
+    text = "find a housekeeper who irons in bangkok"
+    assert Grounding(text).grounded({"name": "providers", "arguments": arguments}, schema) is expected
