@@ -118,9 +118,10 @@ class ToolCaller:
     def lltokenizer(self) -> LLTokenizer:
         return self.engine.vocabulary.lltokenizer()
 
-    def markers(self) -> Markers:
-        """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
-        return self.engine.vocabulary.markers()
+    def markers(self, settings: Optional[Settings] = None) -> Markers:
+        """How this model's tokenizer writes the tags of the format these settings use (text pieces,
+        or one special token each)."""
+        return self.engine.vocabulary.markers(get_format(self.tool_format(settings)).tags)
 
     def tool_format(self, settings: Optional[Settings] = None) -> str:
         """How calls are prompted and laid out with these settings: the setting tool_format, else the

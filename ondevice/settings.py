@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields, make_dataclass, replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .errors import SettingsError
 
@@ -30,9 +30,21 @@ CARD, NATIVE = "card", "native"
 _TOOL_FORMATS: list[str] = [CARD, NATIVE]
 
 
+_format_plugins: list[Callable[[], None]] = []  # formats.registry's entry-point loader, set at its import
+
+
 def tool_format_names() -> list[str]:
-    """The names the setting tool_format may take: the built-in formats', then those registered."""
+    """The names the setting tool_format may take: the built-in formats', then those registered
+    (by `formats.register`, or by another package through the ``ondevice.formats`` entry points)."""
+    for load in _format_plugins:
+        load()
     return list(_TOOL_FORMATS)
+
+
+def add_format_loader(load: Callable[[], None]) -> None:
+    """Have `tool_format_names` call `load` first (formats.registry's entry-point loader: a setting
+    may name a format another package provides)."""
+    _format_plugins.append(load)
 
 
 def add_tool_format_name(name: str) -> None:
@@ -284,7 +296,7 @@ def check_setting(name: str, value: Any) -> None:
     elif rule.kind == "choice":
         ok = value in rule.choices
     elif rule.kind == "format":
-        if value not in _TOOL_FORMATS:
+        if value not in _TOOL_FORMATS and value not in tool_format_names():
             raise SettingsError(f"setting {name}: expected None or one of {tool_format_names()}, got {value!r}")
     elif rule.kind == "text":
         if not isinstance(value, (str, os.PathLike)):

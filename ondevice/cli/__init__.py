@@ -96,7 +96,7 @@ def _register_extension(sub: argparse._SubParsersAction, ep: metadata.EntryPoint
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ondevice",
-        description="Offline tool calling with guaranteed-valid <tool_call> output, on llama.cpp.",
+        description="Offline tool calling with guaranteed-valid calls, on llama.cpp.",
         epilog=EPILOG.format(examples=example_path()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -12,7 +12,8 @@ from ..api import ToolCaller, check_tools
 from ..errors import ToolChoiceError
 from ..formats.grammar import tool_call_lark
 from ..grammar.calls import CallOptions
-from ..grammar.export import GBNF_FORMATS, tool_call_gbnf
+from ..formats import get_format
+from ..grammar.export import tool_call_gbnf
 from ..paths import atomic_path
 from ..formats.prompt import prepare_messages, template_tools
 from .options import add_model_options, load_tools, settings_from_args
@@ -76,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     files = {"prompt.txt": prompt, "messages.json": json.dumps(messages, indent=2, ensure_ascii=False) + "\n",
              "tool_call.lark": lark}
-    if tool_format in GBNF_FORMATS:
-        files["tool_call.gbnf"] = tool_call_gbnf(normalized, options)
+    frame = getattr(get_format(tool_format), "list_frame", None)  # the formats with one list block
+    if frame is not None:
+        files["tool_call.gbnf"] = tool_call_gbnf(normalized, frame, options)
     for name, text in files.items():
         with atomic_path(out / name) as tmp:
             tmp.write_text(text, encoding="utf-8")

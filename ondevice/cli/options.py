@@ -65,12 +65,14 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     g.add_argument("--no-prefix-cache", action="store_true", help="do not read or write the on-disk prefix cache")
     g.add_argument("--chat-template", help="a Jinja chat template file to use instead of the model's own")
     g.add_argument("--no-call", choices=["list", "text", "threshold"], default=None,
-                   help="an answer without a call: list (<tool_call>[]</tool_call>), text (the model may answer "
+                   help="an answer without a call: list (the format's empty list), text (the model may answer "
                         "with a sentence), threshold (P(sentence) at the first token decides); default: the model's")
-    g.add_argument("--tool-format", choices=["card", "native"], default=None,
-                   help="how calls are prompted and written: card (the model card's prompt, one <tool_call>[...] "
-                        "list), native (the model's own chat template with the tools, one <tool_call> block per "
-                        "call, as Qwen2.5 and Hermes-style models are trained); default: the model's")
+    from ..formats import format_names, get_format  # the registry: built-in formats and plugins
+
+    g.add_argument("--tool-format", choices=format_names(), default=None,
+                   help="how calls are prompted and written: " + "; ".join(
+                       f"{name} ({get_format(name).summary})" if get_format(name).summary else name
+                       for name in format_names()) + "; default: the model's")
     g.add_argument("--no-call-threshold", type=float, default=None,
                    help="with --no-call threshold: take the sentence when its probability is at least this")
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.

@@ -41,7 +41,6 @@ from ..formats.prompt import Message
 from ..formats.grammar import tool_call_lark
 from ..formats.result import CallResult
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
-from ..grammar.tags import TOOL_CALL_OPEN
 from ..schema.grammar_schema import Relaxation
 from ..schema.tools import Tool, relaxations, schema_validator
 from ..settings import CARD, Settings
@@ -124,8 +123,9 @@ class Engine:
     def options_for(self, s: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
         """`options` completed for this model and these settings: its tags, its tool format, and how
         "no call" is answered (the setting no_call, else the model's default)."""
-        return replace(options, no_call=s.no_call or self.defaults.no_call, markers=self.vocabulary.markers(),
-                       tool_format=self.tool_format(s))
+        name = self.tool_format(s)
+        return replace(options, no_call=s.no_call or self.defaults.no_call,
+                       markers=self.vocabulary.markers(get_format(name).tags), tool_format=name)
 
     def check_prompt_fits(self, prompt: list[int]) -> None:
         """A ContextOverflowError when `prompt` leaves no room for an answer token."""
@@ -300,7 +300,7 @@ class Engine:
         if options.no_call == "threshold":
             threshold = s.no_call_threshold if s.no_call_threshold is not None else self.defaults.no_call_threshold
         return FirstBranch(self.vocabulary.call_start(options.message_max_chars), threshold,
-                           self.vocabulary.call_intent())
+                           self.vocabulary.call_intent(get_format(options.tool_format).tags))
 
     def _list_no_call_probability(self, tools: Optional[Sequence[Any]], s: Settings, options: CallOptions,
                                   branch: FirstBranch) -> float:
@@ -328,14 +328,15 @@ class Engine:
         """Parse and (constrained) validate a generation into the answer."""
         s, options = req.settings, req.options
         message = value = None
-        if s.constrained and options.allows_content and not gen.text.startswith(TOOL_CALL_OPEN):
+        fmt = get_format(options.tool_format)
+        if s.constrained and options.allows_content and not fmt.starts_calls(gen.text):
             calls, message = [], gen.text  # a JSON answer (response format) instead of a call
             value = parse_content(gen.text, options.content)
-        elif s.constrained and options.allows_text and gen.text.strip() and not gen.text.startswith(TOOL_CALL_OPEN):
+        elif s.constrained and options.allows_text and gen.text.strip() and not fmt.starts_calls(gen.text):
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
-            calls = get_format(options.tool_format).parse(gen.text)
+            calls = fmt.parse(gen.text)
         if s.constrained and message is None:
             problems = (["the output holds no tool-call list"] if calls is None
                         else validate_calls(calls, req.normalized))

@@ -50,7 +50,6 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 from ..errors import BudgetError, GrammarStateError, ToolChoiceError
 from ..formats import get_format
 from ..grammar.calls import Markers
-from ..grammar.tags import CLOSE, OPEN, TOOL_CALL_OPEN
 from ..settings import CARD
 from .llama import LlamaModel
 from .sampling import Sampler, mask_to_bool
@@ -158,7 +157,8 @@ class Session:
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
         self.refusals, self.drafter, self.on_tokens = refusals or Refusals(), drafter, on_tokens
-        self.markers, self.branch, self.fmt = markers or Markers(), branch, get_format(tool_format)
+        self.branch, self.fmt = branch, get_format(tool_format)
+        self.markers = markers or self.fmt.plain_markers()
         self.make_matcher, self.model_ends_list, self.on_text = make_matcher, model_ends_list, on_text
         self.content = content  # the grammar admits a JSON value instead of the calls (a response format)
         self._bytes = b""  # the output's text so far
@@ -346,9 +346,9 @@ class Session:
 
     def _stream(self) -> None:
         """Send what of the output is final: free text and a sentence as they grow (a sentence never
-        starts with "<"), a tool-call answer up to its last accepted call."""
+        starts like the format's opening tag), a tool-call answer up to its last accepted call."""
         text = _complete_utf8(self._bytes).decode("utf-8", errors="replace")
-        final = text if self.matcher is None or not text.startswith("<") else text[:self._final_end]
+        final = text if self.matcher is None or not self.fmt.may_start_calls(text) else text[:self._final_end]
         piece = final[len(self._sent):] if final.startswith(self._sent) else ""
         self._sent += piece
         self.on_text(piece)
@@ -453,23 +453,24 @@ class Session:
         """
         matcher = self.matcher
         text = self.model.detokenize(out).decode("utf-8", errors="replace")
-        if out and not text.startswith(TOOL_CALL_OPEN) and matcher.is_accepting():
+        if out and not self.fmt.starts_calls(text) and matcher.is_accepting():
             return out
-        if self.content and out and not text.startswith("<"):  # a JSON value, not a call: no valid cut exists
+        if self.content and out and not self.fmt.may_start_calls(text):  # a JSON value, not a call: no valid cut exists
             raise BudgetError(f"the budget of {len(out)} tokens ran out before the JSON answer was complete (it "
                               "cannot be closed validly): raise max_tokens")
         text = self.fmt.close_text(text, keep)
         tokens = self._closed_tokens(out, text)
         matcher.reset()
         if not (matcher.consume_tokens(tokens) and matcher.is_accepting()):
-            if text in (OPEN + CLOSE, "") and keep == -1:  # a call is required, and each one was refused
+            empty = (self.fmt.empty_answer(), "")
+            if text in empty and keep == -1:  # a call is required, and each one was refused
                 tools = ", ".join(sorted(str(n) for n in self._refused_tools)) or "its first call"
                 raise ToolChoiceError(
                     f"a call is required, and the model's only calls repeat ones whose results the conversation "
                     f"already holds ({tools}): allow an answer "
                     "without a call (tool_choice auto), or answered calls (setting refuse_answered_calls, "
                     "--allow-answered-calls)")
-            if text in (OPEN + CLOSE, ""):  # a call is required (tool_choice "required") and none was complete
+            if text in empty:  # a call is required (tool_choice "required") and none was complete
                 raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and "
                                   "a call is required: raise max_tokens")
             raise GrammarStateError(f"could not close the truncated output validly: {text!r}")

@@ -25,10 +25,10 @@ class Vocabulary:
         self._pieces: Optional[list[bytes]] = None
         self._max_token_bytes = 1
         self._lltokenizer: Optional[LLTokenizer] = None
-        self._markers: Optional[Markers] = None
+        self._markers: dict[tuple[str, str], Markers] = {}
         self._eog: Optional[list[int]] = None
         self._call_start: Optional[np.ndarray] = None
-        self._intent: Optional[np.ndarray] = None
+        self._intent: dict[tuple[str, str], np.ndarray] = {}
 
     def pieces(self) -> list[bytes]:
         """Each token's bytes as llguidance sees them (special tokens marked), read once (from the
@@ -49,11 +49,12 @@ class Vocabulary:
             self._lltokenizer = build_lltokenizer(self.model, self.pieces())
         return self._lltokenizer
 
-    def markers(self) -> Markers:
-        """How this model's tokenizer writes the tags (text pieces, or one special token each)."""
-        if self._markers is None:
-            self._markers = Markers.for_tokenizer(self.model.tokenize, lambda t: is_special_token(self.model, t))
-        return self._markers
+    def markers(self, tags: tuple[str, str]) -> Markers:
+        """How this model's tokenizer writes a format's tags (text pieces, or one special token each)."""
+        if tags not in self._markers:
+            self._markers[tags] = Markers.for_tokenizer(tags, self.model.tokenize,
+                                                        lambda t: is_special_token(self.model, t))
+        return self._markers[tags]
 
     def eog_ids(self) -> list[int]:
         """The end-of-generation tokens (special tokens asked one by one, not the whole vocabulary)."""
@@ -74,15 +75,15 @@ class Vocabulary:
             self._call_start = call_start
         return self._call_start
 
-    def call_intent(self) -> np.ndarray:
+    def call_intent(self, tags: tuple[str, str]) -> np.ndarray:
         """The tokens that start a call in any spelling (their text, less leading blanks, starts with
-        one of grammar/calls.py's CALL_INTENT_STARTS; the tags' own tokens; never an end-of-turn or other
-        control token), as a bool array over the vocabulary; computed once."""
-        if self._intent is None:
+        one of grammar/calls.py's CALL_INTENT_STARTS; the opening tag's own token; never an end-of-turn or
+        other control token), as a bool array over the vocabulary; computed once per format's tags."""
+        if tags not in self._intent:
             pieces = self.pieces()  # a special token's bytes are marked (0xff first), so it is never intent
             intent = np.fromiter((p.lstrip()[:1] in CALL_INTENT_BYTES for p in pieces), dtype=bool, count=len(pieces))
-            markers = self.markers()
+            markers = self.markers(tags)
             intent[[t for t in markers.open_ids if markers.special]] = True
             intent[self.eog_ids()] = False
-            self._intent = intent
-        return self._intent
+            self._intent[tags] = intent
+        return self._intent[tags]

@@ -29,6 +29,9 @@ class ToolFormat:
     """One way of laying out tool calls. Subclasses set the attributes and implement the methods;
     `formats.register` makes one available by its name (settings, manifests, --tool-format).
 
+    summary: one line for help texts (``--tool-format``).
+    tags: the (open, close) tags around a call block; nothing outside the format names them.
+    stream_head: the text an answer with calls starts with (the stream reader waits for it).
     call_end: bytes a token must hold for a call to have just ended (asked before parsing the output).
     block_per_call: each call is a tagged block of its own (else one block holds the list).
     template_layout: the conversation is the chat template's own messages, the tools its ``tools``
@@ -36,6 +39,9 @@ class ToolFormat:
     """
 
     name: str = ""
+    summary: str = ""
+    tags: tuple[str, str] = ("", "")
+    stream_head: str = ""
     call_end: bytes = b"}"
     block_per_call: bool = False
     template_layout: bool = False
@@ -43,6 +49,24 @@ class ToolFormat:
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
         """The messages of a request: the history, then the query."""
         raise NotImplementedError
+
+    def plain_markers(self) -> Markers:
+        """The tags written as text (the grammar's markers where no tokenizer says otherwise)."""
+        return Markers.plain(self.tags)
+
+    def starts_calls(self, text: str) -> bool:
+        """Whether an answer's text is the calls' layout (not a sentence or a JSON content value)."""
+        return bool(self.tags[0]) and text.startswith(self.tags[0])
+
+    def may_start_calls(self, text: str) -> bool:
+        """Whether a growing answer's text is, or may still become, the calls' layout (a prefix of
+        the opening tag counts: the rest of the tag may follow)."""
+        tag = self.tags[0]
+        return bool(tag) and (text.startswith(tag) or tag.startswith(text))
+
+    def empty_answer(self) -> str:
+        """The text of an answer that holds no call, as `close_text` writes it."""
+        return ""
 
     def query_offset(self, content: str) -> int:
         """Where the query begins in the content of a conversation's first user turn: the prompt up

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool, schema_validator
 
 _DECODER = json.JSONDecoder()

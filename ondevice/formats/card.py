@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable, Optional, Sequence
 
 from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
-from ..grammar.tags import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from .tags import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
 from ..settings import CARD
 from .base import Message, Tokenizer, ToolFormat
@@ -51,6 +51,10 @@ def render_user_prompt(query: str, tools: Optional[list[Any]] = None) -> str:
 
 class CardFormat(ToolFormat):
     name = CARD
+    summary = "the model card's prompt, one " + OPEN + "...]" + TOOL_CALL_CLOSE + " list"
+    tags = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
+    stream_head = OPEN
+    list_frame = (OPEN, CLOSE)  # the GBNF export's frame (grammar/export.py)
     call_end = b"}"
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
@@ -65,7 +69,7 @@ class CardFormat(ToolFormat):
         return at + len(_BEFORE_QUERY) if at >= 0 else 0
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
-        m = options.markers
+        m = options.markers or self.plain_markers()
         lines = []
         if options.allows_content and (not tools or options.max_calls == 0):
             return "start: content\n" + content_rule(options.content) + "\n"  # a JSON answer, no call possible
@@ -110,6 +114,9 @@ class CardFormat(ToolFormat):
             return OPEN + CLOSE
         calls = self.complete_calls(text)[:keep]
         return text[:calls[-1][1] if calls else len(OPEN)] + CLOSE
+
+    def empty_answer(self) -> str:
+        return OPEN + CLOSE
 
     def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
         if markers.special:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from ..errors import AssetError
 from ..gguf import GGUFError, read_header
-from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..settings import CARD, NATIVE
 
 TEMPLATE_KEY = "tokenizer.chat_template"

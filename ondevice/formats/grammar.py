@@ -11,7 +11,7 @@ from llguidance import LLMatcher, LLParserLimits, LLTokenizer
 
 from ..errors import ToolChoiceError, ToolSchemaError
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, content_rule, grammar_limits, is_limit_error
-from ..grammar.tags import OPEN
+from .tags import OPEN
 from ..schema.refs import check_refs
 from ..schema.tools import Tool
 from ..settings import Settings

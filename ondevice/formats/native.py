@@ -8,7 +8,7 @@ import json
 from typing import Any, Optional, Sequence
 
 from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
-from ..grammar.tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
 from ..settings import NATIVE
 from .base import Message, Tokenizer, ToolFormat
@@ -18,6 +18,9 @@ from .result import CallResult
 
 class NativeFormat(ToolFormat):
     name = NATIVE
+    summary = "the model's own chat template with the tools, one " + TOOL_CALL_OPEN + " block per call (Hermes, as Qwen2.5)"
+    tags = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
+    stream_head = TOOL_CALL_OPEN
     call_end = b">"  # a block ends with its closing tag
     block_per_call = True
     template_layout = True
@@ -35,7 +38,7 @@ class NativeFormat(ToolFormat):
                 for tool in tools]
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
-        m = options.markers
+        m = options.markers or self.plain_markers()
         calls = "" if not tools or options.max_calls == 0 else calls_rule(options.min_calls, options.max_calls,
                                                                            "block", "NL")
         alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else []) \

@@ -5,9 +5,10 @@ Each call is ``{"name": <a given tool's name>, "arguments": <an object valid for
 compact ``json.dumps`` layout the fine-tune was trained on (", " and ": " separators). Whitespace is
 bounded: none inside a call; the formats bound it around and between calls.
 
-The tags are written the way the model itself emits them (`Markers`): as text for a tokenizer that
-spells ``<tool_call>`` with ordinary pieces, or as the special token for one that has it as a single
-token (Qwen2.5's 151657/151658). With ``no_call="text"`` the grammar also admits, instead of the
+A format's tags are written the way the model itself emits them (`Markers`): as text for a
+tokenizer that spells a tag with ordinary pieces, or as the special token for one that has it as a
+single token (Qwen2.5's 151657/151658 for the Hermes tags). The tags themselves are each format's
+(ondevice/formats). With ``no_call="text"`` the grammar also admits, instead of the
 tool-call block, a plain sentence (the model's own way of saying no tool fits) that cannot start or
 contain a tag, of bounded length (`message_rule`).
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 from llguidance import LLParserLimits
@@ -29,37 +30,47 @@ from ..errors import ModelFileError, SettingsError, ToolChoiceError
 from ..schema.tools import Tool
 from ..settings import CARD, Settings, check_setting
 from ..structured import ContentFormat
-from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 
 # The JSON layout inside a call: Python's json.dumps defaults, no free whitespace.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 @dataclass(frozen=True)
 class Markers:
-    """The tags as the model emits them: Lark expressions, and the token ids of each tag.
+    """A format's tags as the model emits them: Lark expressions, and the token ids of each tag.
 
     ``special`` tags are single special tokens (written ``<[id]>`` in the grammar, so llguidance
-    matches the token itself); plain tags are text (a Lark string literal). `for_tokenizer` decides.
+    matches the token itself); plain tags are text (a Lark string literal). `for_tokenizer` decides;
+    `plain` is the text form (no tokenizer at hand).
     """
 
-    open_lark: str = json.dumps(TOOL_CALL_OPEN)
-    close_lark: str = json.dumps(TOOL_CALL_CLOSE)
+    open_text: str
+    close_text: str
+    open_lark: str
+    close_lark: str
     special: bool = False
     open_ids: tuple[int, ...] = ()
     close_ids: tuple[int, ...] = ()
 
     @classmethod
-    def for_tokenizer(cls, tokenize: Callable[[str], list[int]], is_special: Callable[[int], bool]) -> "Markers":
-        """The markers for a tokenizer: `tokenize` parses special tokens; `is_special` is llguidance's view."""
-        open_ids, close_ids = tokenize(TOOL_CALL_OPEN), tokenize(TOOL_CALL_CLOSE)
+    def plain(cls, tags: tuple[str, str]) -> "Markers":
+        """The tags `(open, close)` written as text."""
+        return cls(tags[0], tags[1], json.dumps(tags[0]), json.dumps(tags[1]))
+
+    @classmethod
+    def for_tokenizer(cls, tags: tuple[str, str], tokenize: Callable[[str], list[int]],
+                      is_special: Callable[[int], bool]) -> "Markers":
+        """The markers of the tags `(open, close)` for a tokenizer: `tokenize` parses special tokens;
+        `is_special` is llguidance's view."""
+        open_ids, close_ids = tokenize(tags[0]), tokenize(tags[1])
         special = [len(ids) == 1 and is_special(ids[0]) for ids in (open_ids, close_ids)]
         if special[0] != special[1]:
             raise ModelFileError(
-                f"the tokenizer has only one of the tags as a special token: {TOOL_CALL_OPEN} -> {open_ids}, "
-                f"{TOOL_CALL_CLOSE} -> {close_ids}; expected both or neither")
+                f"the tokenizer has only one of the tags as a special token: {tags[0]} -> {open_ids}, "
+                f"{tags[1]} -> {close_ids}; expected both or neither")
         if not special[0]:
-            return cls(open_ids=tuple(open_ids), close_ids=tuple(close_ids))
-        return cls(f"<[{open_ids[0]}]>", f"<[{close_ids[0]}]>", True, tuple(open_ids), tuple(close_ids))
+            return replace(cls.plain(tags), open_ids=tuple(open_ids), close_ids=tuple(close_ids))
+        return cls(tags[0], tags[1], f"<[{open_ids[0]}]>", f"<[{close_ids[0]}]>", True, tuple(open_ids),
+                   tuple(close_ids))
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,11 @@ class CallOptions:
 
     min_calls / max_calls bound the number of calls (max None: unbounded); allowed, when given, names
     the only tools that may be called (the prompt still lists every tool): OpenAI's ``tool_choice``
-    and ``parallel_tool_calls``. no_call: "list" (an answer without a call is
-    ``<tool_call>[]</tool_call>``), "text" (it may also be a plain sentence, unless a call is
+    and ``parallel_tool_calls``. no_call: "list" (an answer without a call is the format's empty
+    list), "text" (it may also be a plain sentence, unless a call is
     required), "threshold" (the grammar of "text"; the decoder picks the branch by the probability
     of "no call", see engine/session.py's FirstBranch); message_max_chars bounds that sentence. markers:
-    the tags as the model emits them. tool_format: "card" (one list block) or "native" (one block per
+    the format's tags as the model emits them (None: as text). tool_format: "card" (one list block) or "native" (one block per
     call, the model's own chat-template layout; see ondevice/formats). content: a response JSON Schema
     (structured outputs, see structured.py): where no call is required, the answer may (no tools: must) be one
     JSON value valid against it instead of the calls; no sentence is then admitted.
@@ -83,7 +94,7 @@ class CallOptions:
     allowed: Optional[tuple[str, ...]] = None
     no_call: str = "list"
     message_max_chars: int = 600
-    markers: Markers = field(default_factory=Markers)
+    markers: Optional[Markers] = None
     tool_format: str = CARD
     content: Optional[ContentFormat] = None
 
@@ -117,7 +128,8 @@ class CallOptions:
 
     def key(self) -> str:
         return json.dumps([self.min_calls, self.max_calls, self.allowed, self.no_call, self.message_max_chars,
-                           self.markers.open_lark, self.markers.close_lark, self.tool_format,
+                           self.markers and self.markers.open_lark, self.markers and self.markers.close_lark,
+                           self.tool_format,
                            self.content.enforced if self.content is not None else None])
 
     def callable_tools(self, tools: Sequence[Tool]) -> list[Tool]:

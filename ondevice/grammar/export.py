@@ -1,7 +1,7 @@
 """The tool-call grammar as GBNF, for llama.cpp's own grammar sampler (llama-server's ``grammar`` field).
 
 The same language as `formats.grammar.tool_call_lark` (the llguidance grammar ondevice decodes with): the
-``<tool_call>[...]</tool_call>`` frame, the call-count bounds and allowed tools of `CallOptions`,
+card format's list frame (its `list_frame`, passed in), the call-count bounds and allowed tools of `CallOptions`,
 and each call in the compact ``json.dumps`` layout with its arguments following the tool's
 normalized JSON Schema. GBNF has no regular expressions over JSON strings nor numeric ranges, so a
 schema using ``pattern``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum`` or
@@ -16,7 +16,6 @@ from typing import Any, Optional, Sequence
 
 from ..errors import ToolChoiceError, ToolSchemaError
 from .calls import DEFAULT_OPTIONS, CallOptions
-from .tags import CLOSE, OPEN
 from ..schema.tools import Tool
 
 NOT_IN_GBNF = ("pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
@@ -201,17 +200,16 @@ class _Converter:
         return self.add(name, f'"{{" ({first}) "}}"' if first else '"{}"')
 
 
-GBNF_FORMATS = ("card",)  # the layouts the GBNF export writes
-
-
-def tool_call_gbnf(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS) -> str:
-    """The GBNF grammar of a tool-call answer for these tools and options (root rule ``root``)."""
+def tool_call_gbnf(tools: Sequence[Tool], frame: tuple[str, str], options: CallOptions = DEFAULT_OPTIONS) -> str:
+    """The GBNF grammar of a tool-call answer for these tools and options (root rule ``root``): the
+    calls, a list between `frame`'s two strings (the card format's `list_frame`)."""
+    opening, closing = frame
     tools = options.callable_tools(tools)
     if options.min_calls and not tools:
         raise ToolChoiceError(f"at least {options.min_calls} call(s) required, but no tool is given")
     rules: dict[str, str] = dict(_BASE_RULES)
     if not tools or options.max_calls == 0:
-        rules["root"] = gbnf_literal(OPEN + CLOSE)
+        rules["root"] = gbnf_literal(opening + closing)
         return _format(rules)
     calls = []
     for i, tool in enumerate(tools):
@@ -225,7 +223,7 @@ def tool_call_gbnf(tools: Sequence[Tool], options: CallOptions = DEFAULT_OPTIONS
     low = max(options.min_calls, 1)
     sequence = _repeat("call", low, options.max_calls, sep="sep")
     body = f"ws-nl? {sequence} ws-nl?"
-    rules["root"] = f"{gbnf_literal(OPEN)} {body if options.min_calls else f'({body})?'} {gbnf_literal(CLOSE)}"
+    rules["root"] = f"{gbnf_literal(opening)} {body if options.min_calls else f'({body})?'} {gbnf_literal(closing)}"
     return _format(rules)
 
 

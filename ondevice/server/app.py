@@ -32,7 +32,8 @@ from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_f
 from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
 from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
-from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader
+from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
+from .tool_stream import ContentStream
 from .worker import DONE, Job, ModelWorker
 
 class ServeError(OndeviceError, RuntimeError):
@@ -265,8 +266,8 @@ class ChatServer:
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
-        reader = ToolCallReader(get_format(request.tool_format).block_per_call)
-        content = ContentStream(request.content is not None)
+        reader = ToolCallReader(get_format(request.tool_format))
+        content = ContentStream(request.content is not None, get_format(request.tool_format))
         ids: list[str] = []
         try:
             yield _sse(chunk(request, self.model_id, {"role": "assistant"}))

@@ -30,7 +30,8 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, finish_reason, json_type, parse_chat_request, usage
-from .tool_stream import ArgumentsDelta, CallStart, ToolCallReader, find_stop, split_calls
+from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader, split_calls
+from .tool_stream import find_stop
 
 # Bounds on stop sequences: each is searched for in the text after every token.
 MAX_STOP_SEQUENCES = 16
@@ -354,7 +355,7 @@ def message_object(req: MessagesRequest, model_id: str, result: CallResult,
                    tool_use_ids: Optional[list[str]] = None) -> dict[str, Any]:
     """The Message for a finished answer: its tool_use blocks (ids as streamed, if given), else its
     text block (none when the text is empty)."""
-    calls = split_calls(result.text, get_format(req.chat.tool_format).block_per_call)
+    calls = split_calls(result.text, get_format(req.chat.tool_format))
     ids = list(tool_use_ids or [])
     ids += [new_tool_use_id() for _ in range(len(calls) - len(ids))]
     content: list[dict[str, Any]] = [{"type": "tool_use", "id": ids[i], "name": name, "input": json.loads(arguments)}
@@ -383,7 +384,7 @@ class MessageStream:
 
     def __init__(self, req: MessagesRequest, model_id: str):
         self.req, self.model_id = req, model_id
-        self.reader = ToolCallReader(get_format(req.chat.tool_format).block_per_call)
+        self.reader = ToolCallReader(get_format(req.chat.tool_format))
         self.raw = ""  # the generated text so far
         self.stop_at: Optional[int] = None  # where the first stop sequence begins in it, once written
         self.sent = ""  # the text block's text sent so far

@@ -26,7 +26,8 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, json_type, finish_reason, no_call_content, parse_chat_request, usage
-from .tool_stream import ArgumentsDelta, CallStart, ContentStream, ToolCallReader, split_calls
+from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader, split_calls
+from .tool_stream import ContentStream
 
 REFUSED = {
     "conversation": "this server stores no conversations: continue with 'previous_response_id', or send the whole "
@@ -270,7 +271,7 @@ def new_id(prefix: str) -> str:
 def final_output(req: ResponsesRequest, result: CallResult, call_ids: Optional[list[tuple[str, str]]] = None,
                  message_id: Optional[str] = None) -> list[dict[str, Any]]:
     """The output items of a finished answer: its calls, else one message (ids as streamed, if given)."""
-    calls = split_calls(result.text, get_format(req.chat.tool_format).block_per_call)
+    calls = split_calls(result.text, get_format(req.chat.tool_format))
     items = []
     for i, (name, arguments) in enumerate(calls):
         item_id, call_id = call_ids[i] if call_ids and i < len(call_ids) else (new_id("fc"), new_id("call"))
@@ -288,8 +289,8 @@ class EventWriter:
         self.req, self.model_id = req, model_id
         self.keep = keep  # stores the finished response; what it answers is what the last event says
         self.seq = 0
-        self.reader = ToolCallReader(get_format(req.chat.tool_format).block_per_call)
-        self.text = ContentStream(True)  # anything that is not a call is the message's text
+        self.reader = ToolCallReader(get_format(req.chat.tool_format))
+        self.text = ContentStream(True, get_format(req.chat.tool_format))  # anything that is not a call is the message's text
         self.calls: list[tuple[str, str, str, str]] = []  # item id, call id, name, arguments so far
         self.open_call = False  # the last call's item is not yet done
         self.message_id: Optional[str] = None

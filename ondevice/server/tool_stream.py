@@ -1,140 +1,11 @@
-"""Follow a ``<tool_call>[...]</tool_call>`` answer (or, in the native format, its
-``<tool_call>\n{...}\n</tool_call>`` blocks) as its text grows: each call's name once it is
-complete, then its arguments text as it grows.
-
-The streamed and the non-streamed responses both come from this one reader, so a call's
-``function.arguments`` is exactly the text the model generated for it (not a re-serialization),
-and the concatenated stream deltas equal the non-streamed answer.
-"""
+"""What the server reads from a growing answer besides its calls (those are the format's stream
+reader, formats/stream.py): where a stop sequence falls, and a response format's JSON content."""
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
-from ..grammar.tags import OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
-
-# The head of one call, as the grammar lays it out (the call schema puts "name" before "arguments").
-_HEAD = re.compile(r'\{"name": ("(?:[^"\\]|\\.)*"), "arguments": ')
-
-
-@dataclass(frozen=True)
-class CallStart:
-    index: int
-    name: str
-
-
-@dataclass(frozen=True)
-class ArgumentsDelta:
-    index: int
-    text: str
-
-
-Event = Union[CallStart, ArgumentsDelta]
-
-
-class ToolCallReader:
-    """Feed text pieces; get events. Text that is not a tool-call list yields no events.
-    `block_per_call`: the calls come in blocks of their own (the tags between them are skipped)."""
-
-    def __init__(self, block_per_call: bool = False) -> None:
-        self.native = block_per_call
-        self.text = ""
-        self._pos = 0
-        self._state = "open"  # open | between | arguments | close_call | done
-        self._index = -1
-        self._depth = 0
-        self._in_string = False
-        self._escape = False
-        self._sent = 0  # end of the arguments text already reported
-
-    def feed(self, piece: str) -> list[Event]:
-        self.text += piece
-        events: list[Event] = []
-        while True:
-            before = (self._state, self._pos)
-            self._step(events)
-            if (self._state, self._pos) == before:
-                return events
-
-    def _step(self, events: list[Event]) -> None:
-        text, pos = self.text, self._pos
-        if self._state == "open":
-            head = TOOL_CALL_OPEN if self.native else OPEN
-            if len(text) >= len(head):
-                self._state, self._pos = ("between", len(head)) if text.startswith(head) else ("done", pos)
-        elif self._state == "between":
-            while pos < len(text):
-                if text[pos] in " \n,":
-                    pos += 1
-                    continue
-                tag = next((t for t in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE) if self.native and text.startswith(t, pos)), None)
-                if tag is None:
-                    break
-                pos += len(tag)
-            self._pos = pos
-            if self.native and pos < len(text) and any(t.startswith(text[pos:]) for t in (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)):
-                return  # a tag not yet complete
-            if pos < len(text) and text[pos] == "{":
-                head = _HEAD.match(text, pos)
-                if head is not None:
-                    self._index += 1
-                    events.append(CallStart(self._index, json.loads(head.group(1))))
-                    self._state, self._pos, self._sent = "arguments", head.end(), head.end()
-                    self._depth, self._in_string, self._escape = 0, False, False
-            elif pos < len(text):
-                self._state = "done"
-        elif self._state == "arguments":
-            end = self._scan_arguments()
-            stop = len(text) if end is None else end
-            if stop > self._sent:
-                events.append(ArgumentsDelta(self._index, text[self._sent:stop]))
-                self._sent = stop
-            if end is not None:
-                self._state, self._pos = "close_call", end
-        elif self._state == "close_call":
-            if pos < len(text):
-                self._state, self._pos = "between", pos + 1  # the call object's closing brace
-
-    def _scan_arguments(self) -> Optional[int]:
-        """Advance over the arguments JSON value; its end offset once it is complete."""
-        text = self.text
-        i = self._pos
-        while i < len(text):
-            c = text[i]
-            i += 1
-            if self._in_string:
-                if self._escape:
-                    self._escape = False
-                elif c == "\\":
-                    self._escape = True
-                elif c == '"':
-                    self._in_string = False
-            elif c == '"':
-                self._in_string = True
-            elif c in "{[":
-                self._depth += 1
-            elif c in "}]":
-                self._depth -= 1
-                if self._depth == 0:
-                    self._pos = i
-                    return i
-        self._pos = i
-        return None
-
-
-def split_calls(text: str, block_per_call: bool = False) -> list[tuple[str, str]]:
-    """(name, arguments text) of every call in a complete answer."""
-    calls: list[tuple[str, str]] = []
-    for event in ToolCallReader(block_per_call).feed(text):
-        if isinstance(event, CallStart):
-            calls.append((event.name, ""))
-        else:
-            name, arguments = calls[event.index]
-            calls[event.index] = (name, arguments + event.text)
-    return calls
+from ..formats.base import ToolFormat
 
 
 def find_stop(text: str, stops: Sequence[str]) -> Optional[tuple[int, str]]:
@@ -151,15 +22,16 @@ def find_stop(text: str, stops: Sequence[str]) -> Optional[tuple[int, str]]:
 
 class ContentStream:
     """A response format's JSON answer as content deltas: feed text pieces, get the text to send.
-    The first character tells a JSON value (sent as it grows) from a call (a tag: nothing sent)."""
+    The first piece tells a JSON value (sent as it grows) from a call (the format's tag: nothing sent)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, fmt: ToolFormat) -> None:
         self.enabled = enabled
+        self.fmt = fmt
         self.streamed = False
         self._decided = not enabled
 
     def feed(self, piece: str) -> str:
         if not self._decided and piece:
             self._decided = True
-            self.streamed = not piece.lstrip().startswith("<")
+            self.streamed = not self.fmt.may_start_calls(piece.lstrip())
         return piece if self.streamed else ""

@@ -8,7 +8,7 @@ import pytest
 
 from ondevice import Settings, ToolCaller, validate_calls
 from ondevice.errors import ContextOverflowError, EmptyQueryError
-from ondevice.grammar.tags import CLOSE, OPEN
+from ondevice.formats.tags import CLOSE, OPEN
 from ondevice.engine.hardware import system_info
 from ondevice.engine.sampling import Sampler
 from ondevice.schema.tools import normalize_tools

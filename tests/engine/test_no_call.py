@@ -7,7 +7,7 @@ import pytest
 from ondevice import Settings
 from ondevice.formats.grammar import tool_call_lark
 from ondevice.grammar.calls import CallOptions
-from ondevice.grammar.tags import OPEN
+from ondevice.formats.tags import OPEN
 from ondevice.settings import SettingsError
 
 from ..common import load_example

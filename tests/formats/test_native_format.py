@@ -16,11 +16,11 @@ from ondevice.formats import get_format
 from ondevice.formats.blocks import ToolCall, validate_calls
 from ondevice.formats.grammar import tool_call_lark
 from ondevice.grammar.calls import CallOptions
-from ondevice.grammar.tags import TOOL_CALL_OPEN
+from ondevice.formats.tags import TOOL_CALL_OPEN
 from ondevice.settings import NATIVE
 from ondevice.formats.prompt import prepare_messages, template_tools
 from ondevice.server.protocol import APIError, native_messages
-from ondevice.server.tool_stream import ToolCallReader, split_calls
+from ondevice.formats.stream import ToolCallReader, split_calls
 from ondevice.schema.tools import normalize_tools
 
 from ..common import EXAMPLE_NAMES, EXAMPLES, PINNED_DATE, QWEN_ALIAS, load_example
@@ -74,12 +74,12 @@ def test_a_wrong_tool_format_is_a_clear_error():
 
 @pytest.mark.nomodel
 def test_the_stream_reader_follows_native_blocks():
-    assert split_calls(TWO_BLOCKS, block_per_call=True) == [("a", '{"x": "</tool_call>"}'), ("b", "{}")]
-    reader, events = ToolCallReader(block_per_call=True), []
+    assert split_calls(TWO_BLOCKS, get_format("native")) == [("a", '{"x": "</tool_call>"}'), ("b", "{}")]
+    reader, events = ToolCallReader(get_format("native")), []
     for ch in TWO_BLOCKS:  # piece by piece, tags split too
         events += reader.feed(ch)
     assert [e.name for e in events if hasattr(e, "name")] == ["a", "b"]
-    assert split_calls("No tool fits.", block_per_call=True) == []
+    assert split_calls("No tool fits.", get_format("native")) == []
 
 
 @pytest.mark.nomodel

@@ -11,7 +11,10 @@ from llguidance import LLMatcher
 from ondevice.errors import ToolSchemaError
 from ondevice.formats.grammar import compile_grammar
 from ondevice.grammar.calls import CallOptions
+from ondevice.formats.card import CardFormat
 from ondevice.grammar.export import tool_call_gbnf
+
+CARD_FRAME = CardFormat.list_frame
 from ondevice.formats.blocks import parse_tool_calls
 from ondevice.schema.tools import normalize_tools
 from ondevice.api import validate_calls
@@ -80,7 +83,7 @@ def test_gbnf_refuses_what_it_cannot_enforce():
     tools = normalize_tools([{"name": "set_volume", "parameters": {"type": "object", "properties": {
         "level": {"type": "integer", "minimum": 0, "maximum": 10}}}}])
     with pytest.raises(ToolSchemaError, match=r"'set_volume'.*'minimum'"):
-        tool_call_gbnf(tools)
+        tool_call_gbnf(tools, CARD_FRAME)
 
 
 def test_gbnf_covers_nested_schemas(llama):
@@ -105,7 +108,7 @@ def test_gbnf_covers_nested_schemas(llama):
     # every answer it completes must be valid for the schema.
     prompt = "Plan a trip in two steps, as a tool call.\n"
     for seed, options in ((0, CallOptions()), (1, CallOptions(min_calls=1, max_calls=2)), (2, CallOptions(min_calls=1))):
-        grammar = LlamaGrammar.from_string(tool_call_gbnf(tools, options), verbose=False)
+        grammar = LlamaGrammar.from_string(tool_call_gbnf(tools, CARD_FRAME, options), verbose=False)
         llama.set_seed(seed)
         out = llama(prompt, grammar=grammar, max_tokens=256, temperature=1.0, seed=seed)["choices"][0]
         if out["finish_reason"] != "stop":

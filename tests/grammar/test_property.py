@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from ondevice import Settings, ToolCaller
 from ondevice.formats import get_format
-from ondevice.grammar.tags import CLOSE, OPEN
+from ondevice.formats.tags import CLOSE, OPEN
 from ondevice.settings import NATIVE
 from ondevice.schema.tools import normalize_tools
 

@@ -12,7 +12,7 @@ import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.template.chat_template import ChatTemplateError
-from ondevice.grammar.tags import OPEN
+from ondevice.formats.tags import OPEN
 from ondevice.models.catalog import manifests
 
 from ..common import EXAMPLE_NAMES, PINNED_DATE, QWEN_ALIAS, load_example
