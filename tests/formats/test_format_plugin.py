@@ -64,6 +64,8 @@ def test_a_plugin_format_decodes_as_the_built_in_one(tmp_path, ondevice_home):
                      "qwen2.5-coder-0.5b-instruct", "--tool-format", name, "--json", "--threads", "2"],
                     plugin, ondevice_home)
         assert done.returncode == 0, done.stderr[-2000:]
-        answers[name] = json.loads(done.stdout)
+        answer = json.loads(done.stdout)
+        answers[name] = (answer["calls"], answer["text"])  # timings differ (the second reuses the prefix cache)
     assert answers["hermes-plugin"] == answers["native"]
-    assert answers["native"] and answers["native"][0]["name"] == "get_weather"
+    calls, _ = answers["native"]
+    assert calls and calls[0]["name"] == "get_weather"
