@@ -60,6 +60,7 @@ class ToolCaller:
         self._first_call = True
         self.lock = threading.RLock()
         self.closed = False
+        self.closing = False  # set before close() waits for the lock: no new call may take it first
 
     @classmethod
     def load(cls, model: Optional[str | Path] = None, settings: Optional[Settings] = None) -> "ToolCaller":
@@ -153,6 +154,7 @@ class ToolCaller:
         sees the answer's text as it becomes final (a sentence as it grows, calls one accepted call
         at a time; the pieces add up to `result.text`: see Session).
         """
+        self.check_open()  # before waiting: a closing caller takes no new call
         with self.lock:
             self.check_open()
             s = settings or self.settings
@@ -182,6 +184,7 @@ class ToolCaller:
         included): the next assistant turn. The evaluated prefix kept in the prefix cache ends where
         the first user turn's query begins; a follow-up turn picks up where the previous one's answer
         began. `query` (default: the last message's text) is what drafts are copied from last."""
+        self.check_open()
         with self.lock:
             self.check_open()
             s = settings or self.settings
@@ -191,8 +194,9 @@ class ToolCaller:
             return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
 
     def check_open(self) -> None:
-        """A CallerClosedError once `close` ran."""
-        if self.closed:
+        """A CallerClosedError once `close` ran (or began: it waits for the running call only, not for
+        calls other threads would start meanwhile)."""
+        if self.closed or self.closing:
             raise CallerClosedError("this ToolCaller is closed: load a new one with ToolCaller.load()")
 
     def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
@@ -253,7 +257,10 @@ class ToolCaller:
         return Conversation(self, tools)
 
     def close(self) -> None:
-        """Free the model; waits for a running call (any thread) to finish first."""
+        """Free the model; waits for a running call (any thread) to finish first. Calls made from
+        then on get a CallerClosedError (the lock is not fair: without the flag, threads calling in
+        a loop could hold it until they stop)."""
+        self.closing = True
         with self.lock:
             self.closed = True
             self.model.close()
