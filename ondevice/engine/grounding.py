@@ -46,7 +46,6 @@ _NUMBER_WORDS: dict[str, float] = {
     "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "dozen": 12, "half": 0.5,
     "once": 1, "twice": 2, "single": 1, "double": 2, "pair": 2, "couple": 2,
 }
-_NEUTRAL = ("", 0, 1)  # values a model fills in for "nothing said": no evidence either way
 _STEM = 5  # a word and a value's word sharing their first 5 letters are one word ("german", "germany")
 
 
@@ -76,7 +75,14 @@ def _leaves(value: Any) -> Iterator[Any]:
 
 
 def _neutral(value: Any) -> bool:
-    return any(type(value) is type(n) and value == n for n in _NEUTRAL) or (isinstance(value, float) and value in (0.0, 1.0))
+    """0, 1 or "": what a model fills in for "nothing said" (a leaf: a string or a number, never a bool)."""
+    return value == "" if isinstance(value, str) else value in (0, 1)
+
+
+def _numbers(text: str) -> set[float]:
+    """The numbers a (casefolded) text names: in digits (digit-group commas aside) or as words."""
+    found = {float(n) for n in _NUMBER.findall(_DIGIT_GROUP.sub("", text))}
+    return found | {_NUMBER_WORDS[w] for w in _WORD.findall(text) if w in _NUMBER_WORDS}
 
 
 def _documented(value: Any, schema: Any) -> bool:
@@ -92,7 +98,7 @@ def _documented(value: Any, schema: Any) -> bool:
     description = schema.get("description")
     # Numbers only: a string a description names is as often an example the model copied ("such as
     # 'Los Angeles, CA'") as a documented value.
-    return isinstance(description, str) and not isinstance(value, str) and float(value) in Grounding(description.casefold()).numbers
+    return isinstance(description, str) and not isinstance(value, str) and float(value) in _numbers(description.casefold())
 
 
 class Grounding:
@@ -103,9 +109,7 @@ class Grounding:
         self._sequence = _WORD.findall(text)
         self.words = frozenset(self._sequence)
         self._pairs = frozenset(a[0] + b[0] for a, b in zip(self._sequence, self._sequence[1:]))
-        plain = _DIGIT_GROUP.sub("", text)
-        self.numbers = {float(n) for n in _NUMBER.findall(plain)}
-        self.numbers |= {_NUMBER_WORDS[w] for w in self.words if w in _NUMBER_WORDS}
+        self.numbers = _numbers(text)
         self._stems = frozenset(w[:_STEM] for w in self.words if len(w) >= _STEM)
 
     def mentions(self, value: Any) -> bool:

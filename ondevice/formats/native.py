@@ -55,7 +55,7 @@ class NativeFormat(ToolFormat):
             lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
             # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
             # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
-            for rule, lark, text in (("tag_open", m.open_lark, TOOL_CALL_OPEN), ("tag_close", m.close_lark, TOOL_CALL_CLOSE)):
+            for rule, lark, text in (("tag_open", m.open_lark, m.open_text), ("tag_close", m.close_lark, m.close_text)):
                 lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
             lines += call_rules(tools)
         return "\n".join(lines) + "\n"

@@ -41,7 +41,6 @@ class ToolCallReader:
 
     def __init__(self, fmt: ToolFormat) -> None:
         self.head = fmt.stream_head
-        self.native = fmt.block_per_call
         self.tags = fmt.tags if fmt.block_per_call else ()
         self.text = ""
         self._pos = 0
