@@ -89,7 +89,7 @@ def choose(table: list[dict[str, Any]], max_refusals: float) -> Optional[float]:
 def grounding_effect(rows: list[dict[str, Any]], cases: dict[str, B.Case], required: bool = True) -> dict[str, Any]:
     """What refuse_ungrounded_calls does to these answers (the run itself has it off): a first call
     it refuses becomes a sentence, a later one ends the list. `required` False: its first rule
-    alone (one value mentioned), without the tools' schemas."""
+    alone (one value mentioned), without the tools' schemas or the answer's earlier calls."""
     from ondevice.engine.grounding import Grounding, conversation_text
     from ondevice.schema.tools import normalize_tools
 
@@ -101,7 +101,8 @@ def grounding_effect(rows: list[dict[str, Any]], cases: dict[str, B.Case], requi
         parameters = {t.name: t.parameters for t in normalize_tools(case.tools)}
         kept = []
         for call in row["calls"]:
-            if not grounding.grounded(call, parameters.get(call.get("name")) if required else None):
+            if not (grounding.grounded(call, parameters.get(call.get("name")), kept) if required
+                    else grounding.grounded(call)):
                 break
             kept.append(call)
         if row["due"] == 0:
@@ -212,7 +213,8 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"with its first rule only (one value mentioned): irrelevance without a call "
                      f"{one['irrelevance_no_call']}, false refusals {one['false_refusals']} "
                      f"({one['correct_answers_lost']} right answers lost), extra calls {one['extra_calls']}")
-    lines.append(f"with refuse_ungrounded_calls (one value mentioned, every required open value given): irrelevance "
+    lines.append(f"with refuse_ungrounded_calls (one value mentioned, every required open value given, no variant "
+                 f"of an earlier call): irrelevance "
                  f"without a call {g['irrelevance_no_call']}, false refusals {g['false_refusals']} "
                  f"({g['correct_answers_lost']} right answers lost), extra calls {g['extra_calls']}")
     return "\n".join(lines)

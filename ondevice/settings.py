@@ -99,7 +99,8 @@ class Settings:
     "threshold"), the answer is a sentence instead. refuse_ungrounded_calls: where calls are optional,
     a call none of whose string or number values the conversation mentions, or one with a required
     open argument (no enum, not a boolean, not its default) whose value nobody gave (a made-up call:
-    "Who won yesterday?" answered with a stock-price call for a date the model invented) is refused
+    "Who won yesterday?" answered with a stock-price call for a date the model invented), or an
+    earlier call of the answer again with only values changed that nobody named, is refused
     as an answered one is: the first call becomes a sentence (or, with no_call "list", the empty
     list), a later one ends the list (engine/grounding.py; chosen on BFCL cases disjoint from the
     judged sample, docs/benchmarks.md). list_end: at a call boundary, "model" ends the

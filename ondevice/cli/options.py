@@ -55,7 +55,8 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     g.add_argument("--allow-answered-calls", action="store_true",
                    help="do not refuse a call identical to one whose result the conversation already holds")
     g.add_argument("--allow-ungrounded-calls", action="store_true",
-                   help="do not refuse a call none of whose values the conversation mentions, or with a required value nobody gave")
+                   help="do not refuse a call none of whose values the conversation mentions, with a required value "
+                        "nobody gave, or repeating an earlier call with only unnamed values changed")
     g.add_argument("--no-grammar", action="store_true",
                    help="free generation without the tool-call grammar (no validity guarantee)")
     g.add_argument("--date-string", help='pin the "Today Date" of the Llama 3.2 template, e.g. "26 Jul 2024"')

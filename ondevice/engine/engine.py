@@ -450,14 +450,15 @@ def _start_over(tools: list[Tool], options: CallOptions, s: Settings) \
 
 
 def _grounding(messages: Sequence[Message], tools: Sequence[Tool], query_offset: Callable[[str], int],
-               options: CallOptions, s: Settings) -> Optional[Callable[[Any], bool]]:
-    """The check that refuses a call nobody asked for: only where calls are optional (a required or
-    named call is the caller's request, whatever its values)."""
+               options: CallOptions, s: Settings) -> Optional[Callable[[Any, Sequence[Any]], bool]]:
+    """The check that refuses a call nobody asked for (given the calls before it in the answer): only
+    where calls are optional (a required or named call is the caller's request, whatever its values)."""
     if not s.refuse_ungrounded_calls or options.min_calls:
         return None
     grounding = Grounding(conversation_text(messages, query_offset))
     parameters = {t.name: t.parameters for t in tools}
-    return lambda call: grounding.grounded(call, parameters.get(call.get("name")) if isinstance(call, dict) else None)
+    return lambda call, earlier: grounding.grounded(
+        call, parameters.get(call.get("name")) if isinstance(call, dict) else None, earlier)
 
 
 def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:

@@ -11,14 +11,19 @@ number its description names: "1 for Bangkok", "Default is 52"). A call is groun
    results, not the tool definitions), if it has any, and
 2. every required argument the tool's schema leaves open (no enum, no const, not a boolean) with
    evidence values has one that appears there: a required value the user never gave is one the
-   model should ask for, not invent (the stock-price call's date).
+   model should ask for, not invent (the stock-price call's date), and
+3. it is not an earlier call of the same answer again with only values changed that the text does
+   not mention: `estimate_derivative(method="forward")` after `method="central"` for "how steep is
+   x**2 at 5?" is a choice nobody made (a choice the user named, "in celsius and in fahrenheit",
+   is a second request).
 
-A value appears when a word of a string value is a substring of the text ("NY" in "NYC", "Tokyo"
-in "What time is it in Tokyo?") or shares its first five letters with a word of it ("Germany" for
-"German"), a one-character string is a word of it ("X" in "stock 'X'"), the initials of a string
-of several words start a word of it ("New York" for "NYC"), a code of capitals holds the initials
-of two of its words in order ("GBP" for "British pounds"), a clock time's hour is one of its
-numbers ("19:00" for "7 pm"), or a number is one of its numbers: written in digits (sign and
+A value appears when a word of a string value (other than a stop word such as "the" or "of") is a
+substring of the text ("NY" in "NYC", "Tokyo" in "What time is it in Tokyo?") or shares its first
+five letters with a word of it ("Germany" for "German"), a one-character string is a word of it
+("X" in "stock 'X'"), the initials of a string of several words are a word of it or start one a
+letter longer ("New York" for "NYC"; not "Los Angeles" for "Lakers"), a code of capitals holds the
+initials of two of its words in order ("GBP" for "British pounds"), a clock time's hour is one of
+its numbers ("19:00" for "7 pm"), or a number is one of its numbers: written in digits (sign and
 digit-group commas aside), as a word ("two", "dozen", "third"), or as a percentage of a fraction
 ("7%" for 0.07).
 The check is lexical and format-free: it reads ``{"name", "arguments"}`` values, whatever syntax
@@ -46,6 +51,9 @@ _NUMBER_WORDS: dict[str, float] = {
     "hundred": 100, "thousand": 1000, "million": 1e6, "billion": 1e9, "dozen": 12, "half": 0.5,
     "once": 1, "twice": 2, "single": 1, "double": 2, "pair": 2, "couple": 2,
 }
+# Words that say nothing of a value by themselves: "The Metropolitan Museum of Art" is not mentioned by
+# "the" and "of" in "Who are the famous dancers of the 19th century?".
+_STOP_WORDS = frozenset("a an and at by de for from in of on or the to with".split())
 _STEM = 5  # a word and a value's word sharing their first 5 letters are one word ("german", "germany")
 
 
@@ -116,7 +124,8 @@ class Grounding:
         """Whether the text mentions `value` (a string or a number), in one of the forms above."""
         if isinstance(value, str):
             words = _WORD.findall(value.casefold())
-            if any(word in self.text for word in words if len(word) > 1 or word.isdigit()):
+            content = [w for w in words if w not in _STOP_WORDS] or words
+            if any(word in self.text for word in content if len(word) > 1 or word.isdigit()):
                 return True
             if any(len(w) >= _STEM and w[:_STEM] in self._stems for w in words):  # "Germany" for "german"
                 return True
@@ -124,7 +133,7 @@ class Grounding:
                 return True
             if len(words) > 1:  # an abbreviation: "New York" for "NYC", "San Francisco" for "SF"
                 initials = "".join(w[0] for w in words)
-                if any(w.startswith(initials) for w in self.words):
+                if any(w.startswith(initials) and len(w) <= len(initials) + 1 for w in self.words):
                     return True
             if _CODE.fullmatch(value) and any(_in_order(pair, value.casefold()) for pair in self._pairs):
                 return True  # a code holding the initials of two words: "GBP" for "British pounds"
@@ -145,10 +154,13 @@ class Grounding:
             seen = True
         return False if seen else None
 
-    def grounded(self, call: Any, parameters: Optional[Mapping[str, Any]] = None) -> bool:
-        """Whether `call` (a ``{"name", "arguments"}`` value) rests on the conversation: rules 1 and 2
-        of the module's docstring, rule 2 where `parameters` (the tool's JSON Schema) is given."""
+    def grounded(self, call: Any, parameters: Optional[Mapping[str, Any]] = None, earlier: Sequence[Any] = ()) -> bool:
+        """Whether `call` (a ``{"name", "arguments"}`` value) rests on the conversation: rules 1 to 3
+        of the module's docstring, rule 2 where `parameters` (the tool's JSON Schema) is given, rule 3
+        against `earlier` (the calls before it in the same answer)."""
         arguments = call.get("arguments") if isinstance(call, dict) else None
+        if any(self._variant(call, before) for before in earlier):
+            return False
         if not isinstance(arguments, dict):
             return self._evidence(arguments, None) is not False
         schema = parameters if isinstance(parameters, Mapping) else {}
@@ -158,6 +170,17 @@ class Grounding:
         if False in found.values() and True not in found.values():
             return False  # rule 1: values, and none of them mentioned
         return not any(found.get(name) is False for name in required if _open(properties.get(name)))
+
+
+    def _variant(self, call: Any, before: Any) -> bool:
+        """Rule 3: `call` is `before` again (same tool) with only values changed that nobody named."""
+        if not (isinstance(call, dict) and isinstance(before, dict) and call.get("name") == before.get("name")):
+            return False
+        now, then = call.get("arguments"), before.get("arguments")
+        if not (isinstance(now, dict) and isinstance(then, dict)):
+            return False
+        changed = [name for name in now.keys() | then.keys() if now.get(name) != then.get(name)]
+        return bool(changed) and not any(self.mentions(leaf) for name in changed for leaf in _leaves(now.get(name)))
 
 
 def _in_order(letters: str, word: str) -> bool:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from llguidance import LLMatcher
@@ -102,7 +102,8 @@ class Refusals:
     max_identical: int = 0
     answered: tuple[Any, ...] = ()
     start_over: Optional[Callable[[frozenset[str]], Optional[str]]] = None
-    grounded: Optional[Callable[[Any], bool]] = None  # False: a call nobody asked for (engine/grounding.py)
+    # (call, the calls before it) -> False for a call nobody asked for (engine/grounding.py)
+    grounded: Optional[Callable[[Any, Sequence[Any]], bool]] = None
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,7 @@ class Session:
         if self.check is not None and self._redrawn(last):
             return
         repeated = r.max_identical and sum(c == last for c in calls) > r.max_identical
-        unasked = r.grounded is not None and not r.grounded(last)
+        unasked = r.grounded is not None and not r.grounded(last, calls[:-1])
         if not (repeated or last in r.answered or unasked):
             self._final_end = found[-1][1]
             self._accepted_len, self._tries, self.sampler = len(self.out), 0, self._sampler

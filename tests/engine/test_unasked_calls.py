@@ -102,8 +102,12 @@ def test_a_value_is_mentioned_in_the_forms_people_write_it(value, text):
 
 
 @pytest.mark.nomodel
-@pytest.mark.parametrize("value, text", [(25, "it is 250 meters"), ("x", "next week"), ("14:00", "from 7 pm"),
-                                         ("Gerbil", "german history"), ("USD", "from british pounds")])
+@pytest.mark.parametrize("value, text", [
+    (25, "it is 250 meters"), ("x", "next week"), ("14:00", "from 7 pm"), ("Gerbil", "german history"),
+    ("USD", "from british pounds"),
+    ("Los Angeles", "who won between the lakers and celtics?"),  # "la" starts "lakers": no abbreviation
+    ("The Metropolitan Museum of Art", "famous dancers of the 19th century"),  # "the", "of" name nothing
+])
 def test_a_value_the_text_does_not_hold_is_not_mentioned(value, text):
     assert not Grounding(text).mentions(value)
 
@@ -164,3 +168,36 @@ def test_a_number_the_parameter_description_names_is_the_tools_vocabulary(argume
         "city": {"type": "string", "description": "The city, e.g. Chiang Mai"}}, "required": ["service_id", "city"]}
     text = "find a housekeeper who irons in bangkok"
     assert Grounding(text).grounded({"name": "providers", "arguments": arguments}, schema) is expected
+
+
+DERIVATIVE = {"type": "object", "properties": {
+    "function": {"type": "string"}, "x": {"type": "number"},
+    "method": {"type": "string", "enum": ["central", "forward", "backward"]}}, "required": ["function", "x"]}
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("later, expected", [
+    ({"function": "x**2", "x": 5, "method": "forward"}, False),  # a choice nobody named, the rest repeated
+    ({"function": "x**2", "x": 7, "method": "central"}, True),  # a value the user gave: a second request
+    ({"function": "x**2", "x": 5, "method": "backward"}, True),  # the user named this choice too
+])
+def test_a_later_call_that_only_changes_what_nobody_named_is_refused(later, expected):
+    text = "how steep is x**2 at x = 5 and at x = 7? use the backward method too"
+    first = {"name": "d", "arguments": {"function": "x**2", "x": 5, "method": "central"}}
+    call = {"name": "d", "arguments": later}
+    assert Grounding(text).grounded(first, DERIVATIVE) is True
+    assert Grounding(text).grounded(call, DERIVATIVE, [first]) is expected
+
+
+def test_qwen_does_not_ground_a_made_up_city_on_a_word_that_starts_like_it(qwen_caller):
+    """Qwen answers a sports question given a weather tool with Los Angeles' weather; "la" starting
+    "lakers" is no abbreviation of it."""
+    tools = WEATHER[:1] + [{"name": "search", "description": "Search for information on the internet",
+                            "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
+                                           "required": ["query"]}}]
+    query = "Who won the game between the Lakers and the Celtics yesterday?"
+    s = qwen_caller.settings.with_(max_tokens=96)
+    made_up = qwen_caller.call(query, tools, settings=s.with_(refuse_ungrounded_calls=False))
+    assert "get_weather" in [c.name for c in made_up.calls], "the case no longer shows the defect"
+    result = qwen_caller.call(query, tools, settings=s)
+    assert "get_weather" not in [c.name for c in result.calls], result.calls_as_dicts()
