@@ -23,7 +23,7 @@ from .engine.grammars import check_tools
 from .schema.limits import check_messages, check_tool_limits
 from .engine.llama import LlamaModel
 from .models.catalog import ResolvedModel, manifests, resolve
-from .formats import get_format
+from .formats import format_names, get_format
 from .formats.blocks import validate_calls
 from .engine.prefix_cache import PrefixCache, prepare_cache_dir
 from .formats.prompt import Message, check_query, prepare_messages
@@ -295,8 +295,10 @@ class Conversation:
     def add_tool_result(self, content: str) -> None:
         """Append a tool's result (a format with the chat template's layout only: the card has no place for one)."""
         if not get_format(self.caller.tool_format()).template_layout:
-            raise ChatTemplateError("tool results are rendered only in the native tool format (the card's format "
-                                    "has no tool turn): load with Settings(tool_format='native')")
+            names = [name for name in format_names() if get_format(name).template_layout]
+            raise ChatTemplateError(f"tool results are rendered only in a tool format of the chat template's own "
+                                    f"layout ({', '.join(names)}); the card's format has no tool turn: load with "
+                                    f"Settings(tool_format=...) naming one")
         with self._lock:
             self.messages.append({"role": "tool", "content": content})
 

@@ -10,6 +10,7 @@ starts (ONDEVICE_NO_MODEL_LOADS, read by ondevice's loader) fails the test."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import llama_cpp
@@ -27,7 +28,7 @@ from .common import PINNED_DATE, QWEN_ALIAS
 MODEL_FIXTURES = {"standin_path", "caller", "qwen_caller", "engine", "server", "client", "qwen_server", "llama",
                   "request_fixture", "tiny_checkpoint", "standin_caller", "qwen_by_path", "one_thread_caller",
                   "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f16", "tiny_hf_model", "tmp_ckpt",
-                  "threaded", "installed"}
+                  "threaded", "installed", "tiny_llama_gguf", "tiny_llama3", "llama3_server", "qwen_other"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -81,3 +82,19 @@ def caller(standin_path: Path) -> ToolCaller:
 def qwen_caller(ondevice_home: Path) -> ToolCaller:
     with ToolCaller.load(QWEN_ALIAS, Settings(date_string=PINNED_DATE, n_ctx=4096)) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama 3.2 (real Llama 3 tokenizer, real chat template) as an F16 GGUF: the
+    vehicle of the llama3 format (its answers are nonsense inside the grammar)."""
+    from ondevice_bench.fixtures.synthetic import tiny_config, write_random_checkpoint
+    from ondevice_bench.fixtures.tokenizer_assets import CACHE_ENV, llama3_tokenizer_dir
+    from ondevice_convert import convert_checkpoint
+
+    cache = os.environ.get(CACHE_ENV)
+    tokenizer = llama3_tokenizer_dir(Path(cache) if cache else tmp_path_factory.mktemp("tokenizer-llama3"))
+    ckpt = write_random_checkpoint(tmp_path_factory.mktemp("tiny-llama3") / "ckpt", tiny_config(), seed=3,
+                                   tokenizer_dir=tokenizer)
+    out = tmp_path_factory.mktemp("tiny-llama3-gguf")
+    return convert_checkpoint(ckpt, out, quant=None, outtype="f16", progress=False).paths["F16"]

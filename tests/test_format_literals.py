@@ -22,7 +22,8 @@ def _literals() -> set[str]:
     found = set()
     for name in format_names():
         fmt = get_format(name)
-        found |= {t for t in (*fmt.tags, fmt.stream_head, *getattr(fmt, "list_frame", ())) if t}
+        # a one-character head ("[" of a bare JSON array) is JSON's own syntax, not a tag to look for
+        found |= {t for t in (*fmt.tags, fmt.stream_head, *getattr(fmt, "list_frame", ())) if len(t) > 1}
     return found
 
 

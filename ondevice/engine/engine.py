@@ -39,7 +39,9 @@ from ..formats import get_format
 from ..formats.blocks import ToolCall, validate_calls
 from ..formats.prompt import Message
 from ..formats.grammar import tool_call_lark
+from ..formats.base import ToolFormat
 from ..formats.result import CallResult
+from ..formats.stream import split_calls
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
 from ..schema.grammar_schema import Relaxation
 from ..schema.tools import Tool, relaxations, schema_validator
@@ -336,7 +338,7 @@ class Engine:
             calls: Optional[list[ToolCall]] = []  # the model answered with a sentence: no call
             message = gen.text.strip()
         else:
-            calls = fmt.parse(gen.text)
+            calls = with_written_arguments(fmt.parse(gen.text), gen.text, fmt)
         if s.constrained and message is None:
             problems = (["the output holds no tool-call list"] if calls is None
                         else validate_calls(calls, req.normalized))
@@ -345,6 +347,17 @@ class Engine:
                                         "it with the tools)", details=f"text: {gen.text!r}")
         return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability,
                           value, relaxations(req.normalized) if s.constrained else [])
+
+
+def with_written_arguments(calls: Optional[list[ToolCall]], text: str, fmt: ToolFormat) -> Optional[list[ToolCall]]:
+    """`calls` with each one's arguments text as `text` holds it (the format's stream reader finds
+    it), where the reader finds the same calls; else `calls` as they are."""
+    if not calls:
+        return calls
+    written = split_calls(text, fmt)
+    if [name for name, _ in written] != [c.name for c in calls]:
+        return calls
+    return [replace(c, arguments_text=arguments) for c, (_, arguments) in zip(calls, written)]
 
 
 def canonical_cuts(n: int, prefix: int, turns: Sequence[int], chunk: int) -> list[int]:

@@ -3,6 +3,7 @@ model write, and how that text is read back into calls."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from ..grammar.calls import CallOptions, Markers
@@ -11,6 +12,12 @@ from .blocks import ToolCall
 from .result import CallResult
 
 Message = dict[str, Any]  # one chat message: role, content, and (native) tool_calls
+_TOOLS_USE = re.compile(r"\btools\b")
+
+
+def takes_tools(template: str) -> bool:
+    """Whether a chat template reads the ``tools`` variable."""
+    return bool(_TOOLS_USE.search(template))
 
 
 class Tokenizer(Protocol):
@@ -36,6 +43,8 @@ class ToolFormat:
     block_per_call: each call is a tagged block of its own (else one block holds the list).
     template_layout: the conversation is the chat template's own messages, the tools its ``tools``
     variable, tool results ``tool`` turns (else the card's: tools in the first user turn).
+    arguments_key: the key a call object holds its arguments under (Llama 3: ``"parameters"``).
+    claims_template: detection picks this format for a template it recognizes (see `recognize`).
     """
 
     name: str = ""
@@ -45,10 +54,17 @@ class ToolFormat:
     call_end: bytes = b"}"
     block_per_call: bool = False
     template_layout: bool = False
+    arguments_key: str = "arguments"
+    claims_template: bool = True
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
         """The messages of a request: the history, then the query."""
         raise NotImplementedError
+
+    def recognize(self, template: str) -> Optional[str]:
+        """Why a chat template (its source) is this format's, in a few words; None if it is not. A
+        format with `claims_template` False is named in the reason but not chosen by detection."""
+        return None
 
     def plain_markers(self) -> Markers:
         """The tags written as text (the grammar's markers where no tokenizer says otherwise)."""
@@ -109,3 +125,48 @@ class ToolFormat:
         """The message content of an answer without calls (a sentence the model wrote, or "")."""
         return ""
 
+
+class TemplateFormat(ToolFormat):
+    """A format whose model's own chat template renders the tools, the calls and their results (as
+    Qwen2.5's and Llama 3's do): the messages are the conversation as the caller gave it, the tools
+    go to the template's ``tools`` variable, an answer goes back as an assistant turn's ``tool_calls``."""
+
+    template_layout = True
+
+    def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
+        # No card text: a system message only if the caller gave one; the tools go to the template.
+        return list(history or []) + [{"role": "user", "content": query}]
+
+    def template_tools(self, tools: Optional[list[Any]]) -> Optional[list[dict[str, Any]]]:
+        # The OpenAI layout the templates expect, each tool's own content as the caller passed it.
+        if not tools:
+            return None
+        return [tool if isinstance(tool, dict) and tool.get("type") == "function"
+                and isinstance(tool.get("function"), dict) else {"type": "function", "function": tool}
+                for tool in tools]
+
+    def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
+        # The output's own tokens as far as they lie within `text` (a tag may be a special token or
+        # text), the rest (a token straddling the cut) re-tokenized as plain text.
+        target = len(text.encode("utf-8"))
+        kept: list[int] = []
+        size = 0
+        for token in out:
+            piece = len(model.detokenize([token]))
+            if size + piece > target:
+                break
+            kept.append(token)
+            size += piece
+        rest = text.encode("utf-8")[size:].decode("utf-8", errors="replace")
+        return kept + (model.tokenize(rest, special=False) if rest else [])
+
+    def answer_turn(self, result: CallResult) -> Message:
+        turn: dict[str, Any] = {"role": "assistant", "content": result.message or ""}
+        if result.calls:
+            turn["tool_calls"] = [{"type": "function", "function": c.to_dict()} for c in result.calls]
+        elif result.calls is None:
+            turn["content"] = result.text
+        return turn
+
+    def reply_content(self, text: str) -> str:
+        return text.strip()

@@ -25,26 +25,37 @@ _WHITESPACE = " \t\n\r"
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One call the model made: a tool name and its arguments."""
+    """One call the model made: a tool name and its arguments. arguments_text: the arguments' JSON
+    exactly as the model wrote it (the engine sets it on an answer's calls; what an API returns as
+    ``function.arguments``, equal to its streamed deltas); None for a call read from elsewhere."""
 
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    arguments_text: Optional[str] = field(default=None, compare=False, repr=False)
+
+    def written_arguments(self) -> str:
+        """The arguments' JSON text: as the model wrote it, else serialized."""
+        return self.arguments_text if self.arguments_text is not None else json.dumps(self.arguments, ensure_ascii=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "arguments": self.arguments}
 
 
-def read_block(text: str) -> Optional[tuple[Any, int]]:
+HERMES_TAGS = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
+
+
+def read_block(text: str, tags: tuple[str, str] = HERMES_TAGS) -> Optional[tuple[Any, int]]:
     """The JSON value of the first ``<tool_call>`` block and the index just past its ``</tool_call>``.
 
     Read by a JSON decoder from the opening tag (``json.JSONDecoder.raw_decode``), not cut at the
     first ``</tool_call>``: an argument whose text holds ``</tool_call>`` is an ordinary string.
     None when there is no opening tag, its content is not one JSON value, or no closing tag follows it.
     """
-    start = text.find(TOOL_CALL_OPEN)
+    opening, closing = tags
+    start = text.find(opening)
     if start < 0:
         return None
-    i = start + len(TOOL_CALL_OPEN)
+    i = start + len(opening)
     while i < len(text) and text[i] in _WHITESPACE:
         i += 1
     try:
@@ -53,9 +64,9 @@ def read_block(text: str) -> Optional[tuple[Any, int]]:
         return None
     while end < len(text) and text[end] in _WHITESPACE:
         end += 1
-    if not text.startswith(TOOL_CALL_CLOSE, end):
+    if not text.startswith(closing, end):
         return None
-    return value, end + len(TOOL_CALL_CLOSE)
+    return value, end + len(closing)
 
 
 def block_closed(text: str) -> bool:
@@ -80,6 +91,24 @@ def block_closed(text: str) -> bool:
         elif ch == "<" and text.startswith(TOOL_CALL_CLOSE, i):
             return True
     return False
+
+
+def list_calls(text: str, start: int, separators: tuple[str, ...]) -> list[tuple[Any, int]]:
+    """The complete call objects of a list from `start` on: (JSON value, index just past it) of each,
+    while one of `separators` follows it."""
+    calls = []
+    i = start
+    while text[i:i + 1] == "{":
+        try:
+            value, end = _DECODER.raw_decode(text, i)
+        except (ValueError, RecursionError):
+            break
+        calls.append((value, end))
+        separator = next((s for s in separators if text.startswith(s, end)), None)
+        if separator is None:
+            break
+        i = end + len(separator)
+    return calls
 
 
 def parse_response(text: str) -> Any:
@@ -111,17 +140,17 @@ def typed_calls(items: Any) -> Optional[list[ToolCall]]:
     return calls
 
 
-def native_blocks(text: str) -> tuple[list[tuple[Any, int]], bool]:
-    """The native format's blocks in `text`: (JSON value, index just past its ``</tool_call>``) of each
-    complete block, and whether every ``<tool_call>`` found opened a well-formed block. Text between
-    blocks is skipped (free generation may write prose around them)."""
+def native_blocks(text: str, tags: tuple[str, str] = HERMES_TAGS) -> tuple[list[tuple[Any, int]], bool]:
+    """The tagged blocks in `text` (one call each, between `tags`): (JSON value, index just past its
+    closing tag) of each complete block, and whether every opening tag found opened a well-formed
+    block. Text between blocks is skipped (free generation may write prose around them)."""
     blocks: list[tuple[Any, int]] = []
     pos = 0
     while True:
-        start = text.find(TOOL_CALL_OPEN, pos)
+        start = text.find(tags[0], pos)
         if start < 0:
             return blocks, True
-        block = read_block(text[start:])
+        block = read_block(text[start:], tags)
         if block is None:
             return blocks, False
         blocks.append((block[0], start + block[1]))

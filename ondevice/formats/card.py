@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Optional, Sequence
 
-from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
+from ..grammar.calls import CallOptions, Markers, answer_rules, call_rules, calls_rule
 from .tags import CLOSE, OPEN, TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
 from ..settings import CARD
 from .base import Message, Tokenizer, ToolFormat
-from .blocks import ToolCall, block_closed, parse_tool_calls
+from .blocks import ToolCall, block_closed, list_calls, parse_tool_calls
 from .result import CallResult
-
-_DECODER = json.JSONDecoder()
 
 SYSTEM_PROMPT = """
 You are an expert in composing functions. You are given a question and a set of possible functions. 
@@ -70,16 +68,11 @@ class CardFormat(ToolFormat):
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         m = options.markers or self.plain_markers()
-        lines = []
-        if options.allows_content and (not tools or options.max_calls == 0):
-            return "start: content\n" + content_rule(options.content) + "\n"  # a JSON answer, no call possible
-        if options.allows_text:
-            lines += ["start: calls | message", message_rule(options.message_max_chars)]
-        elif options.allows_content:
-            lines += ["start: calls | content", content_rule(options.content)]
-        else:
-            lines.append("start: calls")
-        if not tools or options.max_calls == 0:
+        no_calls = not tools or options.max_calls == 0
+        lines = answer_rules(options, "" if no_calls and options.allows_content else "calls")
+        if no_calls and options.allows_content:
+            return "\n".join(lines) + "\n"  # a JSON answer, no call possible
+        if no_calls:
             lines.append(f'calls: {m.open_lark} "[]" {m.close_lark}')
             return "\n".join(lines) + "\n"
         calls = calls_rule(options.min_calls, options.max_calls)
@@ -93,20 +86,8 @@ class CardFormat(ToolFormat):
     def complete_calls(self, text: str) -> list[tuple[Any, int]]:
         if not text.startswith(OPEN):
             return []
-        calls = []
-        i = len(OPEN)
-        if text[i:i + 1] == "\n":
-            i += 1
-        while text[i:i + 1] == "{":
-            try:
-                value, j = _DECODER.raw_decode(text, i)
-            except (ValueError, RecursionError):
-                break
-            calls.append((value, j))
-            if text[j:j + 1] != "," or text[j + 1:j + 2] not in (" ", "\n"):
-                break
-            i = j + 2
-        return calls
+        start = len(OPEN) + (text[len(OPEN):len(OPEN) + 1] == "\n")
+        return list_calls(text, start, (", ", ",\n"))
 
     def close_text(self, text: str, keep: Optional[int] = None) -> str:
         # A token may straddle the end of a call (``}},\n``), so the cut is made on the text.

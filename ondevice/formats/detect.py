@@ -1,10 +1,12 @@
 """Which tool format a model is prompted in, and why: its manifest's, else what its chat template shows.
 
 A model trained for tool calls carries the layout in its chat template (GGUF metadata
-``tokenizer.chat_template``). A template that renders the ``tools`` variable and writes each call
-between ``<tool_call>`` and ``</tool_call>`` (Hermes, as Qwen2.5 does) is the ``native`` format: the
-model's own template with the tools, one block per call. Any other template (no tools, or tools in a
-layout ondevice does not prompt natively, as Llama 3.2's JSON) gets the model card's format, ``card``.
+``tokenizer.chat_template``). Each format says whether a template is its own (`ToolFormat.recognize`):
+``native`` a template that renders the ``tools`` variable and writes each call between ``<tool_call>``
+and ``</tool_call>`` (Hermes, as Qwen2.5 does); ``phi4-mini`` one with ``<|tool_call|>`` blocks;
+``xlam`` one that asks for the calls "in a single JSON array" (xLAM-2). Any other template (no tools, or tools in another layout) gets the model card's
+format, ``card``: Llama 3.x's template among them, since the fine-tune ondevice is built for carries
+it unchanged (a plain Llama 3.x Instruct is ``--tool-format llama3``).
 
 The template is read from the GGUF header here (no model load), so ``ondevice models`` and
 ``ondevice doctor`` can say what a file would get without llama.cpp.
@@ -12,18 +14,17 @@ The template is read from the GGUF header here (no model load), so ``ondevice mo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import AssetError
 from ..gguf import GGUFError, read_header
-from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
-from ..settings import CARD, NATIVE
+from ..settings import CARD
+from .base import takes_tools
+from .registry import format_names, get_format
 
 TEMPLATE_KEY = "tokenizer.chat_template"
-_TOOLS_USE = re.compile(r"\btools\b")  # the template reads the `tools` variable
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,23 @@ class FormatChoice:
 
 
 def detect_format(template: Optional[str]) -> tuple[str, str]:
-    """(format, reason) from a chat template's source: ``native`` for Hermes ``<tool_call>`` tags, else ``card``."""
+    """(format, reason) from a chat template's source: the first registered format that recognizes it
+    (`ToolFormat.recognize`), else ``card``."""
     if not template:
         return CARD, "the GGUF carries no chat template: the card's format"
-    takes_tools = bool(_TOOLS_USE.search(template))
-    hermes = TOOL_CALL_OPEN in template and TOOL_CALL_CLOSE in template
-    if takes_tools and hermes:
-        return NATIVE, "its chat template takes tools and writes calls as <tool_call>…</tool_call> (Hermes): native"
-    if takes_tools:
-        return CARD, ("its chat template takes tools, but not with <tool_call> tags (a layout ondevice does not "
-                      "prompt natively): the card's format")
+    unclaimed = []
+    for name in format_names():
+        fmt = get_format(name)
+        reason = fmt.recognize(template)
+        if reason is not None and fmt.claims_template:
+            return name, f"{reason}: {name}"
+        if reason is not None:
+            unclaimed.append(f"{reason}, the fine-tune's layout too: the card's format "
+                             f"(--tool-format {name} for the plain model)")
+    if unclaimed:
+        return CARD, unclaimed[0]
+    if takes_tools(template):
+        return CARD, "its chat template takes tools, but in a layout no format recognizes: the card's format"
     return CARD, "its chat template takes no tools: the card's format"
 
 
@@ -64,7 +72,7 @@ def choose(manifest: dict[str, Any], template: Optional[str]) -> FormatChoice:
             reason += "; its chat template agrees" if seen == fmt else f"; its chat template alone would give {seen}"
     else:
         fmt, reason = detect_format(template)
-    no_call = manifest.get("no_call", "text" if fmt == NATIVE else "list")
+    no_call = manifest.get("no_call", "list" if fmt == CARD else "text")
     return FormatChoice(fmt, no_call, float(manifest.get("no_call_threshold", 0.5)), reason)
 
 

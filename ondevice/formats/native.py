@@ -1,58 +1,51 @@
-"""The Hermes layout Qwen2.5 and other chat models are trained on: the model's own chat template
-renders the tools, and each call is a block ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``,
-blocks separated by ``"\\n"``; an answer with no block is a plain reply."""
+"""One tagged block per call, in the model's own chat template: the Hermes layout Qwen2.5 and other
+chat models are trained on, each call a block ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>``,
+blocks separated by ``"\\n"``; an answer with no block is a plain reply. Families with other tags or
+spacing subclass it (phi4_mini.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, Optional, Sequence
 
-from ..grammar.calls import CallOptions, Markers, call_rules, calls_rule, content_rule, message_rule
+from ..grammar.calls import CallOptions, answer_rules, call_rules, calls_rule
 from .tags import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
 from ..schema.tools import Tool
 from ..settings import NATIVE
-from .base import Message, Tokenizer, ToolFormat
+from .base import TemplateFormat, takes_tools
 from .blocks import ToolCall, native_blocks, read_block, typed_calls
-from .result import CallResult
 
 
-class NativeFormat(ToolFormat):
+class NativeFormat(TemplateFormat):
+    """One tagged block per call. The Hermes layout; a family with other tags or spacing is a subclass
+    that sets `tags`, `inner` and `separator` (phi4_mini.py)."""
+
     name = NATIVE
     summary = "the model's own chat template with the tools, one " + TOOL_CALL_OPEN + " block per call (Hermes, as Qwen2.5)"
     tags = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
     stream_head = TOOL_CALL_OPEN
     call_end = b">"  # a block ends with its closing tag
     block_per_call = True
-    template_layout = True
+    inner = "\n"  # between a tag and the call's JSON
+    separator = "\n"  # between blocks
 
-    def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
-        # No card text: a system message only if the caller gave one; the tools go to the template.
-        return list(history or []) + [{"role": "user", "content": query}]
+    family = "Hermes"  # for the detection reason
 
-    def template_tools(self, tools: Optional[list[Any]]) -> Optional[list[dict[str, Any]]]:
-        # The OpenAI layout the templates expect, each tool's own content as the caller passed it.
-        if not tools:
-            return None
-        return [tool if isinstance(tool, dict) and tool.get("type") == "function"
-                and isinstance(tool.get("function"), dict) else {"type": "function", "function": tool}
-                for tool in tools]
+    def recognize(self, template: str) -> Optional[str]:
+        if takes_tools(template) and self.tags[0] in template and self.tags[1] in template:
+            return f"its chat template takes tools and writes calls as {self.tags[0]}…{self.tags[1]} ({self.family})"
+        return None
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         m = options.markers or self.plain_markers()
+        terminals = {value: _terminal(value) for value in (self.inner, self.separator) if value}
         calls = "" if not tools or options.max_calls == 0 else calls_rule(options.min_calls, options.max_calls,
-                                                                           "block", "NL")
-        alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else []) \
-            + (["content"] if options.allows_content else [])
-        start = " | ".join(alternatives) if alternatives else "EMPTY"
-        if options.min_calls == 0 and alternatives and not options.allows_content:
-            start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first block)
-        lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
-        if options.allows_text:
-            lines.append(message_rule(options.message_max_chars))
-        if options.allows_content:
-            lines.append(content_rule(options.content))
+                                                                           "block", terminals.get(self.separator, ""))
+        lines = answer_rules(options, calls, optional=True)
         if calls:
-            lines += ["block: tag_open NL call NL tag_close", 'NL: "\\n"']
+            inner = f" {terminals[self.inner]} " if self.inner else " "
+            lines.append(f"block: tag_open{inner}call{inner}tag_close")
+            lines += [f"{name}: {json.dumps(value)}" for value, name in terminals.items()]
             # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
             # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
             for rule, lark, text in (("tag_open", m.open_lark, m.open_text), ("tag_close", m.close_lark, m.close_text)):
@@ -61,7 +54,7 @@ class NativeFormat(ToolFormat):
         return "\n".join(lines) + "\n"
 
     def parse(self, text: str) -> Optional[list[ToolCall]]:
-        blocks, well_formed = native_blocks(text)
+        blocks, well_formed = native_blocks(text, self.tags)
         if not well_formed:
             return None
         return typed_calls([value for value, _ in blocks])
@@ -69,43 +62,22 @@ class NativeFormat(ToolFormat):
     def complete_calls(self, text: str) -> list[tuple[Any, int]]:
         calls = []
         i = 0
-        while text.startswith(TOOL_CALL_OPEN + "\n", i):
-            block = read_block(text[i:])
+        while text.startswith(self.tags[0] + self.inner, i):
+            block = read_block(text[i:], self.tags)
             if block is None:
                 break
             calls.append((block[0], i + block[1]))
             i += block[1]
-            if text[i:i + 1] != "\n":
+            if not text.startswith(self.separator, i):
                 break
-            i += 1
+            i += len(self.separator)
         return calls
 
     def close_text(self, text: str, keep: Optional[int] = None) -> str:
         blocks = self.complete_calls(text)[:keep]
         return text[:blocks[-1][1]] if blocks else ""
 
-    def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
-        # The output's own tokens as far as they lie within `text` (a tag may be a special token or
-        # text), the rest (a token straddling the cut) re-tokenized as plain text.
-        target = len(text.encode("utf-8"))
-        kept: list[int] = []
-        size = 0
-        for token in out:
-            piece = len(model.detokenize([token]))
-            if size + piece > target:
-                break
-            kept.append(token)
-            size += piece
-        rest = text.encode("utf-8")[size:].decode("utf-8", errors="replace")
-        return kept + (model.tokenize(rest, special=False) if rest else [])
 
-    def answer_turn(self, result: CallResult) -> Message:
-        turn: dict[str, Any] = {"role": "assistant", "content": result.message or ""}
-        if result.calls:
-            turn["tool_calls"] = [{"type": "function", "function": c.to_dict()} for c in result.calls]
-        elif result.calls is None:
-            turn["content"] = result.text
-        return turn
-
-    def reply_content(self, text: str) -> str:
-        return text.strip()
+def _terminal(value: str) -> str:
+    """The Lark terminal naming a fixed piece of layout text ("NL" for the newline)."""
+    return "NL" if value == "\n" else "T_" + "_".join(f"{ord(c):x}" for c in value)

@@ -1,6 +1,7 @@
 """Follow an answer in a format that writes ``{"name": ..., "arguments": ...}`` objects (the card's
-one tagged list, or the native format's one tagged block per call) as its text grows: each call's
-name once it is complete, then its arguments text as it grows. The tags are the format's.
+one tagged list, the native format's one tagged block per call, Llama 3's bare object with its
+``"parameters"``) as its text grows: each call's name once it is complete, then its arguments text
+as it grows. The tags and the arguments' key are the format's.
 
 The streamed and the non-streamed responses both come from this one reader, so a call's
 ``function.arguments`` is exactly the text the model generated for it (not a re-serialization),
@@ -12,12 +13,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 from .base import ToolFormat
 
-# The head of one call, as the grammar lays it out (the call schema puts "name" before "arguments").
-_HEAD = re.compile(r'\{"name": ("(?:[^"\\]|\\.)*"), "arguments": ')
+
+
+def _head(arguments_key: str) -> "re.Pattern[str]":
+    """The head of one call, as the grammar lays it out (the call schema puts "name" before the arguments)."""
+    return re.compile(r'\{"name": ("(?:[^"\\]|\\.)*"), ' + re.escape(json.dumps(arguments_key)) + ": ")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class ToolCallReader:
 
     def __init__(self, fmt: ToolFormat) -> None:
         self.head = fmt.stream_head
+        self._call_head = _head(fmt.arguments_key)
         self.tags = fmt.tags if fmt.block_per_call else ()
         self.text = ""
         self._pos = 0
@@ -64,8 +69,8 @@ class ToolCallReader:
         text, pos = self.text, self._pos
         if self._state == "open":
             head = self.head
-            if not head:
-                self._state = "done"
+            if not head:  # the calls open the answer (no tag before them)
+                self._state = "between"
             elif len(text) >= len(head):
                 self._state, self._pos = ("between", len(head)) if text.startswith(head) else ("done", pos)
         elif self._state == "between":
@@ -81,7 +86,7 @@ class ToolCallReader:
             if pos < len(text) and any(t.startswith(text[pos:]) for t in self.tags):
                 return  # a tag not yet complete
             if pos < len(text) and text[pos] == "{":
-                head = _HEAD.match(text, pos)
+                head = self._call_head.match(text, pos)
                 if head is not None:
                     self._index += 1
                     events.append(CallStart(self._index, json.loads(head.group(1))))

@@ -166,6 +166,23 @@ def calls_rule(min_calls: int, max_calls: Optional[int], item: str = "call", sep
 CALL_INTENT_STARTS = "<{[`"
 
 
+def answer_rules(options: CallOptions, calls: str, optional: bool = False) -> list[str]:
+    """The start rule of an answer: `calls` (a Lark expression; "" where no call can stand), or instead
+    a sentence or a JSON value as `options` allow, with those rules. `optional`: the empty answer is
+    also an answer without a call (formats whose calls are bare blocks, not one list)."""
+    alternatives = ([calls] if calls else []) + (["message"] if options.allows_text else []) \
+        + (["content"] if options.allows_content else [])
+    start = " | ".join(alternatives) if alternatives else "EMPTY"
+    if optional and options.min_calls == 0 and alternatives and not options.allows_content:
+        start = f"({start})?"  # the empty answer: no call (also where a budget cuts before the first call)
+    lines = [f"start: {start}"] + (['EMPTY: ""'] if start == "EMPTY" else [])
+    if options.allows_text:
+        lines.append(message_rule(options.message_max_chars))
+    if options.allows_content:
+        lines.append(content_rule(options.content))
+    return lines
+
+
 def message_rule(max_chars: int) -> str:
     # No tag can start or hide in the sentence: no "<" at all, and no blank first character.
     first = "<\\s{\\[`"
@@ -191,10 +208,11 @@ def prose_lark(max_chars: int) -> str:
     return f"start: message\nmessage: /[^<\\s{{}}\\[\\]`(][^<{{}}\\[\\]`]{{0,{max_chars - 1}}}/\n"
 
 
-def call_rules(tools: Sequence[Tool]) -> list[str]:
+def call_rules(tools: Sequence[Tool], arguments_key: str = "arguments") -> list[str]:
+    """The `call` rule: one of the tools' call objects (their arguments under `arguments_key`)."""
     lines = ["call: " + " | ".join(f"call_{i}" for i in range(len(tools)))]
     for i, tool in enumerate(tools):
-        schema = dict(tool.call_schema(), **{"x-guidance": JSON_LAYOUT})
+        schema = dict(tool.call_schema(arguments_key), **{"x-guidance": JSON_LAYOUT})
         lines.append(f"call_{i}: %json {json.dumps(schema)}")
     return lines
 

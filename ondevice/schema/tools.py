@@ -62,16 +62,18 @@ class Tool:
     grammar_schema: dict[str, Any]
     relaxed: tuple[Relaxation, ...] = ()
 
-    def call_schema(self) -> dict[str, Any]:
-        """JSON Schema of one call as the grammar enforces it: ``{"name": <const>, "arguments": ...}``."""
+    def call_schema(self, arguments_key: str = "arguments") -> dict[str, Any]:
+        """JSON Schema of one call as the grammar enforces it: ``{"name": <const>, "arguments": ...}``
+        (the arguments under `arguments_key`: Llama 3 writes ``"parameters"``)."""
         args = copy.deepcopy(self.grammar_schema)
         # $defs must sit at the root of the schema that refers to them: hoist them one level up.
         hoisted = {key: args.pop(key) for key in ("$defs", "definitions") if key in args}
-        _rewrite_refs(args, lambda ref: "#/properties/arguments" + ref[1:] if ref == "#" or ref.startswith("#/properties") else ref)
+        at = f"#/properties/{arguments_key}"
+        _rewrite_refs(args, lambda ref: at + ref[1:] if ref == "#" or ref.startswith("#/properties") else ref)
         schema = {
             "type": "object",
-            "properties": {"name": {"const": self.name}, "arguments": args},
-            "required": ["name", "arguments"],
+            "properties": {"name": {"const": self.name}, arguments_key: args},
+            "required": ["name", arguments_key],
             "additionalProperties": False,
         }
         schema.update(hoisted)

@@ -30,7 +30,7 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, finish_reason, json_type, parse_chat_request, usage
-from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader, split_calls
+from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
 from .tool_stream import find_stop
 
 # Bounds on stop sequences: each is searched for in the text after every token.
@@ -355,7 +355,7 @@ def message_object(req: MessagesRequest, model_id: str, result: CallResult,
                    tool_use_ids: Optional[list[str]] = None) -> dict[str, Any]:
     """The Message for a finished answer: its tool_use blocks (ids as streamed, if given), else its
     text block (none when the text is empty)."""
-    calls = split_calls(result.text, get_format(req.chat.tool_format))
+    calls = [(c.name, c.written_arguments()) for c in result.calls or []]
     ids = list(tool_use_ids or [])
     ids += [new_tool_use_id() for _ in range(len(calls) - len(ids))]
     content: list[dict[str, Any]] = [{"type": "tool_use", "id": ids[i], "name": name, "input": json.loads(arguments)}

@@ -48,7 +48,6 @@ from ..schema.limits import check_arguments_depth, check_tool_limits, parse_json
 from ..schema.grammar_schema import Relaxation, describe_relaxed
 from ..schema.tools import normalize_tools, relaxations
 from ..structured import ContentFormat, OutputSchemaError, content_format, with_instruction
-from ..formats.stream import split_calls
 
 
 class APIError(Exception):
@@ -457,7 +456,7 @@ def call_id() -> str:
 
 def completion(request: ChatRequest, model_id: str, result: CallResult) -> dict[str, Any]:
     """The chat.completion object for a finished answer."""
-    calls = split_calls(result.text, get_format(request.tool_format))
+    calls = [(c.name, c.written_arguments()) for c in result.calls or []]
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else no_call_content(request, result),
                                "refusal": None}
     if calls:

@@ -26,7 +26,7 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, json_type, finish_reason, no_call_content, parse_chat_request, usage
-from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader, split_calls
+from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
 from .tool_stream import ContentStream
 
 REFUSED = {
@@ -271,7 +271,7 @@ def new_id(prefix: str) -> str:
 def final_output(req: ResponsesRequest, result: CallResult, call_ids: Optional[list[tuple[str, str]]] = None,
                  message_id: Optional[str] = None) -> list[dict[str, Any]]:
     """The output items of a finished answer: its calls, else one message (ids as streamed, if given)."""
-    calls = split_calls(result.text, get_format(req.chat.tool_format))
+    calls = [(c.name, c.written_arguments()) for c in result.calls or []]
     items = []
     for i, (name, arguments) in enumerate(calls):
         item_id, call_id = call_ids[i] if call_ids and i < len(call_ids) else (new_id("fc"), new_id("call"))

@@ -41,3 +41,24 @@ def test_malformed_text_never_raises(text):
 ])
 def test_well_formed_json_of_the_wrong_shape_is_not_calls(text):
     assert parse_tool_calls(text) is None
+
+
+@pytest.mark.parametrize("name, text", [
+    ("card", '<tool_call>[{"name": "a", "arguments": {"x": 1.50, "s": "\\u00e9"}}, {"name": "b", "arguments": {}}]</tool_call>'),
+    ("native", '<tool_call>\n{"name": "a", "arguments": {"x": 1.50, "s": "\\u00e9"}}\n</tool_call>\n'
+               '<tool_call>\n{"name": "b", "arguments": {}}\n</tool_call>'),
+    ("xlam", '[{"name": "a", "arguments": {"x": 1.50, "s": "\\u00e9"}}, {"name": "b", "arguments": {}}]'),
+    ("llama3", '{"name": "a", "parameters": {"x": 1.50, "s": "\\u00e9"}}'),
+])
+def test_an_answers_calls_keep_their_arguments_as_the_model_wrote_them(name, text):
+    """What an API returns as function.arguments is the model's own text (as its stream was), not a
+    re-serialization (1.50 stays 1.50, an escape stays an escape)."""
+    from ondevice.engine.engine import with_written_arguments
+    from ondevice.formats import get_format
+
+    fmt = get_format(name)
+    calls = with_written_arguments(fmt.parse(text), text, fmt)
+    assert calls[0].arguments == {"x": 1.5, "s": "é"}
+    assert calls[0].written_arguments() == '{"x": 1.50, "s": "\\u00e9"}'
+    assert all(c.written_arguments() == "{}" for c in calls[1:])
+    assert ToolCall("a", {"x": 1.5}).written_arguments() == '{"x": 1.5}'  # a call from elsewhere: serialized

@@ -14,7 +14,8 @@ import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.errors import AssetError
-from ondevice.formats.detect import CARD, NATIVE, choose, detect_format, format_for_path, read_chat_template
+from ondevice.formats.detect import choose, detect_format, format_for_path, read_chat_template
+from ondevice.settings import CARD, NATIVE, XLAM
 from ondevice.models.catalog import resolve
 
 from ..common import EXAMPLES, PINNED_DATE, QWEN_ALIAS, REPO, SHARED
@@ -37,7 +38,7 @@ HERMES = ("{%- if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %
 def test_the_cards_llama_template_stays_card():
     template = (SHARED / "fixtures" / "llama-3.2-chat-template.jinja").read_text()
     fmt, reason = detect_format(template)
-    assert fmt == CARD and "not with <tool_call> tags" in reason
+    assert fmt == CARD and "(Llama 3.x)" in reason and "--tool-format llama3" in reason
 
 
 @pytest.mark.nomodel
@@ -47,6 +48,14 @@ def test_hermes_tags_are_native_and_no_tools_is_card():
     assert detect_format("{% for m in messages %}{{ m.content }}{% endfor %}") == (
         CARD, "its chat template takes no tools: the card's format")
     assert detect_format(None)[0] == CARD
+
+
+@pytest.mark.nomodel
+def test_the_xlam_template_is_recognized_by_its_instruction():
+    template = (SHARED / "fixtures" / "chat-templates" / "xlam-2.jinja").read_text()
+    fmt, reason = detect_format(template)
+    assert fmt == XLAM and "single JSON array" in reason
+    assert choose({}, template).no_call == "text"  # trained to say "no tool fits" in words
 
 
 @pytest.mark.nomodel
@@ -143,3 +152,21 @@ def test_qwen_by_path_answers_in_text_after_a_tool_result(qwen_by_path):
     # the same call again is refused: the answer is text (Qwen2.5-Coder-0.5B's words there can be poor,
     # docs/formats.md: When the model stops calling)
     assert not answer.calls and answer.message and answer.finish_reason == "stop", answer.text
+
+
+@pytest.mark.nomodel
+def test_the_readmes_template_table_is_what_detection_gives():
+    """Each row of the README's table names templates and the format ondevice detects for them."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Which format each real chat template gets", 1)[1].split("\n## ", 1)[0]
+    seen = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if len(cells) < 2 or not cells[0].startswith("`"):
+            continue
+        expected = cells[1].strip("`")
+        for name in (n.strip().strip("`") for n in cells[0].split(",")):
+            seen.add(name)
+            template = (SHARED / "fixtures" / "chat-templates" / name).read_text()
+            assert detect_format(template)[0] == expected, name
+    assert seen == {p.name for p in (SHARED / "fixtures" / "chat-templates").glob("*.jinja")}

@@ -1,0 +1,119 @@
+"""Formats of other families' templates: xlam (xLAM-2's template, tools as JSON in the system turn; the
+answer one bare JSON array ``[{"name": ..., "arguments": {...}}, ...]`` or a plain reply) and phi4-mini
+(llama.cpp's Phi-4-mini template; ``<|tool_call|>{...}<|/tool_call|>`` blocks, nothing between them).
+
+The vehicle is Qwen2.5-Coder-0.5B, a real model trained for tools, with each family's real template in
+place of its own (`--chat-template`): xLAM-2 is Qwen-based (the same special tokens); Phi-4-mini's tags
+are text in Qwen's vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ondevice import Settings, ToolCaller
+from ondevice.formats import get_format
+from ondevice.formats.blocks import ToolCall, validate_calls
+from ondevice.formats.grammar import tool_call_lark
+from ondevice.formats.prompt import prepare_messages, template_tools
+from ondevice.formats.result import CallResult
+from ondevice.formats.stream import split_calls
+from ondevice.grammar.calls import CallOptions
+from ondevice.schema.tools import normalize_tools
+from ondevice.settings import PHI4_MINI, XLAM
+from ondevice.template.chat_template import ChatTemplate
+
+from ..common import EXAMPLE_NAMES, PINNED_DATE, QWEN_ALIAS, SHARED, load_example
+
+TEMPLATES = SHARED / "fixtures" / "chat-templates"
+TEMPLATE = TEMPLATES / "xlam-2.jinja"
+PHI_TEMPLATE = TEMPLATES / "phi-4-mini.llama-cpp.jinja"
+WEATHER = [{"name": "get_weather", "description": "Get the weather",
+            "parameters": {"type": "object", "properties": {"location": {"type": "string"},
+                                                            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                           "required": ["location"]}}]
+TWO = ('[{"name": "get_weather", "arguments": {"location": "Paris", "unit": "celsius"}}, '
+       '{"name": "get_weather", "arguments": {"location": "Rome"}}]')
+
+
+@pytest.mark.nomodel
+def test_an_xlam_array_parses_into_its_calls():
+    fmt = get_format(XLAM)
+    calls = [ToolCall("get_weather", {"location": "Paris", "unit": "celsius"}), ToolCall("get_weather", {"location": "Rome"})]
+    assert fmt.parse(TWO) == calls
+    assert fmt.parse("No tool fits.") == [] and fmt.parse("[]") == [] and fmt.parse("[{") is None
+    assert fmt.close_text(TWO[:-10]) == TWO[:TWO.index("}}, ") + 2] + "]"
+    assert fmt.close_text(TWO, 0) == "[]" == fmt.empty_answer()
+    assert [(n, json.loads(a)) for n, a in split_calls(TWO, fmt)] == [(c.name, c.arguments) for c in calls]
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("options", [CallOptions(tool_format=XLAM), CallOptions(no_call="text", tool_format=XLAM),
+                                     CallOptions(min_calls=2, max_calls=3, tool_format=XLAM),
+                                     CallOptions(max_calls=0, tool_format=XLAM)])
+def test_the_xlam_grammar_compiles(options):
+    from llguidance import LLMatcher
+
+    lark = tool_call_lark(normalize_tools(WEATHER), options)
+    assert LLMatcher.validate_grammar(LLMatcher.grammar_from_lark(lark)) == ""
+
+
+@pytest.mark.nomodel
+def test_the_xlam_template_renders_an_answer_as_the_model_writes_it():
+    fmt = get_format(XLAM)
+    turn = fmt.answer_turn(CallResult(calls=fmt.parse(TWO), text=TWO, finish_reason="stop"))
+    messages = prepare_messages("Weather in Paris and Rome?", WEATHER, None, XLAM) + [turn, {"role": "tool", "content": "18C"}]
+    text = ChatTemplate(TEMPLATE.read_text()).render(messages, tools=template_tools(WEATHER, XLAM))
+    assert "<|im_start|>assistant\n" + TWO + "<|im_end|>\n<|im_start|>tool\n18C<|im_end|>" in text
+    assert "make calls in a single JSON array" in text
+
+
+@pytest.mark.nomodel
+def test_a_phi4_mini_answer_parses_and_renders_as_the_model_writes_it():
+    fmt = get_format(PHI4_MINI)
+    text = ('<|tool_call|>{"name": "get_weather", "arguments": {"location": "Paris"}}<|/tool_call|>'
+            '<|tool_call|>{"name": "get_weather", "arguments": {"location": "Rome"}}<|/tool_call|>')
+    calls = [ToolCall("get_weather", {"location": "Paris"}), ToolCall("get_weather", {"location": "Rome"})]
+    assert fmt.parse(text) == calls and fmt.parse("No tool fits.") == []
+    assert fmt.close_text(text[:-3]) == text[:text.index("<|tool_call|>", 1)]
+    assert [(n, json.loads(a)) for n, a in split_calls(text, fmt)] == [(c.name, c.arguments) for c in calls]
+    turn = fmt.answer_turn(CallResult(calls=calls, text=text, finish_reason="stop"))
+    messages = prepare_messages("Weather in Paris and Rome?", WEATHER, None, PHI4_MINI) + [turn, {"role": "tool", "content": "18C"}]
+    rendered = ChatTemplate(PHI_TEMPLATE.read_text()).render(messages, tools=template_tools(WEATHER, PHI4_MINI))
+    assert "<|assistant|>" + text + "<|end|>" + '<|tool_response|>"18C"<|end|>' in rendered
+
+
+@pytest.fixture(scope="module", params=[XLAM, PHI4_MINI])
+def qwen_other(request, ondevice_home) -> ToolCaller:
+    template = {XLAM: TEMPLATE, PHI4_MINI: PHI_TEMPLATE}[request.param]
+    settings = Settings(date_string=PINNED_DATE, n_ctx=4096, max_tokens=128, tool_format=request.param,
+                        chat_template=template.read_text())
+    with ToolCaller.load(QWEN_ALIAS, settings) as caller:
+        yield caller
+
+
+def assert_valid(caller, result, tools) -> None:
+    assert result.calls is not None, result.text
+    assert validate_calls(result.calls, normalize_tools(tools)) == [], result.text
+    assert get_format(caller.tool_format()).parse(result.text) == result.calls or result.message is not None
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_example_gets_a_valid_answer_in_the_templates_format(qwen_other, name):
+    tools, case = load_example(name)
+    for query in case["queries"]:
+        result = qwen_other.call(query, tools)
+        assert_valid(qwen_other, result, tools)
+        if result.calls:
+            assert get_format(qwen_other.tool_format()).starts_calls(result.text)
+
+
+def test_qwen_under_the_templates_calls_the_weather_tool(qwen_other):
+    tools, case = load_example("simple")
+    result = qwen_other.call(case["queries"][0], tools)
+    assert [c.name for c in result.calls] == ["get_weather"], result.text
+    pieces: list[str] = []
+    streamed = qwen_other.call(case["queries"][0], tools, on_text=pieces.append)
+    assert "".join(pieces) == streamed.text == result.text
