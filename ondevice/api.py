@@ -102,12 +102,13 @@ class ToolCaller:
     def render(self, messages: list[Message], date_string: Optional[str] = None,
                tools: Optional[list[Any]] = None) -> str:
         """The prompt text for `messages`, as the model's chat template renders it (see PromptBuilder.render)."""
-        return self.engine.prompts.render(messages, date_string, tools)
+        return self.engine.prompts.render(get_format(self.tool_format()).template_messages(messages), date_string, tools)
 
     def tokenize_prompt(self, messages: list[Message], date_string: Optional[str] = None,
                         tools: Optional[list[Any]] = None) -> tuple[str, list[int]]:
         """The rendered prompt and its tokens, control tokens coming only from the template's markup."""
-        return self.engine.prompts.tokenize(messages, date_string, tools)
+        return self.engine.prompts.tokenize(get_format(self.tool_format()).template_messages(messages), date_string,
+                                            tools)
 
     def grammar(self, tools: Optional[Sequence[Any]], settings: Optional[Settings] = None,
                 options: CallOptions = DEFAULT_OPTIONS) -> tuple[list[Tool], str]:

@@ -151,7 +151,7 @@ class Engine:
         normalized, grammar = self.grammars.compile(tools, s, options)
         fmt = get_format(options.tool_format)
         variable = fmt.template_tools(list(tools) if tools is not None else None)
-        prepared = self.prompts.prepare(messages, variable, s.date_string, fmt.query_offset,
+        prepared = self.prompts.prepare(fmt.template_messages(messages), variable, s.date_string, fmt.query_offset,
                                         self.vocabulary.max_token_bytes)
         prompt = prepared.tokens
         self.check_prompt_fits(prompt)

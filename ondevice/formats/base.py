@@ -61,6 +61,11 @@ class ToolFormat:
         """The messages of a request: the history, then the query."""
         raise NotImplementedError
 
+    def template_messages(self, messages: list[Message]) -> list[Message]:
+        """The messages as the chat template gets them (a format whose template checks the call ids
+        rewrites them: Mistral's)."""
+        return messages
+
     def recognize(self, template: str) -> Optional[str]:
         """Why a chat template (its source) is this format's, in a few words; None if it is not. A
         format with `claims_template` False is named in the reason but not chosen by detection."""

@@ -4,6 +4,7 @@ A model trained for tool calls carries the layout in its chat template (GGUF met
 ``tokenizer.chat_template``). Each format says whether a template is its own (`ToolFormat.recognize`):
 ``native`` a template that renders the ``tools`` variable and writes each call between ``<tool_call>``
 and ``</tool_call>`` (Hermes, as Qwen2.5 does); ``phi4-mini`` one with ``<|tool_call|>`` blocks;
+``mistral`` one with a ``[TOOL_CALLS][...]`` list;
 ``xlam`` one that asks for the calls "in a single JSON array" (xLAM-2). Any other template (no tools, or tools in another layout) gets the model card's
 format, ``card``: Llama 3.x's template among them, since the fine-tune ondevice is built for carries
 it unchanged (a plain Llama 3.x Instruct is ``--tool-format llama3``).

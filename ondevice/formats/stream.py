@@ -100,11 +100,12 @@ class ToolCallReader:
             if stop > self._sent:
                 events.append(ArgumentsDelta(self._index, text[self._sent:stop]))
                 self._sent = stop
-            if end is not None:
-                self._state, self._pos = "close_call", end
+            if end is not None:  # the rest of the call object: its brace, or members after the arguments ("id")
+                self._state, self._pos, self._depth, self._in_string = "close_call", end, 1, False
         elif self._state == "close_call":
-            if pos < len(text):
-                self._state, self._pos = "between", pos + 1  # the call object's closing brace
+            end = self._scan_arguments()
+            if end is not None:
+                self._state, self._pos = "between", end
 
     def _scan_arguments(self) -> Optional[int]:
         """Advance over the arguments JSON value; its end offset once it is complete."""

@@ -63,14 +63,16 @@ class Markers:
         `is_special` is llguidance's view."""
         open_ids, close_ids = tokenize(tags[0]), tokenize(tags[1])
         special = [len(ids) == 1 and is_special(ids[0]) for ids in (open_ids, close_ids)]
+        if not tags[1]:  # a format with an opening tag only (Mistral's [TOOL_CALLS])
+            special[1] = special[0]
         if special[0] != special[1]:
             raise ModelFileError(
                 f"the tokenizer has only one of the tags as a special token: {tags[0]} -> {open_ids}, "
                 f"{tags[1]} -> {close_ids}; expected both or neither")
         if not special[0]:
             return replace(cls.plain(tags), open_ids=tuple(open_ids), close_ids=tuple(close_ids))
-        return cls(tags[0], tags[1], f"<[{open_ids[0]}]>", f"<[{close_ids[0]}]>", True, tuple(open_ids),
-                   tuple(close_ids))
+        close_lark = f"<[{close_ids[0]}]>" if tags[1] else '""'
+        return cls(tags[0], tags[1], f"<[{open_ids[0]}]>", close_lark, True, tuple(open_ids), tuple(close_ids))
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,13 @@ def prose_lark(max_chars: int) -> str:
     return f"start: message\nmessage: /[^<\\s{{}}\\[\\]`(][^<{{}}\\[\\]`]{{0,{max_chars - 1}}}/\n"
 
 
-def call_rules(tools: Sequence[Tool], arguments_key: str = "arguments") -> list[str]:
-    """The `call` rule: one of the tools' call objects (their arguments under `arguments_key`)."""
+def call_rules(tools: Sequence[Tool], arguments_key: str = "arguments",
+               after: Optional[dict[str, dict]] = None) -> list[str]:
+    """The `call` rule: one of the tools' call objects (their arguments under `arguments_key`, then the
+    members `after` gives, as name: JSON Schema: Mistral's call "id")."""
     lines = ["call: " + " | ".join(f"call_{i}" for i in range(len(tools)))]
     for i, tool in enumerate(tools):
-        schema = dict(tool.call_schema(arguments_key), **{"x-guidance": JSON_LAYOUT})
+        schema = dict(tool.call_schema(arguments_key, after), **{"x-guidance": JSON_LAYOUT})
         lines.append(f"call_{i}: %json {json.dumps(schema)}")
     return lines
 

@@ -62,9 +62,10 @@ class Tool:
     grammar_schema: dict[str, Any]
     relaxed: tuple[Relaxation, ...] = ()
 
-    def call_schema(self, arguments_key: str = "arguments") -> dict[str, Any]:
+    def call_schema(self, arguments_key: str = "arguments", after: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """JSON Schema of one call as the grammar enforces it: ``{"name": <const>, "arguments": ...}``
-        (the arguments under `arguments_key`: Llama 3 writes ``"parameters"``)."""
+        (the arguments under `arguments_key`: Llama 3 writes ``"parameters"``; then the required
+        members `after` names, with their schemas: Mistral's ``"id"``)."""
         args = copy.deepcopy(self.grammar_schema)
         # $defs must sit at the root of the schema that refers to them: hoist them one level up.
         hoisted = {key: args.pop(key) for key in ("$defs", "definitions") if key in args}
@@ -72,8 +73,8 @@ class Tool:
         _rewrite_refs(args, lambda ref: at + ref[1:] if ref == "#" or ref.startswith("#/properties") else ref)
         schema = {
             "type": "object",
-            "properties": {"name": {"const": self.name}, arguments_key: args},
-            "required": ["name", arguments_key],
+            "properties": {"name": {"const": self.name}, arguments_key: args, **(after or {})},
+            "required": ["name", arguments_key, *(after or {})],
             "additionalProperties": False,
         }
         schema.update(hoisted)

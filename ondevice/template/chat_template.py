@@ -161,7 +161,8 @@ class ChatTemplate:
         trailing whitespace, so a template's ``trim`` acts the same); the markers are then removed and
         must leave exactly the first rendering. Spans are None when they do not, i.e. when the
         template transforms content beyond trimming or escaping (slicing, case changes, ASCII-only
-        JSON): then content and markup cannot be told apart.
+        JSON) or refuses marked strings (it checks their form): then content and markup cannot be
+        told apart.
         """
         for i, message in enumerate(messages):
             role = message.get("role") if isinstance(message, dict) else None
@@ -173,8 +174,11 @@ class ChatTemplate:
         text = self.render(messages, add_generation_prompt, date_string, tools)
         nonce = secrets.token_hex(8)
         open_mark, close_mark = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue001"
-        marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string,
-                             None if tools is None else _mark(tools, open_mark, close_mark))
+        try:
+            marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string,
+                                 None if tools is None else _mark(tools, open_mark, close_mark))
+        except ChatTemplateError:  # the template checks a string's form (Mistral's 9-character call ids)
+            return text, None
         return text, _unmark(marked, text, open_mark, close_mark)
 
 
