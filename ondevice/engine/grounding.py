@@ -171,7 +171,6 @@ class Grounding:
             return False  # rule 1: values, and none of them mentioned
         return not any(found.get(name) is False for name in required if _open(properties.get(name)))
 
-
     def _variant(self, call: Any, before: Any) -> bool:
         """Rule 3: `call` is `before` again (same tool) with only values changed that nobody named."""
         if not (isinstance(call, dict) and isinstance(before, dict) and call.get("name") == before.get("name")):

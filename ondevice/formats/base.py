@@ -37,7 +37,8 @@ class ToolFormat:
     `formats.register` makes one available by its name (settings, manifests, --tool-format).
 
     summary: one line for help texts (``--tool-format``).
-    tags: the (open, close) tags around a call block; nothing outside the format names them.
+    tags: the (open, close) tags around a call block; nothing outside the format names them. A format
+    without tags gives what its calls open with and no closing tag (``("[", "")`` for a bare array).
     stream_head: the text an answer with calls starts with (the stream reader waits for it).
     call_end: bytes a token must hold for a call to have just ended (asked before parsing the output).
     block_per_call: each call is a tagged block of its own (else one block holds the list).
@@ -174,4 +175,4 @@ class TemplateFormat(ToolFormat):
         return turn
 
     def reply_content(self, text: str) -> str:
-        return text.strip()
+        return "" if self.starts_calls(text) else text.strip()

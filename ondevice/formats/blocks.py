@@ -93,6 +93,14 @@ def block_closed(text: str) -> bool:
     return False
 
 
+def call_value(value: Any, arguments_key: str = "arguments") -> Any:
+    """A call object as the engine compares calls, ``{"name", "arguments"}``: the arguments read from
+    `arguments_key`, any other member (Mistral's "id") left out; a value that is no object as it is."""
+    if not isinstance(value, dict):
+        return value
+    return {"name": value.get("name"), "arguments": value.get(arguments_key)}
+
+
 def list_calls(text: str, start: int, separators: tuple[str, ...]) -> list[tuple[Any, int]]:
     """The complete call objects of a list from `start` on: (JSON value, index just past it) of each,
     while one of `separators` follows it."""

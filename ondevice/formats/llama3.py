@@ -18,7 +18,7 @@ from ..grammar.calls import CallOptions, answer_rules, call_rules
 from ..schema.tools import Tool
 from ..settings import LLAMA3
 from .base import TemplateFormat, takes_tools
-from .blocks import ToolCall
+from .blocks import ToolCall, call_value
 
 _OPEN = "{"  # a call is the answer's one JSON object; a sentence cannot start with it
 _KEY = "parameters"
@@ -28,6 +28,7 @@ _DECODER = json.JSONDecoder()
 class Llama3Format(TemplateFormat):
     name = LLAMA3
     summary = 'Llama 3.x\'s own chat template, one bare {"name": ..., "parameters": ...} call a turn'
+    tags = (_OPEN, "")  # no tag: the call object itself opens the answer
     stream_head = ""  # the call opens the answer
     call_end = b"}"
     arguments_key = _KEY
@@ -40,12 +41,6 @@ class Llama3Format(TemplateFormat):
         if takes_tools(template) and '"parameters": ' in template and "ipython" in template:
             return "its chat template asks for {\"name\": ..., \"parameters\": ...} with ipython results (Llama 3.x)"
         return None
-
-    def starts_calls(self, text: str) -> bool:
-        return text.startswith(_OPEN)
-
-    def may_start_calls(self, text: str) -> bool:
-        return text.startswith(_OPEN) or not text
 
     def lark(self, tools: Sequence[Tool], options: CallOptions) -> str:
         if options.min_calls > 1:
@@ -64,9 +59,7 @@ class Llama3Format(TemplateFormat):
             value, end = _DECODER.raw_decode(text)
         except (ValueError, RecursionError):
             return []
-        if isinstance(value, dict):  # the engine reads every format's calls as {"name", "arguments"}
-            value = {"name": value.get("name"), "arguments": value.get(_KEY)}
-        return [(value, end)]
+        return [(call_value(value, _KEY), end)]
 
     def parse(self, text: str) -> Optional[list[ToolCall]]:
         body = text.strip()
@@ -83,6 +76,3 @@ class Llama3Format(TemplateFormat):
     def close_text(self, text: str, keep: Optional[int] = None) -> str:
         calls = self.complete_calls(text)[:keep]
         return text[:calls[-1][1]] if calls else ""
-
-    def reply_content(self, text: str) -> str:
-        return "" if text.startswith(_OPEN) else text.strip()

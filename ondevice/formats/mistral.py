@@ -21,7 +21,7 @@ from ..grammar.calls import CallOptions, answer_rules, call_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import MISTRAL
 from .base import Message, TemplateFormat, takes_tools
-from .blocks import ToolCall, list_calls, typed_calls
+from .blocks import ToolCall, call_value, list_calls, typed_calls
 
 _TAG = "[TOOL_CALLS]"
 _OPEN, _CLOSE, _SEP = "[", "]", ", "
@@ -53,9 +53,8 @@ class MistralFormat(TemplateFormat):
     def complete_calls(self, text: str) -> list[tuple[Any, int]]:
         if not text.startswith(self.stream_head):
             return []
-        # the engine compares calls as {"name", "arguments"} (a repeat differs only in its id)
-        return [({"name": value.get("name"), "arguments": value.get("arguments")} if isinstance(value, dict) else value, end)
-                for value, end in list_calls(text, len(self.stream_head), (_SEP,))]
+        # without the id: a repeated call differs from the first only in its id
+        return [(call_value(value), end) for value, end in list_calls(text, len(self.stream_head), (_SEP,))]
 
     def close_text(self, text: str, keep: Optional[int] = None) -> str:
         calls = self.complete_calls(text)[:keep]
@@ -69,9 +68,6 @@ class MistralFormat(TemplateFormat):
             return typed_calls(json.loads(body[len(_TAG):]))
         except (ValueError, RecursionError):
             return None
-
-    def reply_content(self, text: str) -> str:
-        return "" if text.startswith(_TAG) else text.strip()
 
     def template_messages(self, messages: list[Message]) -> list[Message]:
         out: list[Message] = []

@@ -53,6 +53,9 @@ class NativeFormat(TemplateFormat):
             lines += call_rules(tools)
         return "\n".join(lines) + "\n"
 
+    def reply_content(self, text: str) -> str:
+        return text.strip()  # an answer without calls, free text included, as the model wrote it
+
     def parse(self, text: str) -> Optional[list[ToolCall]]:
         blocks, well_formed = native_blocks(text, self.tags)
         if not well_formed:

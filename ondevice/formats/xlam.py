@@ -23,6 +23,7 @@ _INSTRUCTION = "make calls in a single JSON array"  # xLAM-2's system text
 class JsonArrayFormat(TemplateFormat):
     name = XLAM
     summary = 'the model\'s own chat template, the calls as one bare JSON array [{"name": ..., "arguments": ...}, ...] (xLAM-2)'
+    tags = (_OPEN, "")  # no tag: the array itself opens the answer
     stream_head = _OPEN
     call_end = b"}"
 
@@ -30,12 +31,6 @@ class JsonArrayFormat(TemplateFormat):
         if takes_tools(template) and _INSTRUCTION in template:
             return f"its chat template takes tools and asks for calls \"{_INSTRUCTION}\" (xLAM-2)"
         return None
-
-    def starts_calls(self, text: str) -> bool:
-        return text.startswith(_OPEN)
-
-    def may_start_calls(self, text: str) -> bool:
-        return text.startswith(_OPEN) or not text
 
     def empty_answer(self) -> str:
         return _OPEN + _CLOSE
@@ -69,6 +64,3 @@ class JsonArrayFormat(TemplateFormat):
             return typed_calls(json.loads(body))
         except (ValueError, RecursionError):
             return None
-
-    def reply_content(self, text: str) -> str:
-        return "" if text.startswith(_OPEN) else text.strip()
