@@ -142,6 +142,7 @@ class ToolCaller:
         options: CallOptions = DEFAULT_OPTIONS,
         on_tokens: Optional[Callable[[list[int]], None]] = None,
         on_text: Optional[Callable[[str], None]] = None,
+        on_reasoning: Optional[Callable[[str], None]] = None,
     ) -> CallResult:
         """Answer `query` with calls of `tools` (a list in the card's or OpenAI's format).
 
@@ -153,7 +154,8 @@ class ToolCaller:
         still restricts its choices). `options` bounds the number of calls and which tools may be
         called (OpenAI's tool_choice); `on_tokens` sees the tokens as they are generated; `on_text`
         sees the answer's text as it becomes final (a sentence as it grows, calls one accepted call
-        at a time; the pieces add up to `result.text`: see Session).
+        at a time; the pieces add up to `result.text`: see Session); `on_reasoning` sees a reasoning
+        model's thought as it grows (the pieces add up to `result.reasoning`).
         """
         self.check_open()  # before waiting: a closing caller takes no new call
         with self.lock:
@@ -166,7 +168,7 @@ class ToolCaller:
                 check_messages(history, s, "history")
             messages = prepare_messages(query, list(tools) if tools is not None else None, history,
                                         self.tool_format(s))
-            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text, on_reasoning)
 
     def call_messages(
         self,
@@ -179,6 +181,7 @@ class ToolCaller:
         on_tokens: Optional[Callable[[list[int]], None]] = None,
         query: Optional[str] = None,
         on_text: Optional[Callable[[str], None]] = None,
+        on_reasoning: Optional[Callable[[str], None]] = None,
     ) -> CallResult:
         """Answer a conversation already in the layout of the tool format (see `prepare_messages`;
         native: the chat template's own messages, assistant ``tool_calls`` and ``tool`` results
@@ -192,7 +195,7 @@ class ToolCaller:
             self.settings.check_per_call(s)
             check_tool_limits(tools, s)
             check_messages(messages, s)
-            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text)
+            return self._answer(messages, tools, s, sampler, options, on_tokens, query, on_text, on_reasoning)
 
     def check_open(self) -> None:
         """A CallerClosedError once `close` ran (or began: it waits for the running call only, not for
@@ -203,10 +206,11 @@ class ToolCaller:
     def _answer(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
                 sampler: Optional[Sampler], options: CallOptions,
                 on_tokens: Optional[Callable[[list[int]], None]], query: Optional[str],
-                on_text: Optional[Callable[[str], None]] = None) -> CallResult:
+                on_text: Optional[Callable[[str], None]] = None,
+                on_reasoning: Optional[Callable[[str], None]] = None) -> CallResult:
         engine = self.engine
         session = engine.open(messages, tools, s, options, sampler=sampler, on_tokens=on_tokens, query=query,
-                              on_text=on_text)
+                              on_text=on_text, on_reasoning=on_reasoning)
         result = engine.run(session)
         if self._first_call:
             result.timings["load_s"] = round(self.load_seconds, 4)

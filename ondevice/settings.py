@@ -116,6 +116,12 @@ class Settings:
     rendered with the tools, one ``<tool_call>\n{...}\n</tool_call>`` block per call, as Qwen2.5
     and other Hermes-style models are trained); None takes the model's manifest default ("card"
     for a model without one).
+    reasoning: for a model whose chat template has a thinking block (Qwen3, the DeepSeek-R1
+    distills): "on" opens each answer with a thought, decoded without the grammar and returned as
+    ``result.reasoning``, the calls decoded under the grammar after it; "off" renders the template's
+    own switch (Qwen3's ``enable_thinking``: an empty thought) and decodes no thought; None is "on".
+    Models without a thinking block ignore it. reasoning_budget: the thought's most tokens (markers
+    included); at the budget its end marker is forced and the answer follows (within max_tokens).
     n_parallel: sequences in the context (load time): 1 for `ToolCaller.call`; N > 1 lets the
     engine decode N requests together (`ondevice serve --parallel`), the KV cache then holding
     N x n_ctx cells (each request still bounded by n_ctx). batching (load time): "invariant" (each
@@ -166,6 +172,8 @@ class Settings:
     no_call: Optional[str] = None
     no_call_threshold: Optional[float] = None
     tool_format: Optional[str] = None
+    reasoning: Optional[str] = None
+    reasoning_budget: int = 1024
     verbose: bool = False
     max_tools: int = 256
     max_tools_bytes: int = 1 << 20
@@ -266,6 +274,8 @@ RULES: dict[str, Rule] = {
                     optional=True),
     "no_call_threshold": Rule("decode", "float", "None or a probability in [0, 1]", 0, 1, optional=True),
     "tool_format": Rule("decode", "format", "None or one of the registered formats", optional=True),
+    "reasoning": Rule("decode", "choice", "None, 'on' or 'off'", choices=("on", "off"), optional=True),
+    "reasoning_budget": _int("decode", 0, INT32_MAX, "an integer >= 0 (0: the thought is closed at once)"),
     "max_calls": _int("decode", 0, INT32_MAX, "an integer >= 0 (0: no bound)"),
     "max_identical_calls": _int("decode", 0, INT32_MAX, "an integer >= 0 (0: no check)"),
     "refuse_answered_calls": Rule("decode", "bool", "True or False"),

@@ -28,7 +28,8 @@ from .common import PINNED_DATE, QWEN_ALIAS
 MODEL_FIXTURES = {"standin_path", "caller", "qwen_caller", "engine", "server", "client", "qwen_server", "llama",
                   "request_fixture", "tiny_checkpoint", "standin_caller", "qwen_by_path", "one_thread_caller",
                   "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f16", "tiny_hf_model", "tmp_ckpt",
-                  "threaded", "installed", "tiny_llama_gguf", "tiny_llama3", "llama3_server", "qwen_other"}
+                  "threaded", "installed", "tiny_llama_gguf", "tiny_llama3", "llama3_server", "qwen_other",
+                  "tiny_qwen3_gguf"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -98,3 +99,16 @@ def tiny_llama_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                    tokenizer_dir=tokenizer)
     out = tmp_path_factory.mktemp("tiny-llama3-gguf")
     return convert_checkpoint(ckpt, out, quant=None, outtype="f16", progress=False).paths["F16"]
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Qwen3 (real Qwen3 tokenizer, real Qwen3 chat template) as an F16 GGUF written
+    directly with `gguf`: a vehicle of the native format (its answers are nonsense inside the grammar)."""
+    from ondevice_bench.fixtures.tiny_qwen3 import qwen3_chat_template, write_tiny_qwen3_gguf
+    from ondevice_bench.fixtures.tokenizer_assets import QWEN3, env_cache_dir, qwen3_tokenizer_dir
+
+    cache = env_cache_dir(QWEN3)  # $ONDEVICE_QWEN3_TOKENIZER_CACHE, else beside $ONDEVICE_TOKENIZER_CACHE
+    tokenizer = qwen3_tokenizer_dir(cache or tmp_path_factory.mktemp("tokenizer-qwen3"))
+    out = tmp_path_factory.mktemp("tiny-qwen3-gguf") / "tiny-qwen3-f16.gguf"
+    return write_tiny_qwen3_gguf(out, tokenizer, qwen3_chat_template(), seed=0)

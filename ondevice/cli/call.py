@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if result.truncated:
         print(f"ondevice: the budget of {args.max_tokens} tokens ran out; the list was closed after the last "
               "complete call (raise --max-tokens)", file=sys.stderr)
+    if result.reasoning and not args.json:
+        print(f"ondevice: the model thought: {result.reasoning}", file=sys.stderr)
     if result.message is not None and not args.json:
         print(f"ondevice: no call; the model answered: {result.message}", file=sys.stderr)
     if args.json:

@@ -11,7 +11,8 @@ import sys
 
 from ..models.assets import STANDIN_ALIAS, standin_gguf_path
 from ..errors import OndeviceError
-from ..formats.detect import format_for_path
+from ..formats.detect import format_for_path, read_chat_template
+from ..formats.reasoning import describe, thinking_block
 from ..models.catalog import MODEL_ENV, default_alias, manifests
 from ..paths import models_dir
 
@@ -44,9 +45,12 @@ def available(alias: str) -> list[str]:
 def _format(path: str, manifest: dict) -> dict[str, str]:
     try:
         fmt, reason = format_for_path(path, manifest)
+        template = read_chat_template(path)
     except OndeviceError as exc:
         return {"tool_format": "?", "reason": str(exc)}
-    return {"tool_format": fmt, "reason": reason}
+    found = {"tool_format": fmt, "reason": reason}
+    thinking = describe(thinking_block(template)) if template else None
+    return found | ({"reasoning": thinking} if thinking else {})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
         if found["tool_format"] == "?":
             print(f"ondevice models: {found['reason']}", file=sys.stderr)
             return 2
+        thought = f"\n  reasoning: {found['reasoning']}" if "reasoning" in found else ""
         print(json.dumps({"file": args.file} | found, indent=2) if args.json
-              else f"{args.file}\n  tool format: {found['tool_format']} ({found['reason']})")
+              else f"{args.file}\n  tool format: {found['tool_format']} ({found['reason']}){thought}")
         return 0
     known = manifests()
     default = os.environ.get(MODEL_ENV) or default_alias(known) or STANDIN_ALIAS

@@ -74,6 +74,12 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
                    help="how calls are prompted and written: " + "; ".join(
                        f"{name} ({get_format(name).summary})" if get_format(name).summary else name
                        for name in format_names()) + "; default: the model's")
+    g.add_argument("--reasoning", choices=["on", "off"], default=None,
+                   help="for a reasoning model (a chat template with a thinking block, as Qwen3's): on opens the "
+                        "answer with a thought, decoded free, then the calls under the grammar; off uses the "
+                        "template's own switch (enable_thinking); default: on")
+    g.add_argument("--reasoning-budget", type=int, default=1024, metavar="N",
+                   help="the thought's most tokens; at N its end is forced and the calls follow (default: 1024)")
     g.add_argument("--no-call-threshold", type=float, default=None,
                    help="with --no-call threshold: take the sentence when its probability is at least this")
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
@@ -96,6 +102,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         no_call=args.no_call,
         no_call_threshold=args.no_call_threshold,
         tool_format=args.tool_format,
+        reasoning=args.reasoning,
+        reasoning_budget=args.reasoning_budget,
         verbose=bool(getattr(args, "verbose", False)),
         max_calls=args.max_calls,
         max_identical_calls=args.max_identical_calls,

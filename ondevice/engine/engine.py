@@ -40,6 +40,7 @@ from ..formats.blocks import ToolCall, validate_calls
 from ..formats.prompt import Message
 from ..formats.grammar import tool_call_lark
 from ..formats.base import ToolFormat
+from ..formats.reasoning import ThinkingBlock, thinking_block
 from ..formats.result import CallResult
 from ..formats.stream import split_calls
 from ..grammar.calls import DEFAULT_OPTIONS, CallOptions, grammar_limits, is_limit_error, prose_lark
@@ -54,7 +55,7 @@ from .prefix_cache import PrefixCache
 from .prompts import Prompt, PromptBuilder
 from .sampling import Sampler, mask_to_bool
 from .grounding import Grounding, conversation_text
-from .session import CallCheck, FirstBranch, Generation, Refusals, Session, lcp, no_call_probability
+from .session import CallCheck, FirstBranch, Generation, Refusals, Session, Thinking, lcp, no_call_probability
 from .speculate import Drafter, draft_source
 from .vocabulary import Vocabulary
 
@@ -100,6 +101,7 @@ class Engine:
             )
         self.prompts = PromptBuilder(model, ChatTemplate(source, bos_token=model.bos_text, eos_token=model.eos_text),
                                      settings.date_string)
+        self.thinking: Optional[ThinkingBlock] = thinking_block(source)  # a reasoning model's thought
         self.vocabulary = Vocabulary(model)
         self.grammars = GrammarCache(self.vocabulary)
         stat = model.path.stat()
@@ -129,6 +131,24 @@ class Engine:
         return replace(options, no_call=s.no_call or self.defaults.no_call,
                        markers=self.vocabulary.markers(get_format(name).tags), tool_format=name)
 
+    def template_variables(self, s: Settings) -> Optional[dict[str, Any]]:
+        """The chat template's own switches for these settings: thinking on or off (Qwen3's ``enable_thinking``)."""
+        block = self.thinking
+        if block is None or block.switch is None:
+            return None
+        return {block.switch: s.reasoning != "off"}
+
+    def thinking_for(self, s: Settings, prompt: list[int]) -> Optional[Thinking]:
+        """How the answer after `prompt` opens: with a thought (reasoning on, or a generation prompt that
+        opened one: reasoning off then closes it at once), or None (no thinking block, or reasoning off)."""
+        block = self.thinking
+        if block is None:
+            return None
+        opened = block.opened_by(self.model.detokenize(prompt[-8:]).decode("utf-8", errors="replace"))
+        if s.reasoning == "off" and not opened:
+            return None
+        return Thinking(block, 0 if s.reasoning == "off" else s.reasoning_budget, opened)
+
     def check_prompt_fits(self, prompt: list[int]) -> None:
         """A ContextOverflowError when `prompt` leaves no room for an answer token."""
         if len(prompt) + 1 > self.model.n_ctx:
@@ -141,9 +161,11 @@ class Engine:
     def open(self, messages: list[Message], tools: Optional[Sequence[Any]], s: Settings,
              options: CallOptions = DEFAULT_OPTIONS, *, sampler: Optional[Sampler] = None,
              on_tokens: Optional[Callable[[list[int]], None]] = None, query: Optional[str] = None,
-             on_text: Optional[Callable[[str], None]] = None) -> Session:
+             on_text: Optional[Callable[[str], None]] = None,
+             on_reasoning: Optional[Callable[[str], None]] = None) -> Session:
         """Evaluate a request's prompt into a free sequence and start its session (it may already be
-        finished: `wants` is None). Errors leave the sequence free."""
+        finished: `wants` is None). Errors leave the sequence free. `on_reasoning` sees a reasoning
+        model's thought as it grows (see Session)."""
         if not self.free:
             raise OndeviceError(f"all {self.model.n_parallel} sequences are busy: wait for an answer to finish")
         start = time.perf_counter()
@@ -152,9 +174,10 @@ class Engine:
         fmt = get_format(options.tool_format)
         variable = fmt.template_tools(list(tools) if tools is not None else None)
         prepared = self.prompts.prepare(fmt.template_messages(messages), variable, s.date_string, fmt.query_offset,
-                                        self.vocabulary.max_token_bytes)
+                                        self.vocabulary.max_token_bytes, self.template_variables(s))
         prompt = prepared.tokens
         self.check_prompt_fits(prompt)
+        thinking = self.thinking_for(s, prompt)
         matcher = self.grammars.matcher(normalized, grammar, s, options) if s.constrained else None
         seq = max(self.free, key=lambda q: lcp(self.model.seq_tokens[q], prompt))
         self.free.remove(seq)
@@ -163,7 +186,8 @@ class Engine:
             prompt_s = time.perf_counter() - start
             branch = self._first_branch(options, s) if s.constrained else None
             p_list = None
-            if branch is not None and not options.allows_text and options.min_calls == 0 and options.content is None:
+            if (branch is not None and not options.allows_text and options.min_calls == 0 and options.content is None
+                    and thinking is None):  # after a thought, the prompt's own logits are not the answer's
                 # "list" has no branch at the first token: the probability is still reported, from the
                 # mask of the grammar that admits a sentence, so a threshold can be calibrated on it.
                 p_list = self._list_no_call_probability(tools, s, options, branch)
@@ -182,7 +206,8 @@ class Engine:
                 branch=branch if options.allows_text else None, tool_format=options.tool_format,
                 make_matcher=lambda lark: self.grammars.matcher(normalized, LLMatcher.grammar_from_lark(lark), s),
                 model_ends_list=s.list_end == "model", on_text=on_text, content=options.allows_content,
-                check=call_check(normalized) if matcher is not None else None)
+                check=call_check(normalized) if matcher is not None else None, thinking=thinking,
+                on_reasoning=on_reasoning)
         except BaseException as exc:
             self.model.truncate(0, seq)
             self.free.append(seq)
@@ -346,7 +371,7 @@ class Engine:
                 raise GrammarStateError(f"constrained output failed validation: {problems} (a bug: please report "
                                         "it with the tools)", details=f"text: {gen.text!r}")
         return CallResult(calls, gen.text, gen.finish_reason, gen.truncated, timings, message, gen.no_call_probability,
-                          value, relaxations(req.normalized) if s.constrained else [])
+                          value, relaxations(req.normalized) if s.constrained else [], gen.reasoning)
 
 
 def with_written_arguments(calls: Optional[list[ToolCall]], text: str, fmt: ToolFormat) -> Optional[list[ToolCall]]:
@@ -393,6 +418,7 @@ def timings_of(prompt: list[int], reused: int, prompt_s: float, gen: Generation,
         "drafted_tokens": gen.drafted,
         "accepted_tokens": gen.accepted,
         "resampled_calls": gen.resampled,
+        "reasoning_tokens": gen.reasoning_tokens,
         "total_s": round(total_s, 4),
     }
 

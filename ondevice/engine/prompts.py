@@ -50,7 +50,8 @@ class PromptBuilder:
         return text, tokens
 
     def prepare(self, messages: list[Message], tools_variable: Optional[list[Any]], date_string: Optional[str],
-                query_offset: Callable[[str], int], max_token_bytes: int) -> Prompt:
+                query_offset: Callable[[str], int], max_token_bytes: int,
+                variables: Optional[dict[str, Any]] = None) -> Prompt:
         """The prompt's tokens, where its shared prefix ends and where its assistant turns start.
 
         The prefix ends where the query of the conversation's first user turn begins (`query_offset`:
@@ -58,14 +59,16 @@ class PromptBuilder:
         with the same tools share it. The turns are the places where the prompt's generation prompt
         (what the template adds to ask for an answer) also stands earlier: each answer in the history.
         The template is rendered once more without the generation prompt to find it; the prompt is
-        tokenized once and both positions are read off its own tokens."""
+        tokenized once and both positions are read off its own tokens. `variables`: the template's
+        own switches (Qwen3's ``enable_thinking``)."""
         check_context_bytes(sum(len(text.encode("utf-8")) for text in strings_of([messages, tools_variable])),
                             self.model.n_ctx, max_token_bytes)
-        text, spans, prompt = self._render_tokens(messages, date_string, tools_variable)
+        text, spans, prompt = self._render_tokens(messages, date_string, tools_variable, variables)
         prefix_bytes = len(text[:query_start(text, spans, messages, query_offset)].encode("utf-8"))
         date = self.date_string if date_string is None else date_string
         try:
-            bare = self.template.render(messages, add_generation_prompt=False, date_string=date, tools=tools_variable)
+            bare = self.template.render(messages, add_generation_prompt=False, date_string=date, tools=tools_variable,
+                                        variables=variables)
         except ChatTemplateError:  # a template that insists on ending with a user turn: no turns found
             bare = ""
         turns: tuple[int, ...] = ()
@@ -82,12 +85,12 @@ class PromptBuilder:
             self._control_ids = frozenset(self.model.control_tokens.values())
         return self._control_ids
 
-    def _render_tokens(self, messages: list[Message], date_string: Optional[str],
-                       tools: Optional[list[Any]]) -> tuple[str, Optional[list[Span]], list[int]]:
+    def _render_tokens(self, messages: list[Message], date_string: Optional[str], tools: Optional[list[Any]],
+                       variables: Optional[dict[str, Any]] = None) -> tuple[str, Optional[list[Span]], list[int]]:
         """The rendered prompt, where the caller's content lies in it (None: unknown), and its tokens."""
         date = self.date_string if date_string is None else date_string
         text, spans = self.template.render_with_spans(messages, add_generation_prompt=True, date_string=date,
-                                                      tools=tools)
+                                                      tools=tools, variables=variables)
         if self._control is None:
             self._control = ControlTokens(self.model.control_tokens)
         # Keys (property names, argument names) are rendered by the template as they are, unmarked:

@@ -30,6 +30,12 @@ dropped; `max_identical`), and so does a call identical to one whose result the 
 holds (`answered`); when that refused call is the first and a sentence is allowed, the session
 starts over under a grammar that admits only a sentence.
 
+With `thinking` (a reasoning model), the answer opens with a thought decoded without the grammar
+(no mask, no refusals): it ends where the model writes the block's end marker, or after the thought's
+own budget, where the end marker is forced. The thought then belongs to the answer's context, as the
+prompt does (`lead`), and the answer is decoded after it as above. The thought is never a call: it is
+the generation's `reasoning`, streamed to `on_reasoning`.
+
 Where a tool's schema has keywords the grammar does not enforce (relaxed, see schema/grammar_schema.py),
 each complete call is checked against the full schema (`CallCheck`). A failing call is rolled back
 (the output, the matcher and the sequence return to the end of the last accepted call) and drawn
@@ -49,6 +55,7 @@ from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
 from ..errors import BudgetError, GrammarStateError, ToolChoiceError
 from ..formats import get_format
+from ..formats.reasoning import ThinkingBlock
 from ..grammar.calls import Markers
 from ..settings import CARD
 from .llama import LlamaModel
@@ -73,6 +80,19 @@ class Generation:
     no_call_probability: Optional[float] = None  # at the first branch, when the grammar has one
     refused: int = 0  # calls refused as repeated or already answered
     resampled: int = 0  # calls drawn again after failing the check of a relaxed schema
+    reasoning: Optional[str] = None  # the thought before the answer (a reasoning model)
+    reasoning_tokens: int = 0  # the thought's tokens, markers included
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """The thought that opens an answer: decoded free, ended by the model's end marker or, after
+    `budget` tokens, by the marker forced. `opened`: the prompt already opened it (its generation
+    prompt ends with the opening marker), so the model writes only its text."""
+
+    block: ThinkingBlock
+    budget: int
+    opened: bool = False
 
 
 @dataclass(frozen=True)
@@ -154,7 +174,8 @@ class Session:
                  tool_format: str = CARD, first_row: Optional[int] = -1,
                  make_matcher: Optional[Callable[[str], LLMatcher]] = None, model_ends_list: bool = True,
                  on_text: Optional[Callable[[str], None]] = None, content: bool = False,
-                 check: Optional[CallCheck] = None):
+                 check: Optional[CallCheck] = None, thinking: Optional[Thinking] = None,
+                 on_reasoning: Optional[Callable[[str], None]] = None):
         self.model, self.seq, self.prompt = model, seq, prompt
         self.sampler, self.matcher, self.fast_forward, self.stop = sampler, matcher, fast_forward, stop
         self.refusals, self.drafter, self.on_tokens = refusals or Refusals(), drafter, on_tokens
@@ -171,6 +192,13 @@ class Session:
         self._sent = ""  # the text `on_text` has seen
         self._final_end = 0  # the end of the last accepted call: a tool-call answer is final up to there
         self.budget = max(0, min(budget, model.n_ctx - len(prompt)))
+        self._answer_budget = budget
+        self.lead = prompt  # what the answer follows: the prompt, then the thought
+        self.thinking, self.on_reasoning = thinking, on_reasoning
+        self.thought: list[int] = []
+        self._thought_bytes = b""
+        self._reasoning_sent = ""
+        self.reasoning: Optional[str] = None
         self.start = time.perf_counter()
         self.out: list[int] = []
         self.pending: list[int] = [] if first_row is not None else [prompt[-1]]
@@ -185,6 +213,10 @@ class Session:
         self._calls_seen = 0
         self._at_boundary = False  # the output ends right after a complete call
         self._bitmask = allocate_token_bitmask(1, model.n_vocab) if matcher is not None else None
+        if thinking is not None:
+            self._thought_budget = max(0, min(thinking.budget, model.n_ctx - len(prompt) - 1))
+            if not thinking.opened:
+                self._add_thought(model.tokenize(thinking.block.open + thinking.block.inner, special=True))
         self._advance()
 
     # --- the engine's side --------------------------------------------------------------------------
@@ -225,14 +257,23 @@ class Session:
         if self.on_text is not None and text.startswith(self._sent) and len(text) > len(self._sent):
             self.on_text(text[len(self._sent):])
             self._sent = text
+        if self.thinking is not None and self.reasoning is None:  # ended inside the thought
+            self.reasoning = self.thinking.block.visible(self._thought_text(), final=True)
+            self._send_reasoning(self.reasoning)
         return Generation(out, text, finish, truncated, self.sampled, self.forced, time.perf_counter() - self.start,
-                          self.steps, self.drafted, self.accepted, self.p_no_call, self.refused, self.resampled)
+                          self.steps, self.drafted, self.accepted, self.p_no_call, self.refused, self.resampled,
+                          self.reasoning, len(self.thought))
 
     # --- the loop -------------------------------------------------------------------------------------
     def _advance(self) -> None:
         """Fast-forward and pick until an evaluation is needed or the answer is complete."""
         m = self.matcher
         while self.finish is None:
+            if self.thinking is not None and self.reasoning is None:
+                if not self._think():
+                    return
+                m = self.matcher
+                continue
             if not self.at_pick:
                 if m is not None and self._forward():
                     continue
@@ -267,6 +308,63 @@ class Session:
         self._append(ff)
         self.forced += len(ff)
         return True
+
+    # --- the thought ---------------------------------------------------------------------------------------
+    def _think(self) -> bool:
+        """One step of the thought; False when an evaluation is needed first."""
+        block = self.thinking.block
+        if len(self.thought) >= self._thought_budget:  # the budget: the end marker is forced
+            self._end_thought(block.closing(self._thought_text()))
+            return True
+        if not self.at_pick:
+            if self.pending:
+                return False
+            self.at_pick = True
+            return True
+        self.at_pick = False
+        token = self.sampler.pick(self._logits(), generated=self.thought)
+        if self.model.is_eog(token):  # the turn may not end inside the thought: close it, the answer follows
+            self._end_thought(block.closing(self._thought_text()))
+            return True
+        self.sampled += 1
+        self._add_thought([token])
+        text = self._thought_text()
+        end = block.ended(text)
+        if end is not None:
+            tail = text[end:]  # the layout after the marker, as far as the model wrote it
+            self._end_thought(block.after[len(tail):] if block.after.startswith(tail) else "")
+        return True
+
+    def _add_thought(self, tokens: list[int]) -> None:
+        self.thought.extend(tokens)
+        self.pending.extend(tokens)
+        self._thought_bytes += self.model.detokenize(tokens)
+        self._send_reasoning(self.thinking.block.visible(self._thought_text()))
+
+    def _thought_text(self) -> str:
+        return _complete_utf8(self._thought_bytes).decode("utf-8", errors="replace")
+
+    def _send_reasoning(self, visible: str) -> None:
+        if self.on_reasoning is not None and visible.startswith(self._reasoning_sent):
+            piece = visible[len(self._reasoning_sent):]
+            self._reasoning_sent = visible
+            if piece:
+                self.on_reasoning(piece)
+
+    def _end_thought(self, closing: str) -> None:
+        """Force `closing` (the end marker and the layout after it, as far as the model did not write
+        them) and start the answer after the thought."""
+        if closing:
+            tokens = self.model.tokenize(closing, special=True)
+            self.thought.extend(tokens)
+            self.pending.extend(tokens)
+            self._thought_bytes += self.model.detokenize(tokens)
+            self.forced += len(tokens)
+        self.reasoning = self.thinking.block.visible(self._thought_text(), final=True)
+        self._send_reasoning(self.reasoning)
+        self.lead = self.prompt + self.thought
+        self.budget = max(0, min(self._answer_budget, self.model.n_ctx - len(self.lead)))
+        self.at_pick = False
 
     def _logits(self) -> np.ndarray:
         return self.model.logits(self.row)
@@ -405,7 +503,7 @@ class Session:
         if self.matcher.is_error():
             raise GrammarStateError("the grammar engine could not roll back a call (a bug: please report it with "
                                     "the tools)", details=self.matcher.get_error())
-        full = self.prompt + self.out[:keep]
+        full = self.lead + self.out[:keep]
         evaluated = min(len(full) - 1, len(self.model.seq_tokens[self.seq]))  # the last one's logits are needed
         self.model.truncate(evaluated, self.seq)
         self.out, self.pending, self.draft, self.at_pick = self.out[:keep], full[evaluated:], [], False
@@ -416,10 +514,10 @@ class Session:
     def _restart(self, grammar: str) -> None:
         """Start the answer over under `grammar` (`start_over`'s): the output so far leaves the sequence."""
         self._discard()
-        self.model.truncate(len(self.prompt) - 1, self.seq)
+        self.model.truncate(len(self.lead) - 1, self.seq)
         self.matcher = self.make_matcher(grammar)
         self.branch = None
-        self.out, self.pending, self.draft, self.at_pick = [], [self.prompt[-1]], [], False
+        self.out, self.pending, self.draft, self.at_pick = [], [self.lead[-1]], [], False
         self._calls_seen, self._at_boundary, self._bytes, self._final_end = 0, False, b"", 0
 
     # --- speculation bookkeeping ------------------------------------------------------------------------

@@ -168,6 +168,8 @@ class TemplateFormat(ToolFormat):
 
     def answer_turn(self, result: CallResult) -> Message:
         turn: dict[str, Any] = {"role": "assistant", "content": result.message or ""}
+        if result.reasoning:  # the template writes it back where the model thought (Qwen3's reasoning_content)
+            turn["reasoning_content"] = result.reasoning
         if result.calls:
             turn["tool_calls"] = [{"type": "function", "function": c.to_dict()} for c in result.calls]
         elif result.calls is None:

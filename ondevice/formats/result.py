@@ -19,6 +19,7 @@ class CallResult:
     response format (structured outputs), the answer's JSON value, validated against its schema
     (``message`` is then its JSON text and ``calls`` []). relaxed: the keywords of the request's tools
     that the grammar did not enforce (each call was checked against them after decoding instead).
+    reasoning: a reasoning model's thought before the answer (None: the model wrote none); never a call.
     """
 
     calls: Optional[list[ToolCall]]
@@ -30,6 +31,7 @@ class CallResult:
     no_call_probability: Optional[float] = None
     value: Any = None
     relaxed: list[Relaxation] = field(default_factory=list)
+    reasoning: Optional[str] = None
 
     def calls_as_dicts(self) -> Optional[list[dict[str, Any]]]:
         return None if self.calls is None else [c.to_dict() for c in self.calls]
@@ -44,6 +46,7 @@ class CallResult:
             "no_call_probability": self.no_call_probability,
             "value": self.value,
             "relaxed": [r.to_dict() for r in self.relaxed],
+            "reasoning": self.reasoning,
             "timings": self.timings,
         }
 

@@ -34,7 +34,7 @@ from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
 from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
 from .tool_stream import ContentStream
-from .worker import DONE, Job, ModelWorker
+from .worker import DONE, Job, ModelWorker, Thought
 
 class ServeError(OndeviceError, RuntimeError):
     """The server cannot start (the address is taken, not allowed, ...)."""
@@ -60,7 +60,7 @@ async def _written(writer: "EventWriter | MessageStream", first: Iterator[str], 
         for event in first:
             yield event
         while item is not DONE:
-            for event in writer.feed(item):
+            for event in (writer.feed_reasoning(item.text) if isinstance(item, Thought) else writer.feed(item)):
                 yield event
             item = await job.pieces.get()
         try:
@@ -272,6 +272,10 @@ class ChatServer:
         try:
             yield _sse(chunk(request, self.model_id, {"role": "assistant"}))
             while item is not DONE:
+                if isinstance(item, Thought):
+                    yield _sse(chunk(request, self.model_id, {"reasoning_content": item.text}))
+                    item = await job.pieces.get()
+                    continue
                 if text := content.feed(item):
                     yield _sse(chunk(request, self.model_id, {"content": text}))
                 for event in reader.feed(item):

@@ -53,8 +53,10 @@ REFUSED = {
 _UNSUPPORTED_BLOCKS = {
     "image": "image blocks are not supported: the model reads text only",
     "document": "document blocks are not supported: send the text as a text block",
-    "thinking": "thinking blocks are not supported: the model has no reasoning format",
-    "redacted_thinking": "thinking blocks are not supported: the model has no reasoning format",
+    "thinking": "thinking blocks are not supported on this API (a reasoning model runs with its thought off "
+                "here): use /v1/chat/completions, whose answers carry reasoning_content",
+    "redacted_thinking": "thinking blocks are not supported on this API (a reasoning model runs with its thought "
+                         "off here): use /v1/chat/completions, whose answers carry reasoning_content",
 }
 
 
@@ -284,8 +286,9 @@ def parse_messages_request(body: Any, model_id: str, base: Settings, tool_format
             raise APIError(400, f"'{name}' is not supported: {why}", name, "unsupported_parameter")
     thinking = body.get("thinking")
     if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
-        raise APIError(400, "'thinking' is not supported: the model has no reasoning format (only {\"type\": "
-                            "\"disabled\"} is accepted)", "thinking", "unsupported_parameter")
+        raise APIError(400, "'thinking' is not supported on this API: a reasoning model runs with its thought off "
+                            "here (only {\"type\": \"disabled\"} is accepted); use /v1/chat/completions, whose "
+                            "answers carry reasoning_content", "thinking", "unsupported_parameter")
     output = body.get("output_config")
     if output is not None and (not isinstance(output, dict) or output.get("format") is not None):
         raise APIError(400, "'output_config.format' is not supported on /v1/messages: use a forced tool "
@@ -306,6 +309,7 @@ def parse_messages_request(body: Any, model_id: str, base: Settings, tool_format
         "tools": _tools(body.get("tools")),
         "tool_choice": tool_choice,
         "parallel_tool_calls": parallel,
+        "reasoning_effort": "none",  # no extended thinking unless asked, as Anthropic's API (which is refused above)
     }
     if not count_only:
         chat.update({k: body.get(k) for k in ("max_tokens", "temperature", "top_p", "stream")})
@@ -401,6 +405,9 @@ class MessageStream:
         yield self.event("message_start", message=_message(self.req, self.model_id, [], None, None,
                                                            {"input_tokens": input_tokens, "output_tokens": 0}))
         yield self.event("ping")
+
+    def feed_reasoning(self, piece: str) -> Iterator[str]:
+        return iter(())  # thinking is off on this API (see parse_messages_request)
 
     def feed(self, piece: str) -> Iterator[str]:
         self.raw += piece

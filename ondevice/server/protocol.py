@@ -186,6 +186,9 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
             changes[name] = value
     if changes.get("temperature", 0) > 2:
         raise APIError(400, f"expected 'temperature' in [0, 2], got {changes['temperature']}", "temperature", "invalid_value")
+    reasoning = reasoning_switch(body)
+    if reasoning is not None:
+        changes["reasoning"] = reasoning
     for name in ("max_completion_tokens", "max_tokens"):
         value = _field(body, name, (int,))
         if value is not None:
@@ -215,6 +218,27 @@ def parse_chat_request(body: Any, model_id: str, base: Settings, tool_format: st
         messages, options = with_instruction(messages, content), replace(options, content=content)
     return ChatRequest(messages, tools, settings, options, query, stream, include_usage, tool_format, content,
                        relaxed=tuple(relaxations(normalized)))
+
+
+def reasoning_switch(body: dict[str, Any]) -> Optional[str]:
+    """A reasoning model's thinking as the request sets it: ``reasoning_effort`` "none" (OpenAI) or
+    ``chat_template_kwargs.enable_thinking`` false (vLLM, llama.cpp) turn it off, another effort or
+    true turn it on; None where the request says nothing (the server's setting holds)."""
+    effort = _field(body, "reasoning_effort", (str,))
+    kwargs = _field(body, "chat_template_kwargs", (dict,), {})
+    unknown = sorted(set(kwargs) - {"enable_thinking"})
+    if unknown:
+        raise APIError(400, f"'chat_template_kwargs': only 'enable_thinking' is supported, got {unknown}",
+                       "chat_template_kwargs", "unsupported_parameter")
+    enable = kwargs.get("enable_thinking")
+    if enable is not None and not isinstance(enable, bool):
+        raise APIError(400, f"expected 'chat_template_kwargs.enable_thinking' to be a boolean, got {json_type(enable)}",
+                       "chat_template_kwargs", "invalid_type")
+    if enable is not None:
+        return "on" if enable else "off"
+    if effort is not None:
+        return "off" if effort == "none" else "on"
+    return None
 
 
 RELAXED_HEADER = "x-ondevice-relaxed"
@@ -374,9 +398,14 @@ def _read_turns(messages: Any, native: bool, settings: Settings) -> tuple[list[s
             if tool_calls is not None and not isinstance(tool_calls, list):
                 raise APIError(400, f"expected {where}.tool_calls to be an array, got {json_type(tool_calls)}",
                                "messages", "invalid_type")
+            reasoning = message.get("reasoning_content")
+            if reasoning is not None and not isinstance(reasoning, str):
+                raise APIError(400, f"expected {where}.reasoning_content to be a string, got {json_type(reasoning)}",
+                               "messages", "invalid_type")
             turns.append({"role": "assistant",
                           "content": _text(message.get("content"), f"{where}.content", allow_none=True) or "",
-                          "calls": _assistant_calls(message, where, settings) if tool_calls else []})
+                          "calls": _assistant_calls(message, where, settings) if tool_calls else [],
+                          "reasoning": reasoning})
         elif role == "tool":
             if not turns:
                 raise APIError(400, f"{where}: a tool result cannot open the conversation", "messages", "invalid_value")
@@ -423,6 +452,8 @@ def native_messages(messages: Any, settings: Optional[Settings] = None) -> tuple
     laid_out: list[Message] = []
     for turn in turns:
         entry: dict[str, Any] = {"role": turn["role"], "content": turn["content"]}
+        if turn.get("reasoning"):  # a reasoning model's thought, where its template writes it back
+            entry["reasoning_content"] = turn["reasoning"]
         if turn.get("calls"):
             entry["tool_calls"] = [{"type": "function", "function": call} for call in turn["calls"]]
         laid_out.append(entry)
@@ -444,10 +475,11 @@ def finish_reason(result: CallResult, has_calls: bool) -> str:
     return "tool_calls" if has_calls else "stop"
 
 
-def usage(result: CallResult) -> dict[str, int]:
+def usage(result: CallResult) -> dict[str, Any]:
     prompt = int(result.timings.get("prompt_tokens", 0))
     completion = int(result.timings.get("sampled_tokens", 0) + result.timings.get("forced_tokens", 0))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "completion_tokens_details": {"reasoning_tokens": int(result.timings.get("reasoning_tokens", 0))}}
 
 
 def call_id() -> str:
@@ -459,6 +491,8 @@ def completion(request: ChatRequest, model_id: str, result: CallResult) -> dict[
     calls = [(c.name, c.written_arguments()) for c in result.calls or []]
     message: dict[str, Any] = {"role": "assistant", "content": None if calls else no_call_content(request, result),
                                "refusal": None}
+    if result.reasoning is not None:  # a reasoning model's thought (vLLM's and llama.cpp's field)
+        message["reasoning_content"] = result.reasoning
     if calls:
         message["tool_calls"] = [
             {"id": call_id(), "type": "function", "function": {"name": name, "arguments": arguments}}

@@ -96,6 +96,7 @@ def input_messages(items: Any, instructions: Optional[str], history: Optional[li
 
 
 def _add_messages(messages: list[dict[str, Any]], items: list[Any], name: str) -> None:
+    thought: Optional[str] = None  # a reasoning item's text: the next assistant turn's reasoning_content
     for i, item in enumerate(items):
         where = f"{name}[{i}]"
         if not isinstance(item, dict):
@@ -107,6 +108,8 @@ def _add_messages(messages: list[dict[str, Any]], items: list[Any], name: str) -
                 raise APIError(400, f"{where}: unsupported role {role!r}; expected user, system, developer or assistant",
                                "input", "invalid_value")
             messages.append({"role": role, "content": _text_parts(item.get("content"), f"{where}.content")})
+            if role == "assistant" and thought:
+                messages[-1]["reasoning_content"], thought = thought, None
         elif kind == "function_call":
             name, arguments, call_id = item.get("name"), item.get("arguments", "{}"), item.get("call_id")
             if not isinstance(name, str) or not isinstance(arguments, str) or not isinstance(call_id, str):
@@ -117,6 +120,8 @@ def _add_messages(messages: list[dict[str, Any]], items: list[Any], name: str) -
                 messages[-1].setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            if thought:
+                messages[-1]["reasoning_content"], thought = thought, None
         elif kind == "function_call_output":
             output = item.get("output")
             if not isinstance(item.get("call_id"), str):
@@ -124,8 +129,9 @@ def _add_messages(messages: list[dict[str, Any]], items: list[Any], name: str) -
                                "invalid_type")
             messages.append({"role": "tool", "tool_call_id": item["call_id"],
                              "content": _text_parts(output, f"{where}.output")})
-        elif kind == "reasoning":
-            continue  # this server produces none; a client's own is not shown to the model
+        elif kind == "reasoning":  # the model's thought goes back with the turn it preceded (Qwen3's template shows it)
+            parts = item.get("content") if isinstance(item.get("content"), list) else []
+            thought = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
         else:
             raise APIError(400, f"{where}: unsupported item type {kind!r}; expected message, function_call or "
                                 "function_call_output", "input", "invalid_value")
@@ -207,6 +213,7 @@ def parse_responses_request(body: Any, model_id: str, base: Settings, tool_forma
         "temperature": body.get("temperature"),
         "top_p": body.get("top_p"),
         "max_tokens": body.get("max_output_tokens"),
+        "reasoning_effort": _effort(body.get("reasoning")),
         "stream": body.get("stream"),
     }
     try:
@@ -222,16 +229,32 @@ def parse_responses_request(body: Any, model_id: str, base: Settings, tool_forma
                             input_items=previous + input_items(body.get("input")))
 
 
+def _effort(reasoning: Any) -> Optional[str]:
+    """`reasoning.effort` ("none" turns a reasoning model's thinking off)."""
+    if reasoning is None:
+        return None
+    if not isinstance(reasoning, dict) or not isinstance(reasoning.get("effort", ""), (str, type(None))):
+        raise APIError(400, f"expected 'reasoning' to be an object with an 'effort' string, got {json_type(reasoning)}",
+                       "reasoning", "invalid_type")
+    return reasoning.get("effort")
+
+
 def _usage(result: CallResult) -> dict[str, Any]:
     u = usage(result)
     return {"input_tokens": u["prompt_tokens"], "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": u["completion_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens": u["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": u["completion_tokens_details"]["reasoning_tokens"]},
             "total_tokens": u["total_tokens"]}
 
 
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
     content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if status == "completed" else []
     return {"type": "message", "id": item_id, "role": "assistant", "status": status, "content": content}
+
+
+def _reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}],
+            "status": status}
 
 
 def _call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
@@ -269,10 +292,12 @@ def new_id(prefix: str) -> str:
 
 
 def final_output(req: ResponsesRequest, result: CallResult, call_ids: Optional[list[tuple[str, str]]] = None,
-                 message_id: Optional[str] = None) -> list[dict[str, Any]]:
-    """The output items of a finished answer: its calls, else one message (ids as streamed, if given)."""
+                 message_id: Optional[str] = None, reasoning_id: Optional[str] = None) -> list[dict[str, Any]]:
+    """The output items of a finished answer: a reasoning model's thought, then its calls, else one
+    message (ids as streamed, if given)."""
     calls = [(c.name, c.written_arguments()) for c in result.calls or []]
-    items = []
+    # an empty thought (reasoning off, or closed at once) is no item: the stream sent none either
+    items = [_reasoning_item(reasoning_id or new_id("rs"), result.reasoning)] if result.reasoning else []
     for i, (name, arguments) in enumerate(calls):
         item_id, call_id = call_ids[i] if call_ids and i < len(call_ids) else (new_id("fc"), new_id("call"))
         items.append(_call_item(item_id, call_id, name, arguments))
@@ -295,6 +320,10 @@ class EventWriter:
         self.open_call = False  # the last call's item is not yet done
         self.message_id: Optional[str] = None
         self.message_text = ""
+        self.reasoning_id: Optional[str] = None  # a reasoning model's thought: the first output item
+        self.reasoning_text = ""
+        self.reasoning_open = False
+        self.base = 0  # the answer's first output index (1 after a thought)
 
     def event(self, kind: str, **data: Any) -> str:
         data = {"type": kind, "sequence_number": self.seq, **data}
@@ -306,32 +335,52 @@ class EventWriter:
         yield self.event("response.created", response=response)
         yield self.event("response.in_progress", response=response)
 
+    def feed_reasoning(self, piece: str) -> Iterator[str]:
+        if self.reasoning_id is None:
+            self.reasoning_id, self.reasoning_open, self.base = new_id("rs"), True, 1
+            yield self.event("response.output_item.added", output_index=0,
+                             item=_reasoning_item(self.reasoning_id, "", "in_progress"))
+        self.reasoning_text += piece
+        yield self.event("response.reasoning_text.delta", item_id=self.reasoning_id, output_index=0, content_index=0,
+                         delta=piece)
+
+    def _close_reasoning(self) -> Iterator[str]:
+        if not self.reasoning_open:
+            return
+        self.reasoning_open = False
+        yield self.event("response.reasoning_text.done", item_id=self.reasoning_id, output_index=0, content_index=0,
+                         text=self.reasoning_text)
+        yield self.event("response.output_item.done", output_index=0,
+                         item=_reasoning_item(self.reasoning_id, self.reasoning_text))
+
     def feed(self, piece: str) -> Iterator[str]:
+        if piece:
+            yield from self._close_reasoning()
         if text := self.text.feed(piece):
             if self.message_id is None:
                 yield from self._open_message()
             self.message_text += text
-            yield self.event("response.output_text.delta", item_id=self.message_id, output_index=0, content_index=0,
-                             delta=text, logprobs=[])
+            yield self.event("response.output_text.delta", item_id=self.message_id, output_index=self.base,
+                             content_index=0, delta=text, logprobs=[])
         for ev in self.reader.feed(piece):
             if isinstance(ev, CallStart):
                 yield from self._close_call()
                 item = _call_item(new_id("fc"), new_id("call"), ev.name, "", "in_progress")
                 self.calls.append((item["id"], item["call_id"], ev.name, ""))
                 self.open_call = True
-                yield self.event("response.output_item.added", output_index=ev.index, item=item)
+                yield self.event("response.output_item.added", output_index=self.base + ev.index, item=item)
             else:
                 assert isinstance(ev, ArgumentsDelta)
                 item_id, call_id, name, arguments = self.calls[ev.index]
                 self.calls[ev.index] = (item_id, call_id, name, arguments + ev.text)
-                yield self.event("response.function_call_arguments.delta", item_id=item_id, output_index=ev.index,
-                                 delta=ev.text)
+                yield self.event("response.function_call_arguments.delta", item_id=item_id,
+                                 output_index=self.base + ev.index, delta=ev.text)
 
     def _open_message(self, item_id: Optional[str] = None) -> Iterator[str]:
         self.message_id = item_id or new_id("msg")
-        yield self.event("response.output_item.added", output_index=0,
+        yield self.event("response.output_item.added", output_index=self.base,
                          item=_message_item(self.message_id, "", "in_progress"))
-        yield self.event("response.content_part.added", item_id=self.message_id, output_index=0, content_index=0,
+        yield self.event("response.content_part.added", item_id=self.message_id, output_index=self.base, content_index=0,
                          part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
 
     def _close_call(self) -> Iterator[str]:
@@ -340,27 +389,29 @@ class EventWriter:
         self.open_call = False
         index = len(self.calls) - 1
         item_id, call_id, name, arguments = self.calls[index]
-        yield self.event("response.function_call_arguments.done", item_id=item_id, output_index=index, name=name,
-                         arguments=arguments)
-        yield self.event("response.output_item.done", output_index=index, item=_call_item(item_id, call_id, name, arguments))
+        yield self.event("response.function_call_arguments.done", item_id=item_id, output_index=self.base + index,
+                         name=name, arguments=arguments)
+        yield self.event("response.output_item.done", output_index=self.base + index,
+                         item=_call_item(item_id, call_id, name, arguments))
 
     def finish(self, result: CallResult) -> Iterator[str]:
+        yield from self._close_reasoning()
         yield from self._close_call()
         call_ids = [(item_id, call_id) for item_id, call_id, _, _ in self.calls]
-        output = final_output(self.req, result, call_ids, self.message_id)
+        output = final_output(self.req, result, call_ids, self.message_id, self.reasoning_id)
         if output[-1]["type"] == "message":  # the message: as streamed, closed with the final text
             text = output[-1]["content"][0]["text"]
             if self.message_id is None:
                 yield from self._open_message(output[-1]["id"])
                 if text:
-                    yield self.event("response.output_text.delta", item_id=self.message_id, output_index=0,
+                    yield self.event("response.output_text.delta", item_id=self.message_id, output_index=self.base,
                                      content_index=0, delta=text, logprobs=[])
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            yield self.event("response.output_text.done", item_id=self.message_id, output_index=0, content_index=0,
+            yield self.event("response.output_text.done", item_id=self.message_id, output_index=self.base, content_index=0,
                              text=text, logprobs=[])
-            yield self.event("response.content_part.done", item_id=self.message_id, output_index=0, content_index=0,
+            yield self.event("response.content_part.done", item_id=self.message_id, output_index=self.base, content_index=0,
                              part=part)
-            yield self.event("response.output_item.done", output_index=0, item=output[-1])
+            yield self.event("response.output_item.done", output_index=self.base, item=output[-1])
         response = response_object(self.req, self.model_id, output, result)
         if self.keep is not None:
             response = self.keep(response)

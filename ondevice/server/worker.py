@@ -23,6 +23,13 @@ from .tool_stream import find_stop
 DONE = object()  # the last item a streaming job's queue receives
 
 
+@dataclass(frozen=True)
+class Thought:
+    """A piece of a reasoning model's thought, in a streaming job's queue among the answer's text pieces."""
+
+    text: str
+
+
 class JobCancelled(Exception):
     """The client went away, or the server is stopping."""
 
@@ -135,7 +142,8 @@ class ModelWorker:
                         s = request.settings or caller.settings
                         caller.settings.check_per_call(s)
                         session = engine.open(request.messages, request.tools, s, request.options,
-                                              on_text=self._on_text(job), query=request.query)
+                                              on_text=self._on_text(job), query=request.query,
+                                              on_reasoning=self._on_reasoning(job))
                 except BaseException as exc:
                     self._ended(job, None, exc)
                     continue
@@ -161,6 +169,17 @@ class ModelWorker:
                         self._ended(job, None, exc)
                     else:
                         self._ended(job, result, None)
+
+    def _on_reasoning(self, job: Job) -> Callable[[str], None]:
+        """Streams a job's thought (a reasoning model); raises JobCancelled as `_on_text` does."""
+
+        def on_reasoning(text: str) -> None:
+            if job.cancelled.is_set() or self._stopping:
+                raise JobCancelled()
+            if job.pieces is not None and text:
+                job.send(job.pieces.put_nowait, Thought(text))
+
+        return on_reasoning
 
     def _on_text(self, job: Job) -> Callable[[str], None]:
         """Streams a job's final text (see Session: a call is sent once accepted); raises

@@ -121,10 +121,13 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         date_string: Optional[str] = None,
         tools: Optional[list[Any]] = None,
+        variables: Optional[dict[str, Any]] = None,
     ) -> str:
         """The prompt text for `messages`; `date_string` pins Llama 3.2's "Today Date" line; `tools`
-        (the OpenAI layout) is the template's ``tools`` variable, as transformers passes it."""
-        variables: dict[str, Any] = {
+        (the OpenAI layout) is the template's ``tools`` variable, as transformers passes it;
+        `variables`: the template's own switches (Qwen3's ``enable_thinking``)."""
+        variables = {
+            **(variables or {}),
             "messages": _arguments_as_objects(messages),
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos_token,
@@ -153,6 +156,7 @@ class ChatTemplate:
         add_generation_prompt: bool = True,
         date_string: Optional[str] = None,
         tools: Optional[list[Any]] = None,
+        variables: Optional[dict[str, Any]] = None,
     ) -> tuple[str, Optional[list[Span]]]:
         """The prompt text and where the caller's content lies in it, as (start, end) character spans.
 
@@ -171,12 +175,12 @@ class ChatTemplate:
                     f"message #{i}: expected 'role' to be a plain word such as 'user' or 'assistant', got {role!r}"
                 )
         messages = _arguments_as_objects(messages)  # before marking: marked JSON text no longer parses
-        text = self.render(messages, add_generation_prompt, date_string, tools)
+        text = self.render(messages, add_generation_prompt, date_string, tools, variables)
         nonce = secrets.token_hex(8)
         open_mark, close_mark = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue001"
         try:
             marked = self.render(_mark(messages, open_mark, close_mark), add_generation_prompt, date_string,
-                                 None if tools is None else _mark(tools, open_mark, close_mark))
+                                 None if tools is None else _mark(tools, open_mark, close_mark), variables)
         except ChatTemplateError:  # the template checks a string's form (Mistral's 9-character call ids)
             return text, None
         return text, _unmark(marked, text, open_mark, close_mark)
