@@ -46,6 +46,7 @@ class ToolFormat:
     variable, tool results ``tool`` turns (else the card's: tools in the first user turn).
     arguments_key: the key a call object holds its arguments under (Llama 3: ``"parameters"``).
     claims_template: detection picks this format for a template it recognizes (see `recognize`).
+    reader_class: a stream reader of its own, for calls that are not ``{"name", "arguments"}`` objects.
     """
 
     name: str = ""
@@ -57,6 +58,7 @@ class ToolFormat:
     template_layout: bool = False
     arguments_key: str = "arguments"
     claims_template: bool = True
+    reader_class: Optional[type] = None  # the stream reader (formats/stream.py's ToolCallReader where None)
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
         """The messages of a request: the history, then the query."""
@@ -71,6 +73,12 @@ class ToolFormat:
         """Why a chat template (its source) is this format's, in a few words; None if it is not. A
         format with `claims_template` False is named in the reason but not chosen by detection."""
         return None
+
+    def reads_probe(self, answer: str, call: Any) -> bool:
+        """Whether `answer` (what a chat template writes for an assistant turn holding `call`, a
+        ``{"name", "arguments"}`` value) is this format's layout: its reader finds `call` first there."""
+        found = self.complete_calls(answer)
+        return bool(found) and found[0][0] == call
 
     def plain_markers(self) -> Markers:
         """The tags written as text (the grammar's markers where no tokenizer says otherwise)."""

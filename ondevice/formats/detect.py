@@ -1,11 +1,13 @@
 """Which tool format a model is prompted in, and why: its manifest's, else what its chat template shows.
 
 A model trained for tool calls carries the layout in its chat template (GGUF metadata
-``tokenizer.chat_template``). Each format says whether a template is its own (`ToolFormat.recognize`):
-``native`` a template that renders the ``tools`` variable and writes each call between ``<tool_call>``
-and ``</tool_call>`` (Hermes, as Qwen2.5 does); ``phi4-mini`` one with ``<|tool_call|>`` blocks;
-``mistral`` one with a ``[TOOL_CALLS][...]`` list;
-``xlam`` one that asks for the calls "in a single JSON array" (xLAM-2). Any other template (no tools, or tools in another layout) gets the model card's
+``tokenizer.chat_template``). The template is rendered with probe messages (a tool, a user turn, an
+assistant turn holding one call of it) and the text it writes for the call is read back by each
+format's own reader (`ToolFormat.reads_probe`): the format that finds the probe call there is the
+model's (``<tool_call>`` blocks: ``native``; ``<|tool_call|>`` blocks: ``phi4-mini``; a
+``[TOOL_CALLS][...]`` list: ``mistral``; a bare JSON array: ``xlam``). A template that renders no call
+(or refuses the probe) is recognized from its source (`ToolFormat.recognize`: its system text, its
+tags). Any other template (no tools, or tools in a layout no format reads) gets the model card's
 format, ``card``: Llama 3.x's template among them, since the fine-tune ondevice is built for carries
 it unchanged (a plain Llama 3.x Instruct is ``--tool-format llama3``).
 
@@ -19,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import AssetError
+from ..errors import AssetError, ChatTemplateError
 from ..gguf import GGUFError, read_header
 from ..settings import CARD
+from ..template.chat_template import ChatTemplate
 from .base import takes_tools
+from .reasoning import thinking_block
 from .registry import format_names, get_format
 
 TEMPLATE_KEY = "tokenizer.chat_template"
@@ -38,15 +42,53 @@ class FormatChoice:
     reason: str
 
 
+PROBE_TOOL = {"type": "function", "function": {
+    "name": "probe_tool", "description": "A probe of the chat template.",
+    "parameters": {"type": "object", "properties": {"probe_arg": {"type": "string", "description": "A value."}}, "required": ["probe_arg"]}}}
+PROBE_CALL = {"name": "probe_tool", "arguments": {"probe_arg": "probe-value"}}
+_PROBE_ID = "probe0001"  # nine letters and digits: Mistral's templates refuse other call ids
+
+
+def probe_answer(template: str) -> Optional[str]:
+    """What a chat template writes for an assistant turn holding the probe call (after the generation
+    prompt, a thinking block left out); None where it writes no call or refuses the probe."""
+    chat = ChatTemplate(template)
+    user = {"role": "user", "content": "Probe the tool."}
+    turn = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": _PROBE_ID, "type": "function", "function": {"name": PROBE_CALL["name"], "arguments": PROBE_CALL["arguments"]}}]}
+    try:
+        head = chat.render([user], add_generation_prompt=True, tools=[PROBE_TOOL])
+        whole = chat.render([user, turn], add_generation_prompt=False, tools=[PROBE_TOOL])
+    except ChatTemplateError:
+        return None
+    common = 0
+    while common < min(len(head), len(whole)) and head[common] == whole[common]:
+        common += 1
+    answer = whole[common:]
+    if "probe-value" not in answer:
+        return None
+    block = thinking_block(template)
+    if block is not None and block.ended(answer) is not None and answer.lstrip().startswith(block.open):
+        answer = answer[block.ended(answer):]  # Qwen3 writes an empty thought before the calls
+    return answer.strip()
+
+
 def detect_format(template: Optional[str]) -> tuple[str, str]:
-    """(format, reason) from a chat template's source: the first registered format that recognizes it
-    (`ToolFormat.recognize`), else ``card``."""
+    """(format, reason) from a chat template: the first registered format that reads the call the
+    template writes for the probe (`probe_answer`, `ToolFormat.reads_probe`), else the first that
+    recognizes its source (`ToolFormat.recognize`), else ``card``."""
     if not template:
         return CARD, "the GGUF carries no chat template: the card's format"
+    answer = probe_answer(template)
+    shown = None if answer is None else repr(answer if len(answer) <= 60 else answer[:59] + "…")
     unclaimed = []
     for name in format_names():
         fmt = get_format(name)
-        reason = fmt.recognize(template)
+        if answer is not None:  # the template writes calls: the format whose reader finds the probe's
+            reason = (f"its chat template writes a call as {shown}"
+                      if fmt.template_layout and fmt.reads_probe(answer, PROBE_CALL) else None)
+        else:  # it writes none (or refuses the probe): its source may still say
+            reason = fmt.recognize(template)
         if reason is not None and fmt.claims_template:
             return name, f"{reason}: {name}"
         if reason is not None:
@@ -54,6 +96,8 @@ def detect_format(template: Optional[str]) -> tuple[str, str]:
                              f"(--tool-format {name} for the plain model)")
     if unclaimed:
         return CARD, unclaimed[0]
+    if answer is not None:
+        return CARD, f"its chat template writes a call as {shown}, a layout no format reads yet: the card's format"
     if takes_tools(template):
         return CARD, "its chat template takes tools, but in a layout no format recognizes: the card's format"
     return CARD, "its chat template takes no tools: the card's format"

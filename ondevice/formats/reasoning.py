@@ -1,7 +1,7 @@
 """The thinking block of reasoning models: its markers and layout, recognized from the chat template.
 
 Qwen3, the DeepSeek-R1 distills and SmolLM3 write a thought before the answer,
-``<think>\\n...\\n</think>\\n\\n`` then the answer. The engine decodes the thought free (only its end
+``<think>\\n...\\n</think>\\n\\n`` then the answer; Ministral 3 ``[THINK]...[/THINK]``. The engine decodes the thought free (only its end
 is guaranteed, under a token budget) and the answer under the call grammar after it (engine/session.py);
 this module holds what the engine needs to know of the syntax, so nothing outside the formats names it.
 """
@@ -9,7 +9,7 @@ this module holds what the engine needs to know of the syntax, so nothing outsid
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -18,13 +18,13 @@ _JINJA_CODE = re.compile(r"\{[{%].*?[}%]\}", re.DOTALL)
 _LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
-def _is_markup(literal: str) -> bool:
-    """Whether a Jinja string literal is the thinking block's markup: the end marker, with at most the
+def _is_markup(literal: str, block: "ThinkingBlock") -> bool:
+    """Whether a Jinja string literal is `block`'s markup: its end marker, with at most the
     opening marker and blank lines around it (``'\\n</think>\\n\\n'``), not prose that mentions it."""
     body = literal[1:-1]
-    if THINK_CLOSE not in body:
+    if block.close not in body:
         return False
-    return not body.replace(THINK_CLOSE, "").replace(THINK_OPEN, "").replace("\\n", "").strip()
+    return not body.replace(block.close, "").replace(block.open, "").replace("\\n", "").strip()
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,9 @@ class ThinkingBlock:
         return body.strip()  # a prefix's strip is a prefix of the whole's
 
 
+BLOCKS = (ThinkingBlock(), ThinkingBlock("[THINK]", "[/THINK]", inner="", after=""))  # Qwen3's, Ministral 3's
+
+
 def describe(block: Optional[ThinkingBlock]) -> Optional[str]:
     """One line on a template's thinking block for `ondevice models` (None: the template has none)."""
     if block is None:
@@ -84,6 +87,8 @@ def thinking_block(template: str) -> Optional[ThinkingBlock]:
     """The thinking block a chat template knows: its code (not its prose) names the end marker (Qwen3's
     writes the thought back, DeepSeek-R1's strips it from earlier turns; Granite 3.3's only mentions
     the tags in a system text, behind its own switch); None where it has none."""
-    if any(_is_markup(literal) for code in _JINJA_CODE.findall(template) for literal in _LITERAL.findall(code)):
-        return ThinkingBlock(switch="enable_thinking" if _SWITCH.search(template) else None)
+    literals = [literal for code in _JINJA_CODE.findall(template) for literal in _LITERAL.findall(code)]
+    for block in BLOCKS:
+        if any(_is_markup(literal, block) for literal in literals):
+            return replace(block, switch="enable_thinking" if _SWITCH.search(template) else None)
     return None

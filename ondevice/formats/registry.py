@@ -15,12 +15,14 @@ from ..settings import add_format_loader, add_tool_format_name
 from .base import ToolFormat
 from .card import CardFormat
 from .llama3 import Llama3Format
+from .ministral3 import Ministral3Format
 from .mistral import MistralFormat
 from .native import NativeFormat
 from .phi4_mini import Phi4MiniFormat
 from .xlam import JsonArrayFormat
 
-_BUILT_IN = (CardFormat(), NativeFormat(), Llama3Format(), JsonArrayFormat(), Phi4MiniFormat(), MistralFormat())
+_BUILT_IN = (CardFormat(), NativeFormat(), Llama3Format(), JsonArrayFormat(), Phi4MiniFormat(), MistralFormat(),
+             Ministral3Format())
 _REGISTRY: dict[str, ToolFormat] = {fmt.name: fmt for fmt in _BUILT_IN}
 ENTRY_POINT_GROUP = "ondevice.formats"
 _loaded_plugins = False

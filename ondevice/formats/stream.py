@@ -134,10 +134,15 @@ class ToolCallReader:
         return None
 
 
+def call_reader(fmt: ToolFormat) -> ToolCallReader:
+    """A fresh stream reader of the format's calls (its own `reader_class`, else `ToolCallReader`)."""
+    return (fmt.reader_class or ToolCallReader)(fmt)
+
+
 def split_calls(text: str, fmt: ToolFormat) -> list[tuple[str, str]]:
     """(name, arguments text) of every call in a complete answer."""
     calls: list[tuple[str, str]] = []
-    for event in ToolCallReader(fmt).feed(text):
+    for event in call_reader(fmt).feed(text):
         if isinstance(event, CallStart):
             calls.append((event.name, ""))
         else:

@@ -32,7 +32,7 @@ from .protocol import APIError, ChatRequest, call_id, chunk, completion, error_f
 from .messages import MessageStream, MessagesRequest, error_body, message_object, parse_messages_request
 from .response_store import ResponseStore, stored_response
 from .responses import EventWriter, ResponsesRequest, final_output, parse_responses_request, response_object
-from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
+from ..formats.stream import ArgumentsDelta, CallStart, call_reader
 from .tool_stream import ContentStream
 from .worker import DONE, Job, ModelWorker, Thought
 
@@ -266,7 +266,7 @@ class ChatServer:
 
     async def _events(self, request: ChatRequest, job: Job, item: Any) -> AsyncIterator[str]:
         """The SSE stream: role, then each call's start and argument deltas, the finish, usage, [DONE]."""
-        reader = ToolCallReader(get_format(request.tool_format))
+        reader = call_reader(get_format(request.tool_format))
         content = ContentStream(request.content is not None, get_format(request.tool_format))
         ids: list[str] = []
         try:

@@ -30,7 +30,7 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, finish_reason, json_type, parse_chat_request, usage
-from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
+from ..formats.stream import ArgumentsDelta, CallStart, call_reader
 from .tool_stream import find_stop
 
 # Bounds on stop sequences: each is searched for in the text after every token.
@@ -388,7 +388,7 @@ class MessageStream:
 
     def __init__(self, req: MessagesRequest, model_id: str):
         self.req, self.model_id = req, model_id
-        self.reader = ToolCallReader(get_format(req.chat.tool_format))
+        self.reader = call_reader(get_format(req.chat.tool_format))
         self.raw = ""  # the generated text so far
         self.stop_at: Optional[int] = None  # where the first stop sequence begins in it, once written
         self.sent = ""  # the text block's text sent so far

@@ -26,7 +26,7 @@ from ..api import CallResult
 from ..formats import get_format
 from ..settings import Settings
 from .protocol import APIError, ChatRequest, json_type, finish_reason, no_call_content, parse_chat_request, usage
-from ..formats.stream import ArgumentsDelta, CallStart, ToolCallReader
+from ..formats.stream import ArgumentsDelta, CallStart, call_reader
 from .tool_stream import ContentStream
 
 REFUSED = {
@@ -314,7 +314,7 @@ class EventWriter:
         self.req, self.model_id = req, model_id
         self.keep = keep  # stores the finished response; what it answers is what the last event says
         self.seq = 0
-        self.reader = ToolCallReader(get_format(req.chat.tool_format))
+        self.reader = call_reader(get_format(req.chat.tool_format))
         self.text = ContentStream(True, get_format(req.chat.tool_format))  # anything that is not a call is the message's text
         self.calls: list[tuple[str, str, str, str]] = []  # item id, call id, name, arguments so far
         self.open_call = False  # the last call's item is not yet done

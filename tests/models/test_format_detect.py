@@ -14,7 +14,8 @@ import pytest
 
 from ondevice import Settings, ToolCaller
 from ondevice.errors import AssetError
-from ondevice.formats.detect import choose, detect_format, format_for_path, read_chat_template
+from ondevice.formats import get_format
+from ondevice.formats.detect import choose, detect_format, format_for_path, probe_answer, read_chat_template
 from ondevice.settings import CARD, NATIVE, XLAM
 from ondevice.models.catalog import resolve
 
@@ -38,7 +39,7 @@ HERMES = ("{%- if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %
 def test_the_cards_llama_template_stays_card():
     template = (SHARED / "fixtures" / "llama-3.2-chat-template.jinja").read_text()
     fmt, reason = detect_format(template)
-    assert fmt == CARD and "(Llama 3.x)" in reason and "--tool-format llama3" in reason
+    assert fmt == CARD and '"parameters"' in reason and "--tool-format llama3" in reason
 
 
 @pytest.mark.nomodel
@@ -51,11 +52,26 @@ def test_hermes_tags_are_native_and_no_tools_is_card():
 
 
 @pytest.mark.nomodel
-def test_the_xlam_template_is_recognized_by_its_instruction():
+def test_the_xlam_template_is_recognized_by_the_call_it_writes():
     template = (SHARED / "fixtures" / "chat-templates" / "xlam-2.jinja").read_text()
     fmt, reason = detect_format(template)
-    assert fmt == XLAM and "single JSON array" in reason
+    assert fmt == XLAM and 'writes a call as \'[{"name": "probe_tool"' in reason
     assert choose({}, template).no_call == "text"  # trained to say "no tool fits" in words
+
+
+@pytest.mark.nomodel
+def test_a_template_that_renders_no_call_is_recognized_from_its_source():
+    template = (SHARED / "fixtures" / "chat-templates" / "xlam-2.jinja").read_text()
+    assert get_format(XLAM).recognize(template) is not None  # its instruction, the fallback
+    smollm3 = (SHARED / "fixtures" / "chat-templates" / "smollm3.jinja").read_text()
+    assert probe_answer(smollm3) is None and detect_format(smollm3)[0] == NATIVE  # its <tool_call> text
+
+
+@pytest.mark.nomodel
+def test_a_call_layout_no_format_reads_is_named_in_the_reason():
+    template = (SHARED / "fixtures" / "chat-templates" / "functiongemma.jinja").read_text()
+    fmt, reason = detect_format(template)
+    assert fmt == CARD and "<start_function_call>call:probe_tool{" in reason and "no format reads" in reason
 
 
 @pytest.mark.nomodel
@@ -118,7 +134,7 @@ def qwen_by_path(ondevice_home: Path) -> ToolCaller:
 def test_qwen_by_path_uses_its_own_format(qwen_by_path):
     assert qwen_by_path.default_tool_format == NATIVE
     assert qwen_by_path.default_no_call == "text"
-    assert "Hermes" in qwen_by_path.format_choice.reason
+    assert "writes a call as '<tool_call>" in qwen_by_path.format_choice.reason
 
 
 def test_qwen_by_path_weather_is_one_call_with_the_unit(qwen_by_path):
