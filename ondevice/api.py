@@ -88,7 +88,8 @@ class ToolCaller:
 
     @property
     def default_no_call(self) -> str:
-        return self.engine.defaults.no_call
+        """How "no call" is answered unless a call's settings say (in the loaded settings' tool format)."""
+        return self.engine.no_call_default(self.settings)
 
     @property
     def default_tool_format(self) -> str:

@@ -27,8 +27,8 @@ MAX_SCHEMA_DEPTH = 100
 # The built-in tool formats (ondevice.formats implements them). A setting names a format before the
 # formats load, so the names a setting may give live here; formats.register adds a new one.
 CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL = "card", "native", "llama3", "xlam", "phi4-mini", "mistral"
-MINISTRAL3 = "ministral-3"
-_TOOL_FORMATS: list[str] = [CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL, MINISTRAL3]
+MINISTRAL3, PYTHONIC = "ministral-3", "pythonic"
+_TOOL_FORMATS: list[str] = [CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL, MINISTRAL3, PYTHONIC]
 
 
 _format_plugins: list[Callable[[], None]] = []  # formats.registry's entry-point loader, set at its import
@@ -111,7 +111,8 @@ class Settings:
     produced under the grammar: "list" (``<tool_call>[]</tool_call>``), "text" (the model may answer
     with a sentence instead, returned as ``calls == []`` and ``message``), "threshold" (as "text",
     but the first token's probability of a sentence, at least `no_call_threshold`, decides); None
-    takes the model's default from its manifest ("list" for a model without one).
+    takes the model's default: its manifest's, else its format's ("list" for the card's, "text" for a
+    model's own template format); a tool_format other than the model's brings that format's default.
     tool_format: how calls are prompted and laid out: "card" (the model card's system prompt and user
     template, one ``<tool_call>[...]</tool_call>`` list), "native" (the model's own chat template
     rendered with the tools, one ``<tool_call>\n{...}\n</tool_call>`` block per call, as Qwen2.5

@@ -37,6 +37,7 @@ import jsonschema
 from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError, RelaxedCallError
 from ..formats import get_format
 from ..formats.blocks import ToolCall, validate_calls
+from ..formats.detect import default_no_call
 from ..formats.prompt import Message
 from ..formats.grammar import tool_call_lark
 from ..formats.base import ToolFormat
@@ -124,11 +125,18 @@ class Engine:
         """The setting tool_format, else the model's default."""
         return (s or self.settings).tool_format or self.defaults.tool_format
 
+    def no_call_default(self, s: Optional[Settings] = None) -> str:
+        """How "no call" is answered unless the settings say: the model's default in its own format, the
+        named format's default in another (a Llama GGUF named llama3 answers in words, as its template's
+        models are trained to)."""
+        name = self.tool_format(s)
+        return self.defaults.no_call if name == self.defaults.tool_format else default_no_call(name)
+
     def options_for(self, s: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
         """`options` completed for this model and these settings: its tags, its tool format, and how
         "no call" is answered (the setting no_call, else the model's default)."""
         name = self.tool_format(s)
-        return replace(options, no_call=s.no_call or self.defaults.no_call,
+        return replace(options, no_call=s.no_call or self.no_call_default(s),
                        markers=self.vocabulary.markers(get_format(name).tags), tool_format=name)
 
     def template_variables(self, s: Settings) -> Optional[dict[str, Any]]:

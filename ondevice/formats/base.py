@@ -47,6 +47,7 @@ class ToolFormat:
     arguments_key: the key a call object holds its arguments under (Llama 3: ``"parameters"``).
     claims_template: detection picks this format for a template it recognizes (see `recognize`).
     reader_class: a stream reader of its own, for calls that are not ``{"name", "arguments"}`` objects.
+    no_call: how "no call" is answered by default in this format (the setting no_call's choices).
     """
 
     name: str = ""
@@ -59,6 +60,7 @@ class ToolFormat:
     arguments_key: str = "arguments"
     claims_template: bool = True
     reader_class: Optional[type] = None  # the stream reader (formats/stream.py's ToolCallReader where None)
+    no_call: str = "list"  # how "no call" is answered unless the settings or the model's manifest say
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
         """The messages of a request: the history, then the query."""
@@ -146,6 +148,7 @@ class TemplateFormat(ToolFormat):
     go to the template's ``tools`` variable, an answer goes back as an assistant turn's ``tool_calls``."""
 
     template_layout = True
+    no_call = "text"  # a model trained on its template's tools says "no tool fits" in words
 
     def messages(self, query: str, tools: Optional[list[Any]], history: Optional[list[Message]]) -> list[Message]:
         # No card text: a system message only if the caller gave one; the tools go to the template.
@@ -160,18 +163,19 @@ class TemplateFormat(ToolFormat):
                 for tool in tools]
 
     def closed_tokens(self, model: Tokenizer, out: list[int], text: str, markers: Markers) -> list[int]:
-        # The output's own tokens as far as they lie within `text` (a tag may be a special token or
-        # text), the rest (a token straddling the cut) re-tokenized as plain text.
-        target = len(text.encode("utf-8"))
+        # The output's own tokens as far as they spell `text` (a tag may be a special token or text),
+        # the rest re-tokenized as plain text: a token straddling the cut, and what the closing appends
+        # ("]", a closing tag), which the output's next tokens do not spell.
+        target = text.encode("utf-8")
         kept: list[int] = []
         size = 0
         for token in out:
-            piece = len(model.detokenize([token]))
-            if size + piece > target:
+            piece = model.detokenize([token])
+            if target[size:size + len(piece)] != piece:
                 break
             kept.append(token)
-            size += piece
-        rest = text.encode("utf-8")[size:].decode("utf-8", errors="replace")
+            size += len(piece)
+        rest = target[size:].decode("utf-8", errors="replace")
         return kept + (model.tokenize(rest, special=False) if rest else [])
 
     def answer_turn(self, result: CallResult) -> Message:

@@ -103,6 +103,12 @@ def detect_format(template: Optional[str]) -> tuple[str, str]:
     return CARD, "its chat template takes no tools: the card's format"
 
 
+def default_no_call(tool_format: str) -> str:
+    """How a format answers "no call" unless told (`ToolFormat.no_call`): the card's model with the
+    empty list, a model trained on its own template's tools in words (as such models are trained to)."""
+    return get_format(tool_format).no_call
+
+
 def choose(manifest: dict[str, Any], template: Optional[str]) -> FormatChoice:
     """The defaults for a model: what its manifest sets, the rest from its chat template.
 
@@ -117,7 +123,7 @@ def choose(manifest: dict[str, Any], template: Optional[str]) -> FormatChoice:
             reason += "; its chat template agrees" if seen == fmt else f"; its chat template alone would give {seen}"
     else:
         fmt, reason = detect_format(template)
-    no_call = manifest.get("no_call", "list" if fmt == CARD else "text")
+    no_call = manifest.get("no_call", default_no_call(fmt))
     return FormatChoice(fmt, no_call, float(manifest.get("no_call_threshold", 0.5)), reason)
 
 

@@ -19,10 +19,11 @@ from .ministral3 import Ministral3Format
 from .mistral import MistralFormat
 from .native import NativeFormat
 from .phi4_mini import Phi4MiniFormat
+from .pythonic import PythonicFormat
 from .xlam import JsonArrayFormat
 
 _BUILT_IN = (CardFormat(), NativeFormat(), Llama3Format(), JsonArrayFormat(), Phi4MiniFormat(), MistralFormat(),
-             Ministral3Format())
+             Ministral3Format(), PythonicFormat())
 _REGISTRY: dict[str, ToolFormat] = {fmt.name: fmt for fmt in _BUILT_IN}
 ENTRY_POINT_GROUP = "ondevice.formats"
 _loaded_plugins = False

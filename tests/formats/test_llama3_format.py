@@ -197,3 +197,14 @@ def test_jsonschemabench_tools_get_valid_llama3_calls(tiny_llama3):
             jsonschema.validate(result.calls[0].arguments, schemas[key])
             answered += 1
     assert answered >= 4, answered  # measured: 5 of 12
+
+
+def test_a_named_format_brings_its_own_no_call_default(tiny_llama3):
+    # The GGUF alone is the card's (the fine-tune's template): "no call" is the empty list there. Named
+    # llama3, a plain Llama 3.x Instruct answers "no tool fits" in words, as every template format does.
+    assert tiny_llama3.default_tool_format == "card"
+    assert tiny_llama3.default_no_call == "text"
+    engine = tiny_llama3.engine
+    assert engine.options_for(tiny_llama3.settings).no_call == "text"
+    assert engine.options_for(tiny_llama3.settings.with_(tool_format="card")).no_call == "list"
+    assert engine.options_for(tiny_llama3.settings.with_(no_call="list")).no_call == "list"  # the setting wins
