@@ -36,8 +36,7 @@ import jsonschema
 
 from ..errors import ChatTemplateError, ContextOverflowError, GrammarStateError, OndeviceError, RelaxedCallError
 from ..formats import get_format
-from ..formats.blocks import ToolCall, validate_calls
-from ..formats.detect import default_no_call
+from ..formats.blocks import NOT_JSON, ToolCall, message_call, validate_calls
 from ..formats.prompt import Message
 from ..formats.grammar import tool_call_lark
 from ..formats.base import ToolFormat
@@ -130,7 +129,7 @@ class Engine:
         named format's default in another (a Llama GGUF named llama3 answers in words, as its template's
         models are trained to)."""
         name = self.tool_format(s)
-        return self.defaults.no_call if name == self.defaults.tool_format else default_no_call(name)
+        return self.defaults.no_call if name == self.defaults.tool_format else get_format(name).no_call
 
     def options_for(self, s: Settings, options: CallOptions = DEFAULT_OPTIONS) -> CallOptions:
         """`options` completed for this model and these settings: its tags, its tool format, and how
@@ -518,12 +517,7 @@ def answered_calls(messages: Sequence[Message]) -> tuple[Any, ...]:
         if not any(m.get("role") == "tool" for m in messages[i + 1:]):
             continue
         for call in message["tool_calls"]:
-            fn = call.get("function", call) if isinstance(call, dict) else {}
-            arguments = fn.get("arguments")
-            if isinstance(arguments, str):
-                try:
-                    arguments = json.loads(arguments)
-                except ValueError:
-                    continue
-            found.append({"name": fn.get("name"), "arguments": arguments})
+            name, arguments = message_call(call)
+            if arguments is not NOT_JSON:
+                found.append({"name": name, "arguments": arguments})
     return tuple(found)

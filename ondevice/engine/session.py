@@ -272,7 +272,6 @@ class Session:
             if self.thinking is not None and self.reasoning is None:
                 if not self._think():
                     return
-                m = self.matcher
                 continue
             if not self.at_pick:
                 if m is not None and self._forward():
@@ -356,9 +355,7 @@ class Session:
         them) and start the answer after the thought."""
         if closing:
             tokens = self.model.tokenize(closing, special=True)
-            self.thought.extend(tokens)
-            self.pending.extend(tokens)
-            self._thought_bytes += self.model.detokenize(tokens)
+            self._add_thought(tokens)
             self.forced += len(tokens)
         self.reasoning = self.thinking.block.visible(self._thought_text(), final=True)
         self._send_reasoning(self.reasoning)

@@ -93,6 +93,22 @@ def block_closed(text: str) -> bool:
     return False
 
 
+NOT_JSON = object()  # `message_call`'s arguments where their text is not JSON
+
+
+def message_call(call: Any) -> tuple[Any, Any]:
+    """(name, arguments) of a tool call in a chat message (OpenAI's ``{"function": {...}}`` or the
+    function itself), arguments given as JSON text read; `NOT_JSON` where that text is not JSON."""
+    fn = call.get("function", call) if isinstance(call, dict) else {}
+    arguments = fn.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            arguments = NOT_JSON
+    return fn.get("name"), arguments
+
+
 def call_value(value: Any, arguments_key: str = "arguments") -> Any:
     """A call object as the engine compares calls, ``{"name", "arguments"}``: the arguments read from
     `arguments_key`, any other member (Mistral's "id") left out; a value that is no object as it is."""

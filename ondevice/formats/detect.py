@@ -17,6 +17,7 @@ The template is read from the GGUF header here (no model load), so ``ondevice mo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -61,11 +62,8 @@ def probe_answer(template: str) -> Optional[str]:
         whole = chat.render([user, turn], add_generation_prompt=False, tools=[PROBE_TOOL])
     except ChatTemplateError:
         return None
-    common = 0
-    while common < min(len(head), len(whole)) and head[common] == whole[common]:
-        common += 1
-    answer = whole[common:]
-    if "probe-value" not in answer:
+    answer = whole[len(os.path.commonprefix([head, whole])):]
+    if PROBE_CALL["arguments"]["probe_arg"] not in answer:
         return None
     block = thinking_block(template)
     if block is not None and block.ended(answer) is not None and answer.lstrip().startswith(block.open):
@@ -103,12 +101,6 @@ def detect_format(template: Optional[str]) -> tuple[str, str]:
     return CARD, "its chat template takes no tools: the card's format"
 
 
-def default_no_call(tool_format: str) -> str:
-    """How a format answers "no call" unless told (`ToolFormat.no_call`): the card's model with the
-    empty list, a model trained on its own template's tools in words (as such models are trained to)."""
-    return get_format(tool_format).no_call
-
-
 def choose(manifest: dict[str, Any], template: Optional[str]) -> FormatChoice:
     """The defaults for a model: what its manifest sets, the rest from its chat template.
 
@@ -123,7 +115,7 @@ def choose(manifest: dict[str, Any], template: Optional[str]) -> FormatChoice:
             reason += "; its chat template agrees" if seen == fmt else f"; its chat template alone would give {seen}"
     else:
         fmt, reason = detect_format(template)
-    no_call = manifest.get("no_call", default_no_call(fmt))
+    no_call = manifest.get("no_call", get_format(fmt).no_call)
     return FormatChoice(fmt, no_call, float(manifest.get("no_call_threshold", 0.5)), reason)
 
 

@@ -77,9 +77,7 @@ class Ministral3Format(TemplateFormat):
         lines = answer_rules(options, calls, optional=True)
         if calls:
             lines.append("block: tag_open call")
-            # Either spelling is the tag: a model with them as control tokens may still write the text.
-            for rule, lark, text in (("tag_open", m.open_lark, m.open_text), ("tag_args", m.close_lark, m.close_text)):
-                lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
+            lines += m.tag_rules(close_rule="tag_args")
             lines.append("call: " + " | ".join(f"call_{i}" for i in range(len(tools))))
             for i, tool in enumerate(tools):
                 schema = dict(tool.grammar_schema, **{"x-guidance": JSON_LAYOUT})

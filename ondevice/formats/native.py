@@ -46,10 +46,7 @@ class NativeFormat(TemplateFormat):
             inner = f" {terminals[self.inner]} " if self.inner else " "
             lines.append(f"block: tag_open{inner}call{inner}tag_close")
             lines += [f"{name}: {json.dumps(value)}" for value, name in terminals.items()]
-            # A model with the tags as special tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B
-            # puts far more probability on "<" than on its <tool_call> token): either spelling is the tag.
-            for rule, lark, text in (("tag_open", m.open_lark, m.open_text), ("tag_close", m.close_lark, m.close_text)):
-                lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
+            lines += m.tag_rules()
             lines += call_rules(tools)
         return "\n".join(lines) + "\n"
 

@@ -24,7 +24,7 @@ from ..grammar.calls import JSON_LAYOUT, CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import PYTHONIC
 from .base import Message, TemplateFormat, takes_tools
-from .blocks import ToolCall
+from .blocks import NOT_JSON, ToolCall, message_call
 from .stream import ArgumentsDelta, CallStart, Event, ToolCallReader
 
 _OPEN, _CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
@@ -270,8 +270,12 @@ class PythonicReader(ToolCallReader):
         events: list[Event] = []
         if not self.text.startswith(self.fmt.stream_head):
             return events
-        started = _started(self.text, len(self.fmt.stream_head))
         complete = self.fmt.complete_calls(self.text)
+        started = [value["name"] for value, _ in complete]
+        # the call being written after the complete ones: its name once "name(" stands
+        at = complete[-1][1] + len(_SEP) if complete else len(self.fmt.stream_head)
+        if (not complete or self.text.startswith(_SEP, complete[-1][1])) and (head := _NAME_OPEN.match(self.text, at)):
+            started.append(head.group(1))
         while self._index + 1 < len(started):
             self._index += 1
             events.append(CallStart(self._index, started[self._index]))
@@ -282,19 +286,6 @@ class PythonicReader(ToolCallReader):
 
 
 _NAME_OPEN = re.compile(r"([^\s()\[\],=\"]+)\(")
-
-
-def _started(text: str, start: int) -> list[str]:
-    """The names of the calls begun from `start` on (``name(`` written), in order."""
-    names = []
-    i = start
-    while (head := _NAME_OPEN.match(text, i)) is not None:
-        names.append(head.group(1))
-        end = _call_end(text, i)
-        if end is None or not text.startswith(_SEP, end):
-            break
-        i = end + len(_SEP)
-    return names
 
 
 class PythonicFormat(TemplateFormat):
@@ -317,8 +308,7 @@ class PythonicFormat(TemplateFormat):
         if calls:
             items = calls_rule(options.min_calls, options.max_calls)
             lines += [f'calls: tag_open "[" {items} "]" tag_close', f"SEP: {json.dumps(_SEP)}"]
-            for rule, lark, text in (("tag_open", m.open_lark, m.open_text), ("tag_close", m.close_lark, m.close_text)):
-                lines.append(f"{rule}: {lark}" + (f" | {json.dumps(text)}" if m.special else ""))
+            lines += m.tag_rules()
             lines.append("call: " + " | ".join(f"call_{i}" for i in range(len(tools))))
             for i, tool in enumerate(tools):
                 compiler = _Compiler(tool, f"c{i}")
@@ -373,14 +363,8 @@ class PythonicFormat(TemplateFormat):
 
 
 def _name_and_arguments(call: Any) -> tuple[str, Any]:
-    fn = call.get("function", call) if isinstance(call, dict) else {}
-    arguments = fn.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError:
-            arguments = {}
-    return str(fn.get("name")), arguments
+    name, arguments = message_call(call)
+    return str(name), {} if arguments is NOT_JSON else arguments
 
 
 def _call_end(text: str, start: int) -> Optional[int]:

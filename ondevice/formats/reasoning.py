@@ -79,7 +79,7 @@ def describe(block: Optional[ThinkingBlock]) -> Optional[str]:
     """One line on a template's thinking block for `ondevice models` (None: the template has none)."""
     if block is None:
         return None
-    off = f"the template's {block.switch}" if block.switch else "an empty thought"
+    off = f"the template's {block.switch}" if block.switch else "no thought, or an empty one where the prompt opens it"
     return f"a {block.open} thought before the calls, decoded free (--reasoning off: {off})"
 
 

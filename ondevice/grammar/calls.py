@@ -74,6 +74,14 @@ class Markers:
         close_lark = f"<[{close_ids[0]}]>" if tags[1] else '""'
         return cls(tags[0], tags[1], f"<[{open_ids[0]}]>", close_lark, True, tuple(open_ids), tuple(close_ids))
 
+    def tag_rules(self, open_rule: str = "tag_open", close_rule: str = "tag_close") -> list[str]:
+        """Lark rules naming the two tags. Where they are special tokens, either spelling is the tag: a
+        model with them as control tokens may still spell them in text pieces (Qwen2.5-Coder-0.5B puts
+        far more probability on "<" than on its <tool_call> token)."""
+        return [f"{rule}: {lark}" + (f" | {json.dumps(text)}" if self.special else "")
+                for rule, lark, text in ((open_rule, self.open_lark, self.open_text),
+                                         (close_rule, self.close_lark, self.close_text))]
+
 
 @dataclass(frozen=True)
 class CallOptions:
