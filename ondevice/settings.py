@@ -27,8 +27,8 @@ MAX_SCHEMA_DEPTH = 100
 # The built-in tool formats (ondevice.formats implements them). A setting names a format before the
 # formats load, so the names a setting may give live here; formats.register adds a new one.
 CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL = "card", "native", "llama3", "xlam", "phi4-mini", "mistral"
-MINISTRAL3, PYTHONIC = "ministral-3", "pythonic"
-_TOOL_FORMATS: list[str] = [CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL, MINISTRAL3, PYTHONIC]
+MINISTRAL3, PYTHONIC, FUNCTIONGEMMA = "ministral-3", "pythonic", "functiongemma"
+_TOOL_FORMATS: list[str] = [CARD, NATIVE, LLAMA3, XLAM, PHI4_MINI, MISTRAL, MINISTRAL3, PYTHONIC, FUNCTIONGEMMA]
 
 
 _format_plugins: list[Callable[[], None]] = []  # formats.registry's entry-point loader, set at its import

@@ -17,15 +17,13 @@ import json
 import re
 from typing import Any, Optional, Sequence
 
-from llguidance import LLMatcher
-
-from ..errors import ToolSchemaError
-from ..grammar.calls import JSON_LAYOUT, CallOptions, answer_rules, calls_rule
+from ..grammar.calls import CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import PYTHONIC
 from .base import Message, TemplateFormat, takes_tools
 from .blocks import NOT_JSON, ToolCall, message_call
-from .stream import ArgumentsDelta, CallStart, Event, ToolCallReader
+from .literals import LiteralCompiler, Spelling
+from .stream import WholeCallReader
 
 _OPEN, _CLOSE = "<|tool_call_start|>", "<|tool_call_end|>"
 _LIST = "<|tool_list_start|>"  # where LFM2's template lists the tools
@@ -55,8 +53,29 @@ def python_call(name: str, arguments: Any) -> str:
     return f"{name}(" + _SEP.join(f"{k}={python_literal(v)}" for k, v in items) + ")"
 
 
-_ANNOTATIONS = {"description", "title", "default", "examples", "$comment", "$id", "$schema", "deprecated",
-                "readOnly", "writeOnly", "definitions", "$defs"}
+class PythonSpelling(Spelling):
+    """Python literals: strings and numbers as JSON writes them (Python reads them the same), True,
+    False, None, lists and dicts with ``", "`` and ``": "``, keyword arguments ``key=value``."""
+
+    format_name, what = PYTHONIC, "Python literals"
+    sep = _SEP
+    true, false, null = "True", "False", "None"
+    bad_names = "not Python identifiers"
+
+    def literal(self, value: Any) -> str:
+        return python_literal(value)
+
+    def argument_lead(self, key: str) -> str:
+        return f"{key}="
+
+    def member_lead(self, key: str) -> str:
+        return json.dumps(key) + ": "
+
+    def argument_name_ok(self, key: str) -> bool:
+        return bool(_IDENTIFIER.fullmatch(key))
+
+    def json_writes(self, schema: dict[str, Any]) -> bool:
+        return _json_is_python(schema)
 
 
 def _json_is_python(schema: Any) -> bool:
@@ -83,206 +102,7 @@ def _json_is_python(schema: Any) -> bool:
     return False
 
 
-_STRING_ONLY = {"format", "pattern", "minLength", "maxLength", "contentEncoding", "contentMediaType"}
-_NUMBER_ONLY = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
-_OBJECT_ONLY = {"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-                "minProperties", "maxProperties"}
-_ARRAY_ONLY = {"items", "minItems", "maxItems", "uniqueItems", "contains", "prefixItems"}
-
-
-def _members_constrained(schema: dict[str, Any], properties: dict[str, Any], required: set[str]) -> bool:
-    """Whether an object's keywords beyond its properties constrain the members the grammar writes (only
-    the declared ones: valid whatever the other keywords allow beyond them, unless these bound their
-    count or constrain their names)."""
-    patterns = schema.get("patternProperties") or {}
-    return bool(any(re.search(pattern, name) for pattern in patterns for name in properties)
-                or "propertyNames" in schema and properties
-                or int(schema.get("minProperties", 0)) > len(required)
-                or "maxProperties" in schema and int(schema["maxProperties"]) < len(properties))
-
-
-class _Unsatisfiable(Exception):
-    """No value satisfies this part of the schema (an optional member with it is left out)."""
-
-
-class _Compiler:
-    """Lark rules of one tool's call: its name, then its arguments as keyword arguments, each value a
-    Python literal valid against its schema (see `value`)."""
-
-    def __init__(self, tool: Tool, prefix: str):
-        self.tool, self.prefix, self.lines, self.count = tool, prefix, [], 0
-        root = tool.grammar_schema if isinstance(tool.grammar_schema, dict) else {}
-        self.definitions = {key: root[key] for key in ("$defs", "definitions") if key in root}
-
-    def rule(self, body: str) -> str:
-        name = f"{self.prefix}_{self.count}"
-        self.count += 1
-        self.lines.append(f"{name}: {body}")
-        return name
-
-    def refuse(self, schema: Any, why: str) -> ToolSchemaError:
-        return ToolSchemaError(f"tool {self.tool.name!r}: the pythonic format cannot write {why} as Python "
-                               f"literals: {json.dumps(schema)[:120]}; simplify the schema, or use another tool "
-                               "format (--tool-format)")
-
-    def members(self, items: list[tuple[str, Any, bool]], depth: int = 0) -> str:
-        """An ordered subset of `items` (their text before the value, schema, required), the required
-        ones always there, separated by ``", "``: a Lark expression ("" for none). An optional member
-        no value satisfies is left out."""
-        kept = []
-        for lead, schema, required in items:
-            try:
-                kept.append((f"{json.dumps(lead)} {self.value(schema, depth + 1)}", required))
-            except _Unsatisfiable as exc:
-                if required:
-                    raise self.refuse(schema, f"a value of {lead.rstrip('=: ')!r} ({exc})") from None
-        if not kept:
-            return ""
-        names = [f"{self.prefix}_{self.count}_{i}" for i in range(len(kept))]  # A_i: the members from i on
-        self.count += 1
-        for i, (member, required) in enumerate(kept):
-            rest_required = any(r for _, r in kept[i + 1:])
-            after = ""
-            if i + 1 < len(kept):
-                tail = f'"{_SEP}" {names[i + 1]}'
-                after = tail if rest_required else f"({tail})?"
-            alternatives = [f"{member} {after}".strip()] + ([names[i + 1]] if not required and i + 1 < len(kept) else [])
-            self.lines.append(f"{names[i]}: " + " | ".join(alternatives))
-        return names[0] if any(r for _, r in kept) else f"({names[0]})?"
-
-    def resolve(self, schema: Any, depth: int = 0) -> Any:
-        """A local ``$ref`` (``#/$defs/X``, ``#/definitions/X``) followed."""
-        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and depth < 16:
-            parts = schema["$ref"].split("/")
-            target = self.definitions.get(parts[1], {}).get(parts[2]) if len(parts) == 3 and parts[0] == "#" else None
-            if target is None:
-                raise self.refuse(schema, "a reference it cannot follow")
-            schema = dict(target, **{k: v for k, v in schema.items() if k != "$ref"})
-            depth += 1
-        return schema
-
-    def value(self, schema: Any, depth: int = 0) -> str:
-        """A Python literal valid against `schema` (a Lark expression)."""
-        if depth > 24:  # a recursive reference, or nesting no call needs
-            raise self.refuse(schema, "a schema nested this deep (a recursive reference?)")
-        schema = self.resolve(schema)
-        if not isinstance(schema, dict) or not set(schema) - _ANNOTATIONS:
-            schema = {"type": "string"}  # anything is allowed: a string is as good as any value
-        if "type" not in schema and set(schema) - _ANNOTATIONS <= _STRING_ONLY:
-            schema = dict(schema, type="string")  # its keywords apply to strings only: a string satisfies them
-        elif "type" not in schema and set(schema) - _ANNOTATIONS <= _NUMBER_ONLY:
-            schema = dict(schema, type="number")
-        if _json_is_python(schema):
-            body = dict(schema, **self.definitions, **{"x-guidance": JSON_LAYOUT})
-            problem = LLMatcher.validate_grammar(LLMatcher.grammar_from_json_schema(body))
-            if problem:
-                raise _Unsatisfiable(problem.strip().splitlines()[0][:160])
-            return self.rule(f"%json {json.dumps(body)}")  # JSON writes it as Python does
-        if "enum" in schema or "const" in schema:
-            values = schema["enum"] if "enum" in schema else [schema["const"]]
-            if not values:
-                raise _Unsatisfiable("an empty enum")
-            return "(" + " | ".join(json.dumps(python_literal(v)) for v in values) + ")"
-        kinds = schema.get("type")
-        if isinstance(kinds, list):
-            return self.alternatives([dict(schema, type=k) for k in kinds], depth)
-        if "anyOf" in schema and isinstance(schema["anyOf"], list) and not set(schema) - _ANNOTATIONS - {"anyOf", "type"}:
-            return self.alternatives([dict(b, type=kinds) if kinds and isinstance(b, dict) and "type" not in b else b
-                                      for b in schema["anyOf"]], depth)
-        if kinds is None and set(schema) & {"properties", "required", "additionalProperties", "patternProperties"}:
-            kinds = "object"  # the keywords say what the type leaves unsaid
-        elif kinds is None and "items" in schema:
-            kinds = "array"
-        if kinds == "boolean":
-            return '("True" | "False")'
-        if kinds == "null":
-            return '"None"'
-        rest = set(schema) - _ANNOTATIONS - {"type"}
-        if kinds == "array" and rest - _OBJECT_ONLY <= {"items", "minItems", "maxItems"}:
-            item = self.value(schema.get("items", {}), depth + 1)
-            low, high = int(schema.get("minItems", 0)), schema.get("maxItems")
-            high = None if high is None else int(high)
-            if high is not None and high < low:
-                raise _Unsatisfiable("maxItems below minItems")
-            if high == 0:
-                return '"[]"'
-            next_item = f'("{_SEP}" {item})'
-            repeat = f"{next_item}{{{low - 1}}}" if low > 1 else ""  # the rest of the required items
-            extra = f"{next_item}*" if high is None else (f"{next_item}{{0,{high - max(low, 1)}}}"
-                                                          if high > max(low, 1) else "")
-            items = " ".join(p for p in (item, repeat, extra) if p)
-            return self.rule(f'"[" {items} "]"' if low else f'"[" ({items})? "]"')
-        if kinds == "object" and rest - _ARRAY_ONLY <= _OBJECT_ONLY:
-            properties = schema.get("properties", {})
-            required = set(schema.get("required", []))
-            if required - set(properties):
-                raise self.refuse(schema, f"required members without a schema ({sorted(required - set(properties))})")
-            if _members_constrained(schema, properties, required):
-                raise self.refuse(schema, "an object whose members other keywords constrain")
-            items = [(json.dumps(k) + ": ", s, k in required) for k, s in properties.items()]
-            return self.rule(" ".join(p for p in ('"{"', self.members(items, depth), '"}"') if p))
-        raise self.refuse(schema, "the values of this schema (a boolean or null inside, with "
-                          f"{sorted(rest) or 'no type'})")
-
-    def alternatives(self, branches: list[Any], depth: int) -> str:
-        found, last = [], None
-        for branch in branches:
-            try:
-                found.append(self.value(branch, depth + 1))
-            except _Unsatisfiable as exc:
-                last = exc
-        if not found:
-            raise _Unsatisfiable(str(last) if last else "no alternative")
-        return "(" + " | ".join(found) + ")"
-
-    def call(self) -> str:
-        params = self.tool.grammar_schema if isinstance(self.tool.grammar_schema, dict) else {}
-        properties = params.get("properties", {})
-        required = set(params.get("required", []))
-        others = set(params) - _ANNOTATIONS - {"type"} - _OBJECT_ONLY
-        if others or _members_constrained(params, properties, required):
-            raise self.refuse(params, f"arguments whose members {sorted(others) or 'other keywords'} constrain")
-        bad = sorted(k for k in properties if k in required and not _IDENTIFIER.fullmatch(k))
-        if bad:
-            raise ToolSchemaError(f"tool {self.tool.name!r}: the pythonic format writes arguments as keyword "
-                                  f"arguments, and the required {bad} are not Python identifiers; rename them or "
-                                  "use another tool format (--tool-format)")
-        # an optional argument whose name Python cannot take is never written (leaving it out is valid)
-        items = [(f"{k}=", s, k in required) for k, s in properties.items() if _IDENTIFIER.fullmatch(k)]
-        try:
-            members = self.members(items)
-        except _Unsatisfiable as exc:
-            raise ToolSchemaError(f"tool {self.tool.name!r}: no call satisfies its schema ({exc})") from None
-        return " ".join(part for part in (json.dumps(self.tool.name + "("), members, '")"') if part)
-
-
-class PythonicReader(ToolCallReader):
-    """The stream reader of pythonic calls: a call starts once ``name(`` is written; its arguments are
-    sent whole, as JSON, once the call is complete (they are Python, not JSON, as written)."""
-
-    def __init__(self, fmt: "PythonicFormat") -> None:
-        super().__init__(fmt)
-        self.fmt = fmt
-        self._done = 0  # complete calls already sent
-
-    def feed(self, piece: str) -> list[Event]:
-        self.text += piece
-        events: list[Event] = []
-        if not self.text.startswith(self.fmt.stream_head):
-            return events
-        complete = self.fmt.complete_calls(self.text)
-        started = [value["name"] for value, _ in complete]
-        # the call being written after the complete ones: its name once "name(" stands
-        at = complete[-1][1] + len(_SEP) if complete else len(self.fmt.stream_head)
-        if (not complete or self.text.startswith(_SEP, complete[-1][1])) and (head := _NAME_OPEN.match(self.text, at)):
-            started.append(head.group(1))
-        while self._index + 1 < len(started):
-            self._index += 1
-            events.append(CallStart(self._index, started[self._index]))
-        while self._done < len(complete) and self._done <= self._index:
-            events.append(ArgumentsDelta(self._done, json.dumps(complete[self._done][0]["arguments"])))
-            self._done += 1
-        return events
+_SPELLING = PythonSpelling()
 
 
 _NAME_OPEN = re.compile(r"([^\s()\[\],=\"]+)\(")
@@ -294,7 +114,7 @@ class PythonicFormat(TemplateFormat):
     tags = (_OPEN, _CLOSE)
     stream_head = _OPEN + "["
     call_end = b")"
-    reader_class = PythonicReader
+    reader_class = WholeCallReader
 
     def recognize(self, template: str) -> Optional[str]:
         if takes_tools(template) and _LIST in template:
@@ -311,10 +131,25 @@ class PythonicFormat(TemplateFormat):
             lines += m.tag_rules()
             lines.append("call: " + " | ".join(f"call_{i}" for i in range(len(tools))))
             for i, tool in enumerate(tools):
-                compiler = _Compiler(tool, f"c{i}")
-                lines.append(f"call_{i}: {compiler.call()}")
+                compiler = LiteralCompiler(tool, f"c{i}", _SPELLING)
+                call = (json.dumps(tool.name + "("), compiler.arguments(), '")"')
+                lines.append(f"call_{i}: " + " ".join(part for part in call if part))
                 lines += compiler.lines
         return "\n".join(lines) + "\n"
+
+    def call_name_at(self, text: str, at: int) -> Optional[str]:
+        """The name of the call written at `at` (the end of the complete calls, 0 for none) once
+        ``name(`` stands, else None (the stream reader's view)."""
+        if at == 0:
+            if not text.startswith(self.stream_head):
+                return None
+            at = len(self.stream_head)
+        elif text.startswith(_SEP, at):
+            at += len(_SEP)
+        else:
+            return None
+        head = _NAME_OPEN.match(text, at)
+        return head.group(1) if head else None
 
     def complete_calls(self, text: str) -> list[tuple[Any, int]]:
         if not text.startswith(self.stream_head):

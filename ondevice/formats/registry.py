@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from ..settings import add_format_loader, add_tool_format_name
 from .base import ToolFormat
 from .card import CardFormat
+from .functiongemma import FunctionGemmaFormat
 from .llama3 import Llama3Format
 from .ministral3 import Ministral3Format
 from .mistral import MistralFormat
@@ -23,7 +24,7 @@ from .pythonic import PythonicFormat
 from .xlam import JsonArrayFormat
 
 _BUILT_IN = (CardFormat(), NativeFormat(), Llama3Format(), JsonArrayFormat(), Phi4MiniFormat(), MistralFormat(),
-             Ministral3Format(), PythonicFormat())
+             Ministral3Format(), PythonicFormat(), FunctionGemmaFormat())
 _REGISTRY: dict[str, ToolFormat] = {fmt.name: fmt for fmt in _BUILT_IN}
 ENTRY_POINT_GROUP = "ondevice.formats"
 _loaded_plugins = False

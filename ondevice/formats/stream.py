@@ -134,6 +134,34 @@ class ToolCallReader:
         return None
 
 
+class WholeCallReader(ToolCallReader):
+    """The stream reader of a format whose calls are not JSON (pythonic, functiongemma): a call starts
+    once the format reads its name (its ``call_name_at(text, at)``: the name of the call being written
+    at `at`, the end of the complete calls, or None); its arguments are sent whole, as JSON, once the
+    format's `complete_calls` reads the call."""
+
+    def __init__(self, fmt: ToolFormat) -> None:
+        super().__init__(fmt)
+        self.fmt = fmt
+        self._done = 0  # complete calls already sent
+
+    def feed(self, piece: str) -> list[Event]:
+        self.text += piece
+        events: list[Event] = []
+        complete = self.fmt.complete_calls(self.text)
+        started = [value["name"] for value, _ in complete]
+        name = self.fmt.call_name_at(self.text, complete[-1][1] if complete else 0)  # type: ignore[attr-defined]
+        if name is not None:
+            started.append(name)
+        while self._index + 1 < len(started):
+            self._index += 1
+            events.append(CallStart(self._index, started[self._index]))
+        while self._done < len(complete) and self._done <= self._index:
+            events.append(ArgumentsDelta(self._done, json.dumps(complete[self._done][0]["arguments"])))
+            self._done += 1
+        return events
+
+
 def call_reader(fmt: ToolFormat) -> ToolCallReader:
     """A fresh stream reader of the format's calls (its own `reader_class`, else `ToolCallReader`)."""
     return (fmt.reader_class or ToolCallReader)(fmt)

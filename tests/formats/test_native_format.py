@@ -68,7 +68,7 @@ def test_the_native_grammar_compiles(options):
 
 @pytest.mark.nomodel
 def test_a_wrong_tool_format_is_a_clear_error():
-    with pytest.raises(SettingsError, match=r"tool_format: expected None or one of \['card', 'native', 'llama3', 'xlam', 'phi4-mini', 'mistral', 'ministral-3', 'pythonic'\], got 'hermes'"):
+    with pytest.raises(SettingsError, match=r"tool_format: expected None or one of \['card', 'native', 'llama3', 'xlam', 'phi4-mini', 'mistral', 'ministral-3', 'pythonic', 'functiongemma'\], got 'hermes'"):
         Settings(tool_format="hermes")
 
 

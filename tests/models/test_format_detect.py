@@ -69,9 +69,9 @@ def test_a_template_that_renders_no_call_is_recognized_from_its_source():
 
 @pytest.mark.nomodel
 def test_a_call_layout_no_format_reads_is_named_in_the_reason():
-    template = (SHARED / "fixtures" / "chat-templates" / "functiongemma.jinja").read_text()
+    template = (SHARED / "fixtures" / "chat-templates" / "command-r7b.jinja").read_text()
     fmt, reason = detect_format(template)
-    assert fmt == CARD and "<start_function_call>call:probe_tool{" in reason and "no format reads" in reason
+    assert fmt == CARD and "<|START_ACTION|>" in reason and "no format reads" in reason
 
 
 @pytest.mark.nomodel
