@@ -29,7 +29,7 @@ MODEL_FIXTURES = {"standin_path", "caller", "qwen_caller", "engine", "server", "
                   "request_fixture", "tiny_checkpoint", "standin_caller", "qwen_by_path", "one_thread_caller",
                   "quantized", "roundtrip", "standin", "tiny_ckpt", "tiny_f16", "tiny_hf_model", "tmp_ckpt",
                   "threaded", "installed", "tiny_llama_gguf", "tiny_llama3", "llama3_server", "qwen_other",
-                  "tiny_qwen3_gguf"}
+                  "tiny_qwen3_gguf", "tiny_gemma3_gguf"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -112,3 +112,16 @@ def tiny_qwen3_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tokenizer = qwen3_tokenizer_dir(cache or tmp_path_factory.mktemp("tokenizer-qwen3"))
     out = tmp_path_factory.mktemp("tiny-qwen3-gguf") / "tiny-qwen3-f16.gguf"
     return write_tiny_qwen3_gguf(out, tokenizer, qwen3_chat_template(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Gemma 3 (real Gemma 3 tokenizer, FunctionGemma's real chat template) as an
+    F16 GGUF written directly with `gguf`: the vehicle of the functiongemma format."""
+    from ondevice_bench.fixtures.tiny_gemma3 import functiongemma_chat_template, write_tiny_gemma3_gguf
+    from ondevice_bench.fixtures.tokenizer_assets import GEMMA3, env_cache_dir, gemma3_tokenizer_dir
+
+    cache = env_cache_dir(GEMMA3)  # $ONDEVICE_GEMMA3_TOKENIZER_CACHE, else beside $ONDEVICE_TOKENIZER_CACHE
+    tokenizer = gemma3_tokenizer_dir(cache or tmp_path_factory.mktemp("tokenizer-gemma3"))
+    out = tmp_path_factory.mktemp("tiny-gemma3-gguf") / "tiny-gemma3-f16.gguf"
+    return write_tiny_gemma3_gguf(out, tokenizer, functiongemma_chat_template(), seed=0)

@@ -569,6 +569,11 @@ class Session:
             if text in empty:  # a call is required (tool_choice "required") and none was complete
                 raise BudgetError(f"the budget of {len(out)} tokens ran out before the first call was complete, and "
                                   "a call is required: raise max_tokens")
+            if keep == -1:  # the refused call leaves fewer calls than the request requires (min_calls)
+                raise ToolChoiceError(
+                    f"more calls are required than the model made before it repeated one (a call identical to one "
+                    f"before it, or to one the conversation already answered, ends the list): {text!r}; require fewer "
+                    "calls (min_calls), or allow repeats (setting max_identical_calls 0, refuse_answered_calls off)")
             raise GrammarStateError(f"could not close the truncated output validly: {text!r}")
         return tokens
 

@@ -13,6 +13,7 @@ Each format's own reading lives in formats/ (card.py, native.py); the shared pie
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
@@ -21,6 +22,20 @@ from ..schema.tools import Tool, schema_validator
 
 _DECODER = json.JSONDecoder()
 _WHITESPACE = " \t\n\r"
+
+
+def json_text(value: Any, ensure_ascii: bool = True) -> str:
+    """`value` as JSON text (json.dumps's layout), an infinite number written ``1e999``: a number past
+    a float's range, which the grammar admits, reads back as infinity, and json.dumps would write it
+    ``Infinity``, which is not JSON (clients' parsers refuse it)."""
+    if isinstance(value, float) and math.isinf(value):
+        return "1e999" if value > 0 else "-1e999"
+    if isinstance(value, list):
+        return "[" + ", ".join(json_text(v, ensure_ascii) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(json.dumps(str(k), ensure_ascii=ensure_ascii) + ": " + json_text(v, ensure_ascii)
+                               for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=ensure_ascii)
 
 
 @dataclass(frozen=True)
@@ -35,7 +50,7 @@ class ToolCall:
 
     def written_arguments(self) -> str:
         """The arguments' JSON text: as the model wrote it, else serialized."""
-        return self.arguments_text if self.arguments_text is not None else json.dumps(self.arguments, ensure_ascii=False)
+        return self.arguments_text if self.arguments_text is not None else json_text(self.arguments, ensure_ascii=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "arguments": self.arguments}

@@ -23,7 +23,7 @@ from ..grammar.calls import CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import FUNCTIONGEMMA
 from .base import Message, TemplateFormat, takes_tools
-from .blocks import ToolCall, message_call
+from .blocks import ToolCall, json_text, message_call
 from .literals import LiteralCompiler, Spelling, Unsatisfiable, dictsort
 from .stream import WholeCallReader
 
@@ -50,7 +50,7 @@ def gemma_literal(value: Any) -> str:
         return "[" + _SEP.join(gemma_literal(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + _SEP.join(f"{k}:{gemma_literal(value[k])}" for k in dictsort([str(k) for k in value])) + "}"
-    return json.dumps(value)
+    return json_text(value)
 
 
 def gemma_call(name: str, arguments: Any) -> str:

@@ -21,7 +21,7 @@ from ..grammar.calls import CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import PYTHONIC
 from .base import Message, TemplateFormat, takes_tools
-from .blocks import NOT_JSON, ToolCall, message_call
+from .blocks import NOT_JSON, ToolCall, json_text, message_call
 from .literals import LiteralCompiler, Spelling
 from .stream import WholeCallReader
 
@@ -44,7 +44,7 @@ def python_literal(value: Any) -> str:
         return "[" + _SEP.join(python_literal(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + _SEP.join(json.dumps(str(k)) + ": " + python_literal(v) for k, v in value.items()) + "}"
-    return json.dumps(value)
+    return json_text(value)  # 1e999 for infinity: Python reads it back
 
 
 def python_call(name: str, arguments: Any) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .base import ToolFormat
+from .blocks import json_text
 
 
 
@@ -157,7 +158,7 @@ class WholeCallReader(ToolCallReader):
             self._index += 1
             events.append(CallStart(self._index, started[self._index]))
         while self._done < len(complete) and self._done <= self._index:
-            events.append(ArgumentsDelta(self._done, json.dumps(complete[self._done][0]["arguments"])))
+            events.append(ArgumentsDelta(self._done, json_text(complete[self._done][0]["arguments"])))
             self._done += 1
         return events
 

@@ -61,6 +61,31 @@ def test_functiongemma_calls_parse_and_write_back_the_same():
     assert fmt.close_text(TEXT, 0) == ""
 
 
+def _strict(text: str):
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.nomodel
+@pytest.mark.parametrize("fmt_name, text", [
+    (FUNCTIONGEMMA, "<start_function_call>call:f{n:3E31314}<end_function_call>"),
+    ("pythonic", "<|tool_call_start|>[f(n=-3E31314)]<|tool_call_end|>")])
+def test_a_number_past_a_floats_range_streams_as_json(fmt_name, text):
+    """The grammar admits any JSON number; one past a float's range reads back as infinity, which must
+    go to clients as JSON (json.dumps would write Infinity, which JSON parsers refuse) and back into the
+    history as a literal the format reads."""
+    fmt = get_format(fmt_name)
+    (name, arguments), = split_calls(text, fmt)
+    assert abs(_strict(arguments)["n"]) == float("inf")
+    written = fmt.answer_turn(CallResult(calls=fmt.parse(text), text=text, finish_reason="stop"))
+    rendered = fmt.template_messages([written])[0]
+    if fmt_name == FUNCTIONGEMMA:
+        assert fmt.parse(gemma_call(name, _strict(arguments))) == fmt.parse(text)
+    else:
+        assert fmt.parse(rendered["content"]) == fmt.parse(text)
+
+
 @pytest.mark.nomodel
 def test_the_stream_reader_sends_each_call_as_json_once_complete():
     fmt = get_format(FUNCTIONGEMMA)
@@ -217,8 +242,9 @@ def test_every_example_gets_valid_functiongemma_calls(qwen_gemma, name):
         assert bool(result.calls) == required or not required and result.calls is not None, result.text
         assert validate_calls(result.calls, normalize_tools(tools)) == [], result.text
         if result.calls:
-            assert get_format(FUNCTIONGEMMA).parse(result.text) == result.calls
-            assert "".join(gemma_call(c.name, c.arguments) for c in result.calls) == result.text.strip()
+            fmt = get_format(FUNCTIONGEMMA)
+            assert fmt.parse(result.text) == result.calls
+            assert fmt.parse("".join(gemma_call(c.name, c.arguments) for c in result.calls)) == result.calls
 
 
 def test_a_functiongemma_conversation_carries_calls_and_results_back(qwen_gemma):
