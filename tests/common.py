@@ -23,3 +23,18 @@ def nest_objects(depth: int) -> dict:
     for _ in range(depth):
         schema = {"type": "object", "properties": {"a": schema}}
     return schema
+
+
+def batch_texts(caller, batch, settings) -> list[str]:
+    """The answers' texts of `batch` ((tools, query) pairs) decoded together, one engine batch (the
+    caller's tool format; `settings` as for each alone)."""
+    from ondevice.formats.prompt import prepare_messages
+
+    engine, fmt = caller.engine, caller.tool_format(settings)
+    sessions = [engine.open(prepare_messages(q, t, None, fmt), t, settings, query=q) for t, q in batch]
+    done = {}
+    while engine.active:
+        for session, error in engine.step():
+            assert error is None, error
+            done[id(session)] = engine.result(session).text
+    return [done[id(x)] for x in sessions]

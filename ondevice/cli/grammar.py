@@ -9,14 +9,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..api import ToolCaller, check_tools
-from ..errors import ToolChoiceError
 from ..formats.grammar import tool_call_lark
-from ..grammar.calls import CallOptions
 from ..formats import get_format
 from ..grammar.export import tool_call_gbnf
 from ..paths import atomic_path
 from ..formats.prompt import prepare_messages, template_tools
-from .options import add_model_options, load_tools, settings_from_args
+from .options import add_model_options, add_tool_choice_options, call_options, load_tools, settings_from_args
 
 QUERY_PLACEHOLDER = "{query}"
 
@@ -38,35 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("grammar", help="export the prompt and the tool-call grammar (Lark, GBNF) for other engines",
                        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tools", "-t", required=True, help="JSON file with the list of tools ('-' for stdin)")
-    p.add_argument("--tool-choice", default="auto",
-                   help="auto (zero or more calls), required (at least one), none (no call), or a tool name "
-                        "(only that tool, at least one call); default auto")
-    p.add_argument("--no-parallel-tool-calls", action="store_true", help="at most one call")
+    add_tool_choice_options(p)
     p.add_argument("--query", default=None, help=f"the user's query for prompt.txt (default: the placeholder {QUERY_PLACEHOLDER})")
     p.add_argument("--out", "-o", required=True, help="folder to write the four files into")
     add_model_options(p)
     p.set_defaults(func=run)
 
 
-def options_from(choice: str, parallel: bool, names: list[str]) -> CallOptions:
-    """--tool-choice and --no-parallel-tool-calls as grammar options."""
-    max_calls = None if parallel else 1
-    if choice == "auto":
-        return CallOptions(max_calls=max_calls)
-    if choice == "none":
-        return CallOptions(max_calls=0)
-    if choice == "required":
-        return CallOptions(min_calls=1, max_calls=max_calls)
-    if choice not in names:
-        raise ToolChoiceError(f"--tool-choice: expected auto, required, none or a tool name among {names}, got {choice!r}")
-    return CallOptions(min_calls=1, max_calls=max_calls, allowed=(choice,))
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     tools = load_tools(args.tools, settings) or []
     normalized, _ = check_tools(tools, settings)  # the runtime's checks: limits, values, the grammar compiles
-    options = options_from(args.tool_choice, not args.no_parallel_tool_calls, [t.name for t in normalized])
+    options = call_options(args.tool_choice, not args.no_parallel_tool_calls, [t.name for t in normalized])
     with ToolCaller.load(args.model, settings) as caller:
         tool_format = caller.tool_format()
         messages = prepare_messages(args.query or QUERY_PLACEHOLDER, tools, None, tool_format)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolSchemaError
+from ..errors import ChatTemplateError, InputLimitError, OndeviceError, ToolChoiceError, ToolSchemaError
+from ..grammar.calls import CallOptions
 from ..schema.limits import check_tool_limits, parse_json_body
 from ..paths import examples_dir, prefix_cache_dir
 from ..settings import Settings
@@ -85,6 +86,28 @@ def add_model_options(parser: argparse.ArgumentParser, repack: bool = Settings.r
     # SUPPRESS: `ondevice --verbose call ...` (the top-level flag) is not reset by this one's default.
     g.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
                    help="show llama.cpp's log and the engine's state in error messages")
+
+
+def add_tool_choice_options(parser: argparse.ArgumentParser) -> None:
+    """--tool-choice and --no-parallel-tool-calls, as OpenAI's tool_choice and parallel_tool_calls."""
+    parser.add_argument("--tool-choice", default="auto",
+                        help="auto (zero or more calls), required (at least one), none (no call), or a tool "
+                             "name (only that tool, at least one call); default auto")
+    parser.add_argument("--no-parallel-tool-calls", action="store_true", help="at most one call")
+
+
+def call_options(choice: str, parallel: bool, names: list[str]) -> CallOptions:
+    """--tool-choice and --no-parallel-tool-calls as grammar options (`names`: the tools')."""
+    max_calls = None if parallel else 1
+    if choice == "auto":
+        return CallOptions(max_calls=max_calls)
+    if choice == "none":
+        return CallOptions(max_calls=0)
+    if choice == "required":
+        return CallOptions(min_calls=1, max_calls=max_calls)
+    if choice not in names:
+        raise ToolChoiceError(f"--tool-choice: expected auto, required, none or a tool name among {names}, got {choice!r}")
+    return CallOptions(min_calls=1, max_calls=max_calls, allowed=(choice,))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -121,7 +121,6 @@ def _search(pattern: Any) -> str:
     return ("" if start else "(?s:.*)") + f"(?:{core})" + ("" if end else "(?s:.*)")
 
 
-
 class FunctionGemmaFormat(TemplateFormat):
     name = FUNCTIONGEMMA
     summary = "the model's own chat template, each call <start_function_call>call:name{k:<escape>v<escape>} (FunctionGemma)"

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 from ..grammar.calls import JSON_LAYOUT, CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import MINISTRAL3
-from .base import TemplateFormat, takes_tools
+from .base import Message, TemplateFormat, takes_tools
 from .blocks import ToolCall, typed_calls
 from .stream import CallStart, Event, ToolCallReader
 
@@ -83,6 +83,24 @@ class Ministral3Format(TemplateFormat):
                 schema = dict(tool.grammar_schema, **{"x-guidance": JSON_LAYOUT})
                 lines += [f"call_{i}: {json.dumps(tool.name)} tag_args args_{i}", f"args_{i}: %json {json.dumps(schema)}"]
         return "\n".join(lines) + "\n"
+
+    def template_messages(self, messages: list[Message]) -> list[Message]:
+        # The template writes an assistant's thought only from a content block of type "thinking"
+        # ([THINK]...[/THINK] before the text and the calls): reasoning_content goes there.
+        out = []
+        for message in messages:
+            thought = message.get("reasoning_content") if message.get("role") == "assistant" else None
+            if isinstance(thought, str) and thought:
+                content = message.get("content")
+                blocks: list[Any] = [{"type": "thinking", "thinking": thought}]
+                if isinstance(content, list):
+                    blocks += content
+                elif content:
+                    blocks.append({"type": "text", "text": str(content)})
+                message = {k: v for k, v in message.items() if k != "reasoning_content"}
+                message["content"] = blocks
+            out.append(message)
+        return out
 
     def complete_calls(self, text: str) -> list[tuple[Any, int]]:
         calls: list[tuple[Any, int]] = []

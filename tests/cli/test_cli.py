@@ -80,6 +80,18 @@ def test_models_lists_the_stand_in(ondevice_home):
     assert rows["llama-3.2-1b-apigen-fc"]["local_files"] == []
 
 
+def test_call_tool_choice_required_makes_a_call(ondevice_home):
+    tools, case = EXAMPLES / "wrong_tool" / "tools.json", json.loads((EXAMPLES / "wrong_tool" / "case.json").read_text())
+    args = ["call", case["queries"][0], "--tools", str(tools), "--no-call", "text", "--max-tokens", "40",
+            "--date-string", PINNED_DATE]
+    r = ondevice(*args, "--tool-choice", "required", "--no-parallel-tool-calls", home=ondevice_home)
+    assert r.returncode == 0, r.stderr
+    calls = json.loads(r.stdout)
+    assert [c["name"] for c in calls] == ["cut_number"]  # where, unforced, it answers in words (above)
+    none = ondevice(*args, "--tool-choice", "none", home=ondevice_home)
+    assert none.returncode == 0 and json.loads(none.stdout) == [], none.stderr
+
+
 @pytest.mark.nomodel
 @pytest.mark.parametrize("command", [[], ["call"], ["chat"], ["models"], ["doctor"]])
 def test_help_has_examples(command, capsys):
@@ -95,6 +107,8 @@ def test_help_has_examples(command, capsys):
     (["call", "hi", "--max-tokens", "0"], "setting max_tokens: expected an integer from 1 to 2147483647, got 0"),
     (["call", "hi", "--tools", "-"], "missing 'name'"),
     (["call", "hi", "--chat-template", "nope.jinja"], "chat template file not found: nope.jinja"),
+    (["call", "hi", "--tools", "examples/simple/tools.json", "--tool-choice", "get_time"],
+     "--tool-choice: expected auto, required, none or a tool name among ['get_weather'"),
 ])
 @pytest.mark.nomodel
 def test_bad_input_exits_2_with_a_message(args, message, capsys, monkeypatch):

@@ -29,7 +29,7 @@ from ondevice.schema.tools import normalize_tools
 from ondevice.settings import FUNCTIONGEMMA
 from ondevice.template.chat_template import ChatTemplate
 
-from ..common import EXAMPLE_NAMES, PINNED_DATE, QWEN_ALIAS, SHARED, load_example
+from ..common import batch_texts, EXAMPLE_NAMES, PINNED_DATE, QWEN_ALIAS, SHARED, load_example
 
 TEMPLATE = SHARED / "fixtures" / "chat-templates" / "functiongemma.jinja"
 TOOLS = [{"name": "set_alarm", "description": "Set an alarm",
@@ -263,17 +263,10 @@ def test_a_functiongemma_conversation_carries_calls_and_results_back(qwen_gemma)
 
 
 def test_a_functiongemma_batch_equals_the_same_requests_alone(qwen_gemma):
-    engine = qwen_gemma.engine
     batch = [(load_example(name)[0], load_example(name)[1]["queries"][0]) for name in ("simple", "parallel")]
     alone = [qwen_gemma.call(query, tools).text for tools, query in batch]
     s = qwen_gemma.settings
-    sessions = [engine.open(prepare_messages(q, t, None, FUNCTIONGEMMA), t, s, query=q) for t, q in batch]
-    done = {}
-    while engine.active:
-        for session, error in engine.step():
-            assert error is None, error
-            done[id(session)] = engine.result(session).text
-    assert [done[id(x)] for x in sessions] == alone
+    assert batch_texts(qwen_gemma, batch, s) == alone
 
 
 def test_jsonschemabench_tools_get_valid_functiongemma_calls(qwen_gemma):

@@ -18,13 +18,13 @@ from ondevice.errors import BudgetError, ToolChoiceError
 from ondevice.formats import get_format
 from ondevice.formats.blocks import validate_calls
 from ondevice.formats.functiongemma import gemma_call
-from ondevice.formats.prompt import prepare_messages, template_tools
+from ondevice.formats.prompt import template_tools
 from ondevice.formats.stream import split_calls
 from ondevice.grammar.calls import CallOptions
 from ondevice.schema.tools import normalize_tools
 from ondevice.settings import FUNCTIONGEMMA
 
-from ..common import EXAMPLE_NAMES, PINNED_DATE, load_example
+from ..common import batch_texts, EXAMPLE_NAMES, PINNED_DATE, load_example
 
 MODE = [{"name": "set_mode", "description": "Set the thermostat mode",
          "parameters": {"type": "object", "properties": {
@@ -87,17 +87,10 @@ def test_sampled_answers_are_valid_and_stream_as_they_parse(tiny_gemma):
 
 
 def test_a_batch_equals_the_same_requests_alone(tiny_gemma):
-    engine = tiny_gemma.engine
     batch = [(MODE, WARM), (load_example("simple")[0], "Weather in Oslo?")]
     s = tiny_gemma.settings.with_(temperature=1.0, seed=3)
     alone = [tiny_gemma.call(query, tools, settings=s).text for tools, query in batch]
-    sessions = [engine.open(prepare_messages(q, t, None, FUNCTIONGEMMA), t, s, query=q) for t, q in batch]
-    done = {}
-    while engine.active:
-        for session, error in engine.step():
-            assert error is None, error
-            done[id(session)] = engine.result(session).text
-    assert [done[id(x)] for x in sessions] == alone
+    assert batch_texts(tiny_gemma, batch, s) == alone
 
 
 def test_a_conversation_renders_its_call_and_the_named_result(tiny_gemma):

@@ -25,7 +25,7 @@ from ondevice.schema.tools import normalize_tools
 from ondevice.settings import LLAMA3
 from ondevice.template.chat_template import ChatTemplate
 
-from ..common import EXAMPLE_NAMES, PINNED_DATE, SHARED, load_example
+from ..common import batch_texts, EXAMPLE_NAMES, PINNED_DATE, SHARED, load_example
 
 WEATHER = [{"name": "get_weather", "description": "Get the weather",
             "parameters": {"type": "object", "properties": {"location": {"type": "string"},
@@ -142,17 +142,10 @@ def test_streamed_pieces_add_up_to_the_llama3_call(tiny_llama3):
 
 
 def test_a_llama3_batch_equals_the_same_requests_alone(tiny_llama3):
-    engine = tiny_llama3.engine
     batch = [(load_example(name)[0], load_example(name)[1]["queries"][0]) for name in ("simple", "multiple")]
     alone = [tiny_llama3.call(query, tools).text for tools, query in batch]
     s = tiny_llama3.settings
-    sessions = [engine.open(prepare_messages(q, t, None, LLAMA3), t, s, query=q) for t, q in batch]
-    done = {}
-    while engine.active:
-        for session, error in engine.step():
-            assert error is None, error
-            done[id(session)] = engine.result(session).text
-    assert [done[id(x)] for x in sessions] == alone
+    assert batch_texts(tiny_llama3, batch, s) == alone
 
 
 def test_a_llama3_conversation_renders_its_call_and_the_result(tiny_llama3):

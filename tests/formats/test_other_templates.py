@@ -141,6 +141,17 @@ def test_a_ministral3_answer_parses_streams_and_renders_as_the_model_writes_it()
 
 
 @pytest.mark.nomodel
+def test_a_ministral3_thought_goes_back_into_the_history():
+    fmt = get_format(MINISTRAL3)
+    text = '[TOOL_CALLS]get_weather[ARGS]{"location": "Paris"}'
+    turn = fmt.answer_turn(CallResult(calls=fmt.parse(text), text=text, finish_reason="stop", reasoning="Paris, so metric."))
+    messages = prepare_messages("Weather in Paris?", WEATHER, None, MINISTRAL3) + [turn, {"role": "tool", "content": "18C"}]
+    rendered = ChatTemplate(MINISTRAL_TEMPLATE.read_text()).render(fmt.template_messages(messages),
+                                                                   tools=template_tools(WEATHER, MINISTRAL3))
+    assert "[THINK]Paris, so metric.[/THINK]" + text in rendered
+
+
+@pytest.mark.nomodel
 @pytest.mark.parametrize("options", [CallOptions(tool_format=MINISTRAL3), CallOptions(no_call="text", tool_format=MINISTRAL3),
                                      CallOptions(min_calls=2, max_calls=3, tool_format=MINISTRAL3),
                                      CallOptions(max_calls=0, no_call="text", tool_format=MINISTRAL3)])
