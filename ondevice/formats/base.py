@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 from ..grammar.calls import CallOptions, Markers
 from ..schema.tools import Tool
-from .blocks import ToolCall
+from .blocks import ToolCall, typed_calls
 from .result import CallResult
 
 Message = dict[str, Any]  # one chat message: role, content, and (native) tool_calls
@@ -190,3 +190,22 @@ class TemplateFormat(ToolFormat):
 
     def reply_content(self, text: str) -> str:
         return "" if self.starts_calls(text) else text.strip()
+
+
+class ConsecutiveCallsFormat(TemplateFormat):
+    """A template format whose calls stand one after another from the answer's start (`stream_head`),
+    nothing around or between them (Ministral 3's, FunctionGemma's): a cut answer keeps its complete
+    calls; a whole answer is its calls to the last character; any other text is a plain reply."""
+
+    def close_text(self, text: str, keep: Optional[int] = None) -> str:
+        calls = self.complete_calls(text)[:keep]
+        return text[:calls[-1][1]] if calls else ""
+
+    def parse(self, text: str) -> Optional[list[ToolCall]]:
+        body = text.strip()
+        if not body.startswith(self.stream_head):
+            return []  # a plain reply
+        found = self.complete_calls(body)
+        if not found or found[-1][1] != len(body):
+            return None
+        return typed_calls([value for value, _ in found])

@@ -22,8 +22,8 @@ from llguidance import LLMatcher
 from ..grammar.calls import CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import FUNCTIONGEMMA
-from .base import Message, TemplateFormat, takes_tools
-from .blocks import ToolCall, json_text, message_call
+from .base import ConsecutiveCallsFormat, Message, takes_tools
+from .blocks import json_text, message_call
 from .literals import LiteralCompiler, Spelling, Unsatisfiable, dictsort
 from .stream import WholeCallReader
 
@@ -121,7 +121,7 @@ def _search(pattern: Any) -> str:
     return ("" if start else "(?s:.*)") + f"(?:{core})" + ("" if end else "(?s:.*)")
 
 
-class FunctionGemmaFormat(TemplateFormat):
+class FunctionGemmaFormat(ConsecutiveCallsFormat):
     name = FUNCTIONGEMMA
     summary = "the model's own chat template, each call <start_function_call>call:name{k:<escape>v<escape>} (FunctionGemma)"
     tags = (_OPEN, _CLOSE)
@@ -173,18 +173,6 @@ class FunctionGemmaFormat(TemplateFormat):
             calls.append(({"name": head.group(1), "arguments": arguments}, i))
         return calls
 
-    def close_text(self, text: str, keep: Optional[int] = None) -> str:
-        calls = self.complete_calls(text)[:keep]
-        return text[:calls[-1][1]] if calls else ""
-
-    def parse(self, text: str) -> Optional[list[ToolCall]]:
-        body = text.strip()
-        if not body.startswith(_OPEN):
-            return []  # a plain reply
-        found = self.complete_calls(body)
-        if not found or found[-1][1] != len(body):
-            return None
-        return [ToolCall(value["name"], value["arguments"]) for value, _ in found]
 
     def template_messages(self, messages: list[Message]) -> list[Message]:
         # The template writes a result as response:NAME{...} and raises without the name: each tool

@@ -17,8 +17,7 @@ from typing import Any, Optional, Sequence
 from ..grammar.calls import JSON_LAYOUT, CallOptions, answer_rules, calls_rule
 from ..schema.tools import Tool
 from ..settings import MINISTRAL3
-from .base import Message, TemplateFormat, takes_tools
-from .blocks import ToolCall, typed_calls
+from .base import ConsecutiveCallsFormat, Message, takes_tools
 from .stream import CallStart, Event, ToolCallReader
 
 _TAG, _ARGS = "[TOOL_CALLS]", "[ARGS]"
@@ -55,7 +54,7 @@ class Ministral3Reader(ToolCallReader):
             self._state = "between"
 
 
-class Ministral3Format(TemplateFormat):
+class Ministral3Format(ConsecutiveCallsFormat):
     name = MINISTRAL3
     summary = "the model's own chat template, each call [TOOL_CALLS]name[ARGS]{...} (Ministral 3)"
     # [ARGS] stands where other formats have a closing tag: the second marker, between a call's name
@@ -117,15 +116,3 @@ class Ministral3Format(TemplateFormat):
             i = end
         return calls
 
-    def close_text(self, text: str, keep: Optional[int] = None) -> str:
-        calls = self.complete_calls(text)[:keep]
-        return text[:calls[-1][1]] if calls else ""
-
-    def parse(self, text: str) -> Optional[list[ToolCall]]:
-        body = text.strip()
-        if not body.startswith(_TAG):
-            return []  # a plain reply
-        found = self.complete_calls(body)
-        if not found or found[-1][1] != len(body):
-            return None
-        return typed_calls([value for value, _ in found])
